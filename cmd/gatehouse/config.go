@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration: flags, each with an environment variable; flags win.
+type Config struct {
+	DB          string
+	Addr        string
+	BaseURL     *url.URL
+	SessionIdle time.Duration
+	SessionMax  time.Duration
+	LogFormat   string // "text", "json" or "" (text on a terminal, else json)
+	Location    *time.Location
+	KeyFile     string
+}
+
+// settings holds the raw strings until validation, so a bad value is reported by name.
+type settings struct {
+	db, addr, baseURL, idle, max, logFormat, timezone, keyFile string
+}
+
+type setting struct {
+	flag, env, def, help string
+	dst                  *string
+}
+
+func (s *settings) table() []setting {
+	return []setting{
+		{"db", "GATEHOUSE_DB", "gatehouse.db", "SQLite database file", &s.db},
+		{"addr", "GATEHOUSE_ADDR", "127.0.0.1:8080", "address to listen on", &s.addr},
+		{"base-url", "GATEHOUSE_BASE_URL", "http://localhost:8080", "public URL of the portal; https turns on Secure cookies and HSTS", &s.baseURL},
+		{"session-idle", "GATEHOUSE_SESSION_IDLE", "1h", "sign out after this long without activity", &s.idle},
+		{"session-max", "GATEHOUSE_SESSION_MAX", "24h", "sign out this long after sign-in whatever the activity (accepts d for days)", &s.max},
+		{"log-format", "GATEHOUSE_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", &s.logFormat},
+		{"timezone", "GATEHOUSE_TIMEZONE", "", "IANA zone for times shown and entered (default: the machine's zone)", &s.timezone},
+		{"key-file", "GATEHOUSE_KEY_FILE", "", "key that encrypts TOTP secrets (default: <db>.key)", &s.keyFile},
+	}
+}
+
+// addConfigFlags registers every setting on fs, with the environment as the default.
+func addConfigFlags(fs *flag.FlagSet, getenv func(string) string) *settings {
+	s := &settings{}
+	for _, st := range s.table() {
+		def := st.def
+		if v := getenv(st.env); v != "" {
+			def = v
+		}
+		fs.StringVar(st.dst, st.flag, def, fmt.Sprintf("%s (env %s)", st.help, st.env))
+	}
+	return s
+}
+
+func settingName(flagName string) string {
+	for _, st := range (&settings{}).table() {
+		if st.flag == flagName {
+			return "--" + st.flag + " (" + st.env + ")"
+		}
+	}
+	return "--" + flagName
+}
+
+func invalid(flagName, value, why string) error {
+	return fmt.Errorf("invalid %s %q: %s", settingName(flagName), value, why)
+}
+
+// config validates every setting, returning the first problem in one line.
+func (s *settings) config() (Config, error) {
+	c := Config{DB: s.db, Addr: s.addr, KeyFile: s.keyFile}
+	if strings.TrimSpace(c.DB) == "" {
+		return c, invalid("db", s.db, "must not be empty")
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = c.DB + ".key"
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, invalid("addr", s.addr, "want host:port, for example 127.0.0.1:8080")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return c, invalid("addr", s.addr, "the port must be a number from 0 to 65535")
+	}
+	u, err := url.Parse(s.baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return c, invalid("base-url", s.baseURL, "want an http or https URL with a host and no path, for example https://portal.example.com")
+	}
+	u.Path = ""
+	c.BaseURL = u
+	if c.SessionIdle, err = parseDuration(s.idle); err != nil {
+		return c, invalid("session-idle", s.idle, err.Error())
+	}
+	if c.SessionMax, err = parseDuration(s.max); err != nil {
+		return c, invalid("session-max", s.max, err.Error())
+	}
+	if c.SessionIdle > c.SessionMax {
+		return c, invalid("session-idle", s.idle, "must not be longer than --session-max ("+s.max+")")
+	}
+	switch s.logFormat {
+	case "", "text", "json":
+		c.LogFormat = s.logFormat
+	default:
+		return c, invalid("log-format", s.logFormat, "want text or json")
+	}
+	c.Location = time.Local
+	if s.timezone != "" {
+		if c.Location, err = time.LoadLocation(s.timezone); err != nil {
+			return c, invalid("timezone", s.timezone, "not a known IANA time zone such as Europe/Berlin")
+		}
+	}
+	return c, nil
+}
+
+var dayUnit = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)
+
+// parseDuration is time.ParseDuration plus a "d" unit of 24 hours; it must be positive.
+func parseDuration(s string) (time.Duration, error) {
+	var bad error
+	expanded := dayUnit.ReplaceAllStringFunc(s, func(m string) string {
+		days, err := strconv.ParseFloat(strings.TrimSuffix(m, "d"), 64)
+		if err != nil {
+			bad = err
+		}
+		return strconv.FormatFloat(days*24, 'f', -1, 64) + "h"
+	})
+	if bad != nil {
+		return 0, errors.New("want a duration such as 30m, 12h or 7d")
+	}
+	d, err := time.ParseDuration(expanded)
+	if err != nil {
+		return 0, errors.New("want a duration such as 30m, 12h or 7d")
+	}
+	if d <= 0 {
+		return 0, errors.New("must be longer than zero")
+	}
+	return d, nil
+}

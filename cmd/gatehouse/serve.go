@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+	"gatehouse/handlers"
+)
+
+func schemaVersion() int { return db.SchemaVersion() }
+
+func cmdServe(e env, args []string) error {
+	fs := newFlags("serve")
+	s := addConfigFlags(fs, e.getenv)
+	if _, err := parse(e, fs, args, "migrate the database, then serve the portal", 0); err != nil {
+		return err
+	}
+	cfg, err := s.config()
+	if err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, cfg.LogFormat)
+	ctx := e.ctx
+
+	store, err := db.Open(ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
+	}
+	defer store.Close()
+	keys, err := openKeys(ctx, store, cfg.KeyFile, true)
+	if err != nil {
+		return err
+	}
+	if keys.PermsTooOpen() {
+		log.Warn("key file is readable by other users; run chmod 600 on it", "key_file", cfg.KeyFile)
+	}
+
+	// Bind before announcing anything, so an address in use fails start-up clearly.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (--addr): %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	if err := announceSetup(ctx, e, store, cfg); err != nil {
+		return err
+	}
+
+	app := handlers.New(handlers.Config{
+		BaseURL:     cfg.BaseURL,
+		SessionIdle: cfg.SessionIdle,
+		SessionMax:  cfg.SessionMax,
+		Location:    cfg.Location,
+	}, handlers.Deps{
+		DB:     store,
+		Log:    log,
+		Hasher: auth.NewHasher(auth.DefaultParams, runtime.NumCPU()),
+		Keys:   keys,
+		Now:    time.Now,
+	})
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	hkCtx, stopHK := context.WithCancel(ctx)
+	defer stopHK()
+	go housekeeping(hkCtx, store, log, cfg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String(), "db", cfg.DB,
+		"version", version, "schema", db.SchemaVersion())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// announceSetup prints the one-time first-admin link while no user exists. A new token is
+// made at every start, so a link seen in an old log is useless.
+func announceSetup(ctx context.Context, e env, store *db.DB, cfg Config) error {
+	n, err := store.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return store.ClearSetupToken(ctx)
+	}
+	token := auth.NewToken()
+	if err := store.SetSetupToken(ctx, auth.HashToken(token), time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "No users yet. Create the first administrator at:\n\n    %s/setup?token=%s\n\n"+
+		"The link works once, and only until this server stops.\n", cfg.BaseURL.String(), token)
+	return nil
+}
+
+// openKeys loads the key file and proves it is the one the database's secrets were sealed
+// with. When create is set (serve) and neither a key nor anything sealed exists yet, it
+// makes the key. A missing or wrong key is always refused: starting without it would
+// make every enrolled user's second factor unusable. Without create (check), a key that
+// serve would create is reported as nil, nil.
+func openKeys(ctx context.Context, store *db.DB, path string, create bool) (*auth.Keyring, error) {
+	canary, err := store.KeyCanary(ctx)
+	hasCanary := err == nil
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	keys, err := auth.LoadKey(path)
+	switch {
+	case errors.Is(err, auth.ErrKeyMissing):
+		sealed, serr := store.HasSealedData(ctx)
+		if serr != nil {
+			return nil, serr
+		}
+		if hasCanary || sealed {
+			return nil, fmt.Errorf("key file %s (--key-file) is missing; restore it from the backup next to the database backup", path)
+		}
+		if !create {
+			return nil, nil // serve will create it
+		}
+		if keys, err = auth.CreateKey(path); err != nil {
+			return nil, fmt.Errorf("cannot create key file %s (--key-file): %w", path, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("key file %s (--key-file) is unusable: %w", path, err)
+	}
+	if hasCanary {
+		if err := keys.CheckCanary(canary); err != nil {
+			return nil, fmt.Errorf("key file %s (--key-file) is not the key this database was set up with", path)
+		}
+		return keys, nil
+	}
+	if !create {
+		return keys, nil
+	}
+	c, err := keys.NewCanary()
+	if err != nil {
+		return nil, err
+	}
+	if err := store.SetKeyCanary(ctx, c); err != nil && !errors.Is(err, db.ErrDuplicate) {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// housekeeping purges expired sessions and stale throttle entries now and then.
+func housekeeping(ctx context.Context, store *db.DB, log *slog.Logger, cfg Config) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		n, err := store.PurgeExpiredSessions(ctx, now.Add(-cfg.SessionIdle), now.Add(-cfg.SessionMax), now.Add(-10*time.Minute))
+		if err != nil && ctx.Err() == nil {
+			log.Error("purging sessions failed", "err", err)
+		} else if n > 0 {
+			log.Info("expired sessions purged", "count", n)
+		}
+		if _, err := store.PurgeThrottle(ctx, now); err != nil && ctx.Err() == nil {
+			log.Error("purging throttle failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

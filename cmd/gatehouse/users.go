@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+)
+
+// cliEvent is the audit record of a command-line action: the actor is the operator at the
+// machine, who has no account.
+func cliEvent(kind, subject string) db.Event {
+	return db.Event{At: time.Now(), Actor: "cli", Kind: kind, Subject: subject, ClientAddr: "local", Outcome: db.Success}
+}
+
+// openStore validates the settings and opens the store. Commands
+// that change data use db.Open (creating and migrating, like serve); the others open only
+// an existing file.
+func openStore(ctx context.Context, s *settings, existing bool) (*db.DB, Config, error) {
+	cfg, err := s.config()
+	if err != nil {
+		return nil, cfg, err
+	}
+	var store *db.DB
+	if existing {
+		store, err = db.OpenExisting(ctx, cfg.DB)
+	} else {
+		store, err = db.Open(ctx, cfg.DB)
+	}
+	if err != nil {
+		return nil, cfg, fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
+	}
+	return store, cfg, nil
+}
+
+// readPassword reads one line from r and strips only its line ending: spaces and every
+// other character are part of the password.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 64<<10)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return line, nil
+}
+
+func hashNewPassword(ctx context.Context, password, username string) (string, error) {
+	var pe *auth.PolicyError
+	if err := auth.CheckPassword(password, username); errors.As(err, &pe) {
+		return "", fmt.Errorf("password refused: %s", pe.Reason)
+	} else if err != nil {
+		return "", err
+	}
+	return auth.NewHasher(auth.DefaultParams, 1).Hash(ctx, password)
+}
+
+func validUsername(u string) error {
+	if u == "" {
+		return usageError{"--username is required"}
+	}
+	if len([]rune(u)) > 64 {
+		return errors.New("username too long: use at most 64 characters")
+	}
+	for _, r := range u {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_' || r == '@') {
+			return fmt.Errorf("username %q: use letters, digits, and . - _ @ only", u)
+		}
+	}
+	return nil
+}
+
+func cmdUserAdd(e env, args []string) error {
+	fs := newFlags("user add")
+	s := addConfigFlags(fs, e.getenv)
+	username := fs.String("username", "", "the new user's sign-in name")
+	role := fs.String("role", db.RoleStaff, "staff, publisher or admin")
+	display := fs.String("display-name", "", "the name shown in the portal")
+	stdin := fs.Bool("password-stdin", false, "read the password, one line, from standard input")
+	if _, err := parse(e, fs, args, "create a user", 0); err != nil {
+		return err
+	}
+	if err := validUsername(*username); err != nil {
+		return err
+	}
+	if !db.ValidRole(*role) {
+		return usageError{fmt.Sprintf("--role %q: want staff, publisher or admin", *role)}
+	}
+	if !*stdin {
+		return usageError{"--password-stdin is required: pipe the password in, for example from a password manager"}
+	}
+	password, err := readPassword(e.stdin)
+	if err != nil {
+		return err
+	}
+	hash, err := hashNewPassword(e.ctx, password, *username)
+	if err != nil {
+		return err
+	}
+	store, _, err := openStore(e.ctx, s, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ev := cliEvent("user.created", *username)
+	ev.Detail = "role " + *role
+	u, err := store.CreateUser(e.ctx, db.NewUser{Username: *username, DisplayName: strings.TrimSpace(*display),
+		Role: *role, PasswordHash: hash}, ev)
+	if errors.Is(err, db.ErrDuplicate) {
+		return fmt.Errorf("user %q already exists", *username)
+	}
+	if err != nil {
+		return err
+	}
+	// The first-run link is pointless once an account exists.
+	if err := store.ClearSetupToken(e.ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "created user %s (%s)\n", u.Username, u.Role)
+	return nil
+}
+
+func cmdUserList(e env, args []string) error {
+	fs := newFlags("user list")
+	s := addConfigFlags(fs, e.getenv)
+	if _, err := parse(e, fs, args, "list users", 0); err != nil {
+		return err
+	}
+	store, cfg, err := openStore(e.ctx, s, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	users, err := store.ListUsers(e.ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tROLE\tMFA\tSTATUS\tLAST SIGN-IN\tDISPLAY NAME")
+	for _, u := range users {
+		mfa, status, last := "off", "active", "never"
+		if u.HasMFA {
+			mfa = "on"
+		}
+		if u.Disabled {
+			status = "disabled"
+		}
+		if !u.LastLoginAt.IsZero() {
+			last = u.LastLoginAt.In(cfg.Location).Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, mfa, status, last, u.DisplayName)
+	}
+	return tw.Flush()
+}
+
+// userCommand is the shape of the commands that act on one named user.
+func userCommand(e env, args []string, name, summary string, extra func(fs flagSet) func() error,
+	act func(store *db.DB, u db.User) (string, error)) error {
+	fs := newFlags(name)
+	s := addConfigFlags(fs, e.getenv)
+	var pre func() error
+	if extra != nil {
+		pre = extra(fs)
+	}
+	rest, err := parse(e, fs, args, summary, 1)
+	if err != nil {
+		return err
+	}
+	if pre != nil {
+		if err := pre(); err != nil {
+			return err
+		}
+	}
+	store, _, err := openStore(e.ctx, s, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	u, err := store.UserByUsername(e.ctx, rest[0])
+	if errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("no user %q", rest[0])
+	}
+	if err != nil {
+		return err
+	}
+	msg, err := act(store, u)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, msg)
+	return nil
+}
+
+func cmdUserDisable(e env, args []string) error {
+	return userCommand(e, args, "user disable", "disable U and end their sessions", nil, func(store *db.DB, u db.User) (string, error) {
+		n, err := store.SetDisabled(e.ctx, u.ID, true, cliEvent("user.disabled", u.Username))
+		return fmt.Sprintf("disabled %s; %d sessions ended", u.Username, n), err
+	})
+}
+
+func cmdUserEnable(e env, args []string) error {
+	return userCommand(e, args, "user enable", "enable U", nil, func(store *db.DB, u db.User) (string, error) {
+		_, err := store.SetDisabled(e.ctx, u.ID, false, cliEvent("user.enabled", u.Username))
+		return "enabled " + u.Username, err
+	})
+}
+
+func cmdUserSetPassword(e env, args []string) error {
+	var fromStdin *bool
+	var password string
+	return userCommand(e, args, "user set-password", "set U's password (final, not temporary)",
+		func(fs flagSet) func() error {
+			fromStdin = fs.Bool("password-stdin", false, "read the password, one line, from standard input")
+			return func() error {
+				if !*fromStdin {
+					return usageError{"--password-stdin is required"}
+				}
+				var err error
+				password, err = readPassword(e.stdin)
+				return err
+			}
+		},
+		func(store *db.DB, u db.User) (string, error) {
+			hash, err := hashNewPassword(e.ctx, password, u.Username)
+			if err != nil {
+				return "", err
+			}
+			ev := cliEvent("user.password_set", u.Username)
+			ev.Detail = "all sessions ended"
+			if err := store.SetPassword(e.ctx, u.ID, hash, false, -1, ev); err != nil {
+				return "", err
+			}
+			return "password set for " + u.Username + "; their sessions ended", nil
+		})
+}
+
+func cmdUserResetMFA(e env, args []string) error {
+	return userCommand(e, args, "user reset-mfa", "remove U's second factor and recovery codes", nil, func(store *db.DB, u db.User) (string, error) {
+		had, err := store.ResetMFA(e.ctx, u.ID, cliEvent("mfa.reset", u.Username))
+		if err != nil {
+			return "", err
+		}
+		if !had {
+			return u.Username + " had no second factor; recovery codes and sessions cleared", nil
+		}
+		return "second factor removed for " + u.Username + "; they enroll again at next sign-in", nil
+	})
+}
+
+func cmdUserUnlock(e env, args []string) error {
+	return userCommand(e, args, "user unlock", "clear U's sign-in throttle", nil, func(store *db.DB, u db.User) (string, error) {
+		had, err := store.ClearThrottle(e.ctx, strings.ToLower(u.Username), cliEvent("user.unlocked", u.Username))
+		if err != nil {
+			return "", err
+		}
+		if !had {
+			return u.Username + " was not throttled", nil
+		}
+		return "unlocked " + u.Username, nil
+	})
+}
+
+func cmdSessionsRevoke(e env, args []string) error {
+	fs := newFlags("sessions revoke")
+	s := addConfigFlags(fs, e.getenv)
+	username := fs.String("user", "", "end every session of this user")
+	all := fs.Bool("all", false, "end every session of every user")
+	if _, err := parse(e, fs, args, "end sessions; accounts, passwords and MFA are untouched", 0); err != nil {
+		return err
+	}
+	if (*username == "") == !*all {
+		return usageError{"give exactly one of --user U or --all"}
+	}
+	store, _, err := openStore(e.ctx, s, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if *all {
+		n, err := store.RevokeAllSessions(e.ctx, cliEvent("sessions.revoked_all", "everyone"))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "ended %d sessions; accounts, passwords and MFA are untouched\n", n)
+		return nil
+	}
+	u, err := store.UserByUsername(e.ctx, *username)
+	if errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("no user %q", *username)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := store.RevokeSessions(e.ctx, u.ID, 0, cliEvent("sessions.revoked", u.Username))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "ended %d sessions of %s\n", n, u.Username)
+	return nil
+}

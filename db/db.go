@@ -1,0 +1,329 @@
+// Package db is Gatehouse's SQLite store: one writer connection, a pool of read-only
+// readers, and embedded migrations applied in order.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+var (
+	ErrNotFound  = errors.New("db: not found")
+	ErrDuplicate = errors.New("db: already exists")
+	// ErrTooNew means the file was migrated by a newer Gatehouse; running an older binary
+	// against it could misread data, so it is refused.
+	ErrTooNew = errors.New("db: database schema is newer than this binary")
+	// ErrNotInitialised means the file exists but holds no Gatehouse schema.
+	ErrNotInitialised = errors.New("db: not a Gatehouse database (no schema)")
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// TimeFormat is how every time is stored: UTC, fixed width, so strings sort as times.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime renders t for storage.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// ParseTime reads a stored time.
+func ParseTime(s string) (time.Time, error) { return time.Parse(TimeFormat, s) }
+
+func mustTime(s string) time.Time {
+	t, err := ParseTime(s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// DB is the store. Reads go to read, writes (and read-then-write) through tx on write.
+type DB struct {
+	write *sql.DB
+	read  *sql.DB
+	path  string
+}
+
+// Path is the database file the store was opened on.
+func (d *DB) Path() string { return d.path }
+
+// Open opens or creates the database at path and applies pending migrations. It is what
+// serve and the commands that change data use.
+func Open(ctx context.Context, path string) (*DB, error) {
+	d, err := open(path, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenExisting opens a database that must already exist and be at exactly this binary's
+// schema version; it never creates or migrates, so inspecting a file cannot change it.
+func OpenExisting(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	d, err := open(path, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.checkVersion(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func open(path string, create bool) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("db: no database path")
+	}
+	// Per-connection pragmas live in the DSN so every pooled connection gets them.
+	// synchronous(FULL): writes are rare and a power cut must not lose one we confirmed.
+	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	mode := "rw"
+	if create {
+		mode = "rwc"
+	}
+	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=" + mode + "&" + common
+	w, err := sql.Open("sqlite", name+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1) // writes queue in Go instead of failing with SQLITE_BUSY
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", name+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	n := max(4, runtime.NumCPU())
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	d := &DB{write: w, read: r, path: path}
+	// Touch the writer now so a missing directory or unreadable file fails here, clearly.
+	if err := w.PingContext(context.Background()); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// Close closes both pools.
+func (d *DB) Close() error {
+	return errors.Join(d.read.Close(), d.write.Close())
+}
+
+// Ping reports whether the database answers a read; it backs /readyz.
+func (d *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := d.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("db: ping: %w", err)
+	}
+	return nil
+}
+
+// tx runs fn in one write transaction (BEGIN IMMEDIATE, from the DSN), committing only if
+// fn returns nil.
+func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("db: commit: %w", err)
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for i, n := range names { // fs.Glob returns names sorted, so files apply in name order
+		base := path.Base(n)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil || v != i+1 {
+			return nil, fmt.Errorf("db: migration %s: file names must be numbered 0001, 0002, … without gaps", base)
+		}
+		body, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(body)})
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the newest migration this binary carries.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at TEXT NOT NULL
+)`
+
+func (d *DB) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		err := d.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, createVersionTable); err != nil {
+				return fmt.Errorf("db: migrate: %w", err)
+			}
+			// Read the version inside the write transaction so two processes starting at
+			// once cannot both apply the same file.
+			current, err := versionOf(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if current > len(ms) {
+				return fmt.Errorf("%w (database at version %d, binary knows %d)", ErrTooNew, current, len(ms))
+			}
+			if current >= m.version {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("db: migration %s: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, FormatTime(time.Now())); err != nil {
+				return fmt.Errorf("db: migration %s: %w", m.name, err)
+			}
+			_, err = tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, m.version))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func versionOf(ctx context.Context, q querier) (int, error) {
+	var v sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("db: schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}
+
+func (d *DB) checkVersion(ctx context.Context) error {
+	var n int
+	err := d.read.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("db: read schema: %w", err)
+	}
+	if n == 0 {
+		return ErrNotInitialised
+	}
+	v, err := versionOf(ctx, d.read)
+	if err != nil {
+		return err
+	}
+	want := SchemaVersion()
+	switch {
+	case v > want:
+		return fmt.Errorf("%w (database at version %d, binary knows %d)", ErrTooNew, v, want)
+	case v < want:
+		return fmt.Errorf("db: database at schema version %d needs migrating to %d (serve migrates on start)", v, want)
+	}
+	return nil
+}
+
+// Version reports the database's schema version.
+func (d *DB) Version(ctx context.Context) (int, error) { return versionOf(ctx, d.read) }
+
+// IntegrityCheck runs PRAGMA integrity_check and returns an error unless it says "ok".
+func (d *DB) IntegrityCheck(ctx context.Context) error {
+	rows, err := d.read.QueryContext(ctx, `PRAGMA integrity_check`)
+	if err != nil {
+		return fmt.Errorf("db: integrity check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("db: integrity check: %w", err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("db: integrity check: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("db: integrity check failed: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the live database to dest with VACUUM INTO, which
+// reads one snapshot while serve keeps writing. dest must not exist.
+func (d *DB) Backup(ctx context.Context, dest string) error {
+	if _, err := os.Stat(dest); err == nil {
+		return fmt.Errorf("db: backup: %s already exists", dest)
+	}
+	if _, err := d.write.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		return fmt.Errorf("db: backup to %s: %w", dest, err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func isUniqueViolation(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

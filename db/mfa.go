@@ -1,0 +1,263 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Every statement here that changes a factor or recovery code names the user id it acts
+// for, taken from the caller's session; none touches more than that user's rows.
+
+// Factor is a user's active TOTP factor, its secret still sealed.
+type Factor struct {
+	UserID    int64
+	SecretEnc []byte
+	LastStep  int64
+	CreatedAt time.Time
+}
+
+// FactorOf returns the user's active factor or ErrNotFound.
+func (d *DB) FactorOf(ctx context.Context, userID int64) (Factor, error) {
+	f := Factor{UserID: userID}
+	var created string
+	err := d.read.QueryRowContext(ctx, `SELECT secret_enc, last_step, created_at FROM mfa_factors WHERE user_id = ?`,
+		userID).Scan(&f.SecretEnc, &f.LastStep, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Factor{}, ErrNotFound
+	}
+	if err != nil {
+		return Factor{}, fmt.Errorf("db: factor of %d: %w", userID, err)
+	}
+	f.CreatedAt = mustTime(created)
+	return f, nil
+}
+
+// ClaimTOTPStep records that a code of time step was accepted for userID. It is a
+// compare-and-set: it succeeds only if no code of this or a later step was accepted
+// before, so a code is never accepted twice, even by two racing requests.
+func (d *DB) ClaimTOTPStep(ctx context.Context, userID, step int64) (bool, error) {
+	var ok bool
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE mfa_factors SET last_step = ? WHERE user_id = ? AND last_step < ?`,
+			step, userID, step)
+		if err != nil {
+			return fmt.Errorf("db: claim step for %d: %w", userID, err)
+		}
+		n, _ := res.RowsAffected()
+		ok = n == 1
+		return nil
+	})
+	return ok, err
+}
+
+// Pending is an enrollment started but not confirmed.
+type Pending struct {
+	UserID    int64
+	SessionID int64
+	SecretEnc []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// PendingOf returns the user's unexpired enrollment started from sessionID.
+func (d *DB) PendingOf(ctx context.Context, userID, sessionID int64, now time.Time) (Pending, error) {
+	p := Pending{UserID: userID, SessionID: sessionID}
+	var created, expires string
+	err := d.read.QueryRowContext(ctx, `SELECT secret_enc, created_at, expires_at FROM mfa_pending
+		WHERE user_id = ? AND session_id = ? AND expires_at > ?`, userID, sessionID, FormatTime(now)).
+		Scan(&p.SecretEnc, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Pending{}, ErrNotFound
+	}
+	if err != nil {
+		return Pending{}, fmt.Errorf("db: pending enrollment of %d: %w", userID, err)
+	}
+	p.CreatedAt, p.ExpiresAt = mustTime(created), mustTime(expires)
+	return p, nil
+}
+
+// StartEnrollment stores a new pending secret for userID from sessionID, replacing any
+// earlier pending one of that user (a factor already active stays active until confirmed).
+func (d *DB) StartEnrollment(ctx context.Context, p Pending) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO mfa_pending (user_id, session_id, secret_enc, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET session_id = excluded.session_id,
+			secret_enc = excluded.secret_enc, created_at = excluded.created_at, expires_at = excluded.expires_at`,
+			p.UserID, p.SessionID, p.SecretEnc, FormatTime(p.CreatedAt), FormatTime(p.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("db: start enrollment for %d: %w", p.UserID, err)
+		}
+		return nil
+	})
+}
+
+// ErrPendingChanged means the pending secret was replaced or expired between showing it and
+// confirming it; the user must confirm the secret now shown.
+var ErrPendingChanged = errors.New("db: enrollment changed or expired")
+
+// ActivateFactor turns the user's pending secret into the active factor, with step as the
+// already-used time step (so the confirming code cannot sign in again) and a fresh set of
+// recovery codes. secretEnc must equal the pending row, so a confirmation made against a
+// secret that another tab has since replaced fails instead of activating the wrong one.
+// Other sessions of the user end, since the account's factor changed.
+func (d *DB) ActivateFactor(ctx context.Context, userID, sessionID int64, secretEnc []byte, step int64, codeHashes []string, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_pending WHERE user_id = ? AND session_id = ?
+			AND secret_enc = ? AND expires_at > ?`, userID, sessionID, secretEnc, FormatTime(ev.At))
+		if err != nil {
+			return fmt.Errorf("db: activate factor for %d: %w", userID, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrPendingChanged
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO mfa_factors (user_id, secret_enc, last_step, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET secret_enc = excluded.secret_enc,
+			last_step = excluded.last_step, created_at = excluded.created_at`,
+			userID, secretEnc, step, FormatTime(ev.At))
+		if err != nil {
+			return fmt.Errorf("db: activate factor for %d: %w", userID, err)
+		}
+		if err := replaceRecoveryCodes(ctx, tx, userID, codeHashes); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, sessionID); err != nil {
+			return fmt.Errorf("db: end other sessions of %d: %w", userID, err)
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+func replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID int64, hashes []string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
+	}
+	for _, h := range hashes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)`, userID, h); err != nil {
+			return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
+		}
+	}
+	return nil
+}
+
+// ReplaceRecoveryCodes makes a new set for a user who has a factor; the old set dies.
+func (d *DB) ReplaceRecoveryCodes(ctx context.Context, userID int64, hashes []string, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mfa_factors WHERE user_id = ?`, userID).Scan(&n); err != nil {
+			return fmt.Errorf("db: recovery codes of %d: %w", userID, err)
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		if err := replaceRecoveryCodes(ctx, tx, userID, hashes); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// RecoveryCode is one stored (hashed) recovery code.
+type RecoveryCode struct {
+	ID   int64
+	Hash string
+}
+
+// UnusedRecoveryCodes returns the user's codes that are still valid.
+func (d *DB) UnusedRecoveryCodes(ctx context.Context, userID int64) ([]RecoveryCode, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL
+		ORDER BY id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
+	}
+	defer rows.Close()
+	var cs []RecoveryCode
+	for rows.Next() {
+		var c RecoveryCode
+		if err := rows.Scan(&c.ID, &c.Hash); err != nil {
+			return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
+		}
+		cs = append(cs, c)
+	}
+	return cs, rows.Err()
+}
+
+// UseRecoveryCode marks a code used; it fails (false) if the code was already used, so two
+// racing requests cannot both spend it.
+func (d *DB) UseRecoveryCode(ctx context.Context, userID, codeID int64, now time.Time) (bool, error) {
+	var ok bool
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE recovery_codes SET used_at = ? WHERE id = ? AND user_id = ? AND used_at IS NULL`,
+			FormatTime(now), codeID, userID)
+		if err != nil {
+			return fmt.Errorf("db: use recovery code of %d: %w", userID, err)
+		}
+		n, _ := res.RowsAffected()
+		ok = n == 1
+		return nil
+	})
+	return ok, err
+}
+
+// ResetMFA removes the user's factor, pending enrollment and recovery codes, and ends the
+// user's sessions, in one transaction with its audit row.
+func (d *DB) ResetMFA(ctx context.Context, userID int64, ev Event) (hadFactor bool, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_factors WHERE user_id = ?`, userID)
+		if err != nil {
+			return fmt.Errorf("db: reset mfa of %d: %w", userID, err)
+		}
+		n, _ := res.RowsAffected()
+		hadFactor = n > 0
+		for _, q := range []string{
+			`DELETE FROM mfa_pending WHERE user_id = ?`,
+			`DELETE FROM recovery_codes WHERE user_id = ?`,
+			`DELETE FROM sessions WHERE user_id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+				return fmt.Errorf("db: reset mfa of %d: %w", userID, err)
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return hadFactor, err
+}
+
+// KeyCanary returns the stored canary, or ErrNotFound on a database that has none yet.
+func (d *DB) KeyCanary(ctx context.Context) ([]byte, error) {
+	var c []byte
+	err := d.read.QueryRowContext(ctx, `SELECT value FROM key_canary WHERE id = 1`).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: key canary: %w", err)
+	}
+	return c, nil
+}
+
+// SetKeyCanary stores the canary once; an existing one is kept (ErrDuplicate).
+func (d *DB) SetKeyCanary(ctx context.Context, c []byte) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO key_canary (id, value) VALUES (1, ?)`, c)
+		if isUniqueViolation(err) {
+			return ErrDuplicate
+		}
+		if err != nil {
+			return fmt.Errorf("db: key canary: %w", err)
+		}
+		return nil
+	})
+}
+
+// HasSealedData reports whether anything encrypted with the key file is stored.
+func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
+	var n int
+	err := d.read.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM mfa_factors) + (SELECT COUNT(*) FROM mfa_pending)`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("db: sealed data: %w", err)
+	}
+	return n > 0, nil
+}

@@ -1,0 +1,239 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session stages: a partial session after the password step, and a full one.
+const (
+	StageMFA  = "mfa"
+	StageFull = "full"
+)
+
+// Session is one sign-in. The token itself is never stored, only its SHA-256.
+type Session struct {
+	ID         int64
+	UserID     int64
+	Stage      string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ClientAddr string
+	UserAgent  string
+}
+
+// NewSession is what starting a session records.
+type NewSession struct {
+	TokenHash  []byte
+	UserID     int64
+	Stage      string
+	ClientAddr string
+	UserAgent  string
+}
+
+func insertSession(ctx context.Context, tx *sql.Tx, ns NewSession, now time.Time) (Session, error) {
+	ts := FormatTime(now)
+	res, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, stage, created_at, last_seen_at,
+		client_addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		ns.TokenHash, ns.UserID, ns.Stage, ts, ts, clean(ns.ClientAddr), clean(ns.UserAgent))
+	if err != nil {
+		return Session{}, fmt.Errorf("db: create session for %d: %w", ns.UserID, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Session{}, fmt.Errorf("db: create session for %d: %w", ns.UserID, err)
+	}
+	return Session{ID: id, UserID: ns.UserID, Stage: ns.Stage, CreatedAt: now, LastSeenAt: now,
+		ClientAddr: ns.ClientAddr, UserAgent: ns.UserAgent}, nil
+}
+
+// StartSession records a new session and, in the same transaction, the sign-in event and
+// the user's last sign-in time when the session is full.
+func (d *DB) StartSession(ctx context.Context, ns NewSession, ev Event) (Session, error) {
+	var s Session
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if s, err = insertSession(ctx, tx, ns, ev.At); err != nil {
+			return err
+		}
+		if ns.Stage == StageFull {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`,
+				FormatTime(ev.At), ns.UserID); err != nil {
+				return fmt.Errorf("db: record sign-in of %d: %w", ns.UserID, err)
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return s, err
+}
+
+// PromoteSession replaces a partial session with a new full one under a new token, so the
+// token that was known before the second step is dead after it.
+func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev Event) (Session, error) {
+	var s Session
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, oldID, ns.UserID)
+		if err != nil {
+			return fmt.Errorf("db: end partial session %d: %w", oldID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound // revoked meanwhile: the second step must start over
+		}
+		ns.Stage = StageFull
+		if s, err = insertSession(ctx, tx, ns, ev.At); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`,
+			FormatTime(ev.At), ns.UserID); err != nil {
+			return fmt.Errorf("db: record sign-in of %d: %w", ns.UserID, err)
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return s, err
+}
+
+// SessionByTokenHash returns the session and its user in one read.
+func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User, error) {
+	row := d.read.QueryRowContext(ctx, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
+		s.client_addr, s.user_agent, `+userColumns+`
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash)
+	var s Session
+	var created, seen string
+	var u User
+	var uCreated, uLast string
+	err := row.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent,
+		&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
+		&u.Disabled, &uCreated, &uLast, &u.HasMFA)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, User{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("db: session lookup: %w", err)
+	}
+	s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
+	u.CreatedAt = mustTime(uCreated)
+	if uLast != "" {
+		u.LastLoginAt = mustTime(uLast)
+	}
+	return s, u, nil
+}
+
+// TouchSession records activity. Callers throttle it so page views are not writes.
+func (d *DB) TouchSession(ctx context.Context, id int64, now time.Time) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, FormatTime(now), id); err != nil {
+			return fmt.Errorf("db: touch session %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// ListSessions returns one user's sessions, newest first.
+func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
+		FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
+	}
+	defer rows.Close()
+	var ss []Session
+	for rows.Next() {
+		var s Session
+		var created, seen string
+		if err := rows.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent); err != nil {
+			return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
+		}
+		s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
+		ss = append(ss, s)
+	}
+	return ss, rows.Err()
+}
+
+// CountSessions returns how many sessions exist.
+func (d *DB) CountSessions(ctx context.Context) (int, error) {
+	var n int
+	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("db: count sessions: %w", err)
+	}
+	return n, nil
+}
+
+// EndSession deletes one session (logout, expiry). Deleting a missing row is not an error.
+func (d *DB) EndSession(ctx context.Context, id int64) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("db: end session %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// RevokeUserSession ends a session only if it belongs to userID; anyone else's id is
+// ErrNotFound, so ids never let one user act on another's session.
+func (d *DB) RevokeUserSession(ctx context.Context, userID, sessionID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ? AND user_id = ?`, sessionID, userID)
+		if err != nil {
+			return fmt.Errorf("db: revoke session %d: %w", sessionID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// RevokeSessions ends every session of userID except keepID (0 keeps none) and touches no
+// other table but the audit log.
+func (d *DB) RevokeSessions(ctx context.Context, userID, keepID int64, ev Event) (int64, error) {
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepID)
+		if err != nil {
+			return fmt.Errorf("db: revoke sessions of %d: %w", userID, err)
+		}
+		n, _ = res.RowsAffected()
+		if ev.Detail == "" {
+			ev.Detail = fmt.Sprintf("%d sessions ended", n)
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
+}
+
+// RevokeAllSessions signs everyone out. It deletes session rows and nothing else: accounts,
+// passwords, factors and recovery codes stay exactly as they were.
+func (d *DB) RevokeAllSessions(ctx context.Context, ev Event) (int64, error) {
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions`)
+		if err != nil {
+			return fmt.Errorf("db: revoke all sessions: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		if ev.Detail == "" {
+			ev.Detail = fmt.Sprintf("%d sessions ended", n)
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
+}
+
+// PurgeExpiredSessions deletes sessions idle since before idleCutoff, created before
+// maxCutoff, or partial and created before partialCutoff.
+func (d *DB) PurgeExpiredSessions(ctx context.Context, idleCutoff, maxCutoff, partialCutoff time.Time) (int64, error) {
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?
+			OR (stage = 'mfa' AND created_at < ?)`, FormatTime(idleCutoff), FormatTime(maxCutoff), FormatTime(partialCutoff))
+		if err != nil {
+			return fmt.Errorf("db: purge sessions: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,223 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Roles, from least to most privileged.
+const (
+	RoleStaff     = "staff"
+	RolePublisher = "publisher"
+	RoleAdmin     = "admin"
+)
+
+// Roles lists every role in display order.
+var Roles = []string{RoleStaff, RolePublisher, RoleAdmin}
+
+// ValidRole reports whether r is one of Roles.
+func ValidRole(r string) bool {
+	for _, x := range Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// User is an account. PasswordHash is never rendered.
+type User struct {
+	ID                 int64
+	Username           string
+	DisplayName        string
+	Role               string
+	PasswordHash       string
+	MustChangePassword bool
+	Disabled           bool
+	CreatedAt          time.Time
+	LastLoginAt        time.Time // zero when never
+	HasMFA             bool
+}
+
+// Name is what the interface calls the user.
+func (u User) Name() string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return u.Username
+}
+
+// NewUser holds what creating an account needs.
+type NewUser struct {
+	Username           string
+	DisplayName        string
+	Role               string
+	PasswordHash       string
+	MustChangePassword bool
+}
+
+const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
+	u.disabled, u.created_at, COALESCE(u.last_login_at, ''),
+	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id)`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanUser(s scanner) (User, error) {
+	var u User
+	var created, lastLogin string
+	err := s.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
+		&u.Disabled, &created, &lastLogin, &u.HasMFA)
+	if err != nil {
+		return User{}, err
+	}
+	u.CreatedAt = mustTime(created)
+	if lastLogin != "" {
+		u.LastLoginAt = mustTime(lastLogin)
+	}
+	return u, nil
+}
+
+// CreateUser adds an account; a taken username (case-insensitive) is ErrDuplicate.
+func (d *DB) CreateUser(ctx context.Context, nu NewUser, ev Event) (User, error) {
+	var id int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if id, err = insertUser(ctx, tx, nu, ev.At); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return d.UserByID(ctx, id)
+}
+
+func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int64, error) {
+	if !ValidRole(nu.Role) {
+		return 0, fmt.Errorf("db: create user %q: unknown role %q", nu.Username, nu.Role)
+	}
+	ts := FormatTime(now)
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, display_name, role, password_hash,
+		must_change_password, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		nu.Username, nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword), ts, ts)
+	if isUniqueViolation(err) {
+		return 0, ErrDuplicate
+	}
+	if err != nil {
+		return 0, fmt.Errorf("db: create user %q: %w", nu.Username, err)
+	}
+	return res.LastInsertId()
+}
+
+// UserByID returns one user or ErrNotFound.
+func (d *DB) UserByID(ctx context.Context, id int64) (User, error) {
+	u, err := scanUser(d.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("db: user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByUsername looks a user up case-insensitively.
+func (d *DB) UserByUsername(ctx context.Context, username string) (User, error) {
+	u, err := scanUser(d.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username = ?`, username))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("db: user %q: %w", username, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by username.
+func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
+	if err != nil {
+		return nil, fmt.Errorf("db: list users: %w", err)
+	}
+	defer rows.Close()
+	var us []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: list users: %w", err)
+		}
+		us = append(us, u)
+	}
+	return us, rows.Err()
+}
+
+// CountUsers returns how many accounts exist.
+func (d *DB) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("db: count users: %w", err)
+	}
+	return n, nil
+}
+
+// SetDisabled disables or enables a user. Disabling also ends every session of the user in
+// the same transaction, so a disabled account holds no live session for even a moment.
+func (d *DB) SetDisabled(ctx context.Context, userID int64, disabled bool, ev Event) (sessionsEnded int64, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?`,
+			boolInt(disabled), FormatTime(ev.At), userID)
+		if err != nil {
+			return fmt.Errorf("db: set disabled %d: %w", userID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if disabled {
+			res, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+			if err != nil {
+				return fmt.Errorf("db: end sessions of %d: %w", userID, err)
+			}
+			sessionsEnded, _ = res.RowsAffected()
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return sessionsEnded, err
+}
+
+// SetPassword stores a new password hash. When keepSessionID is non-zero every other session
+// of the user ends (a password change signs other devices out); keepSessionID < 0 ends all.
+func (d *DB) SetPassword(ctx context.Context, userID int64, hash string, mustChange bool, keepSessionID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ?
+			WHERE id = ?`, hash, boolInt(mustChange), FormatTime(ev.At), userID)
+		if err != nil {
+			return fmt.Errorf("db: set password %d: %w", userID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if keepSessionID != 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {
+				return fmt.Errorf("db: end sessions of %d: %w", userID, err)
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// UpdatePasswordHash replaces a hash after a sign-in verified the old one with older
+// parameters; it changes nothing else.
+func (d *DB) UpdatePasswordHash(ctx context.Context, userID int64, oldHash, newHash string) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?`,
+			newHash, userID, oldHash)
+		if err != nil {
+			return fmt.Errorf("db: rehash %d: %w", userID, err)
+		}
+		return nil
+	})
+}

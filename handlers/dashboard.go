@@ -1,0 +1,37 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/views"
+)
+
+func (h *Handler) dashboard(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, _ := currentUser(c)
+	ss, err := h.db.ListSessions(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	codes, err := h.db.UnusedRecoveryCodes(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.DashboardPage(h.pageFor(c, "Dashboard"),
+		views.Dashboard{Sessions: len(ss), RecoveryLeft: len(codes)}))
+}
+
+func (h *Handler) healthz(c echo.Context) error {
+	return c.String(http.StatusOK, "ok\n")
+}
+
+// readyz answers 200 only while the database answers a read.
+func (h *Handler) readyz(c echo.Context) error {
+	if err := h.db.Ping(c.Request().Context()); err != nil {
+		h.log.Error("not ready", "err", err, "request_id", requestID(c))
+		return c.String(http.StatusServiceUnavailable, "database unavailable\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}

@@ -1,0 +1,131 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/db"
+	"gatehouse/views"
+)
+
+// userError is a refusal with words meant for the person at the browser. Cause, if any,
+// goes to the log only.
+type userError struct {
+	Status  int
+	Message string
+	Hint    string
+	Cause   error
+}
+
+func (e *userError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%d %s: %v", e.Status, e.Message, e.Cause)
+	}
+	return fmt.Sprintf("%d %s", e.Status, e.Message)
+}
+
+func (e *userError) Unwrap() error { return e.Cause }
+
+var (
+	errForbidden = &userError{Status: http.StatusForbidden,
+		Message: "You do not have permission to open this page.",
+		Hint:    "If you think you should, ask an administrator."}
+	errNotFound = &userError{Status: http.StatusNotFound,
+		Message: "There is nothing here.",
+		Hint:    "The address may be mistyped, or the item was removed or is not meant for you."}
+)
+
+func badRequest(msg string) error {
+	return &userError{Status: http.StatusBadRequest, Message: msg,
+		Hint: "Go back, correct the form and send it again."}
+}
+
+// tooMany is a throttled refusal; it sets Retry-After and says when to try again.
+func tooMany(c echo.Context, wait time.Duration, what string) error {
+	secs := int(wait.Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return &userError{Status: http.StatusTooManyRequests, Message: what,
+		Hint: "Try again in " + humanWait(wait) + "."}
+}
+
+func humanWait(d time.Duration) string {
+	switch {
+	case d <= time.Minute:
+		return "a minute"
+	case d < time.Hour:
+		return strconv.Itoa(int((d+time.Minute-1)/time.Minute)) + " minutes"
+	default:
+		return "an hour"
+	}
+}
+
+// defaultMessages are the plain words for statuses raised outside our handlers (unknown
+// routes, wrong methods, oversized bodies).
+var defaultMessages = map[int][2]string{
+	http.StatusBadRequest:            {"The request could not be understood.", "Go back and try again."},
+	http.StatusForbidden:             {errForbidden.Message, errForbidden.Hint},
+	http.StatusNotFound:              {errNotFound.Message, errNotFound.Hint},
+	http.StatusMethodNotAllowed:      {"This address does not accept that kind of request.", "Use the links and buttons on the pages."},
+	http.StatusRequestEntityTooLarge: {"What you sent is too large.", "Forms here accept at most 1 MiB; shorten the text and try again."},
+	http.StatusTooManyRequests:       {"Too many requests.", "Wait a little and try again."},
+	http.StatusServiceUnavailable:    {"The portal is busy.", "Try again in a few seconds."},
+	http.StatusInternalServerError:   {"Something went wrong on our side.", "Nothing you did caused this. Try again; if it keeps happening, give an administrator the request id below."},
+}
+
+// handleError is echo's HTTPErrorHandler: every 4xx and 5xx becomes a page in the
+// portal's style with the request id, and the log gets the cause under the same id.
+func (h *Handler) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		h.log.Info("request canceled", "request_id", requestID(c), "path", c.Request().URL.Path)
+		return
+	}
+	status := http.StatusInternalServerError
+	var ue *userError
+	var he *echo.HTTPError
+	msg, hint := "", ""
+	switch {
+	case errors.As(err, &ue):
+		status, msg, hint = ue.Status, ue.Message, ue.Hint
+	case errors.As(err, &he):
+		status = he.Code
+	case errors.Is(err, db.ErrNotFound):
+		status = http.StatusNotFound
+	}
+	if msg == "" {
+		d, ok := defaultMessages[status]
+		if !ok {
+			d = [2]string{http.StatusText(status), ""}
+		}
+		msg, hint = d[0], d[1]
+	}
+	rid := requestID(c)
+	attrs := []any{"err", err, "status", status, "request_id", rid, "method", c.Request().Method,
+		"path", c.Request().URL.Path, "client", c.RealIP()}
+	if status >= 500 {
+		h.log.Error("request failed", attrs...)
+	} else {
+		h.log.Warn("request refused", attrs...)
+	}
+	p := h.pageFor(c, http.StatusText(status))
+	p.Status = status
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if rerr := render(c, status, views.ErrorPage(p, msg, hint)); rerr != nil {
+		h.log.Error("error page failed", "err", rerr, "request_id", rid)
+		_ = c.String(status, msg+"\nRequest id: "+rid)
+	}
+}

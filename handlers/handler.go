@@ -1,0 +1,56 @@
+// Package handlers is Gatehouse's HTTP layer: echo handlers, middleware and the route table.
+package handlers
+
+import (
+	"log/slog"
+	"net/url"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+)
+
+// Config is the part of the command-line configuration the HTTP layer needs.
+type Config struct {
+	BaseURL     *url.URL
+	SessionIdle time.Duration
+	SessionMax  time.Duration
+	Location    *time.Location
+}
+
+// Secure reports whether the portal is served over https, which turns on Secure cookies,
+// the __Host- prefix and HSTS.
+func (c Config) Secure() bool { return c.BaseURL != nil && c.BaseURL.Scheme == "https" }
+
+// Deps are the collaborators a Handler uses.
+type Deps struct {
+	DB     *db.DB
+	Log    *slog.Logger
+	Hasher *auth.Hasher
+	Keys   *auth.Keyring
+	Now    func() time.Time // time.Now in main; fixed in tests (TOTP, sessions)
+}
+
+// Handler carries the dependencies of every route.
+type Handler struct {
+	cfg     Config
+	db      *db.DB
+	log     *slog.Logger
+	hasher  *auth.Hasher
+	keys    *auth.Keyring
+	now     func() time.Time
+	csrfKey []byte
+	addrs   *addrLimiter
+}
+
+// partialSessionMax bounds how long the password step stays valid without the second one.
+const partialSessionMax = 10 * time.Minute
+
+// touchInterval is how stale last_seen may get, so that page views are not writes.
+const touchInterval = time.Minute
+
+// enrollmentTTL is how long a shown, unconfirmed TOTP secret stays valid.
+const enrollmentTTL = 15 * time.Minute
+
+// bodyLimit caps request bodies; every form of the portal fits easily.
+const bodyLimit = 1 << 20

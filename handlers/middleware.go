@@ -1,0 +1,136 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+)
+
+// requestID gives every request a fresh id, in the X-Request-ID header, on error pages and
+// in log lines. An id sent by the client is ignored: it could forge or inject log entries.
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+func assignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		c.Response().Header().Set(echo.HeaderXRequestID, hex.EncodeToString(b[:]))
+		return next(c)
+	}
+}
+
+// accessLog writes one line per request after the error handler has run.
+func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // renders the error page now, so the status below is the real one
+		}
+		h.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", c.Response().Status, "dur_ms", time.Since(start).Milliseconds(),
+			"request_id", requestID(c))
+		return nil
+	}
+}
+
+// recoverPanic turns a panic into a 500 page; the stack goes to the log only.
+func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				h.log.Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "request_id", requestID(c))
+				err = &userError{Status: http.StatusInternalServerError,
+					Message: defaultMessages[http.StatusInternalServerError][0],
+					Hint:    defaultMessages[http.StatusInternalServerError][1],
+					Cause:   fmt.Errorf("panic: %v", r)}
+			}
+		}()
+		return next(c)
+	}
+}
+
+// securityHeaders sets the headers every response carries. No inline script is allowed
+// anywhere; X-XSS-Protection is deliberately absent (deprecated, and harmful in old
+// browsers). Everything but static assets is no-store: pages carry personal data, secrets
+// (QR codes, recovery codes) or session changes.
+func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+	secure := h.cfg.Secure()
+	return func(c echo.Context) error {
+		hd := c.Response().Header()
+		hd.Set("Content-Security-Policy", csp)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if secure {
+			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			hd.Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}
+
+// maxFieldBytes bounds any one form field; only notice bodies come near it.
+const maxFieldBytes = 64 << 10
+
+// parseForm reads a POST body once, within bodyLimit, and refuses invalid UTF-8, NUL bytes
+// and oversized fields before any handler sees them, so nothing malformed is ever stored.
+func parseForm(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.Method != http.MethodPost {
+			return next(c)
+		}
+		if req.ContentLength > bodyLimit {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge)
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, bodyLimit)
+		if err := req.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return echo.NewHTTPError(http.StatusRequestEntityTooLarge).SetInternal(err)
+			}
+			return badRequest("The form could not be read.").(*userError).withCause(err)
+		}
+		for name, vals := range req.Form {
+			if !utf8.ValidString(name) {
+				return badRequest("The form contained text that is not valid UTF-8.")
+			}
+			for _, v := range vals {
+				if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+					return badRequest("The form contained text that is not valid UTF-8, or a NUL character.")
+				}
+				if len(v) > maxFieldBytes {
+					return &userError{Status: http.StatusRequestEntityTooLarge, Message: "A field of the form is too long.",
+						Hint: "Shorten the text and try again."}
+				}
+			}
+		}
+		return next(c)
+	}
+}
+
+func (e *userError) withCause(err error) error {
+	e2 := *e
+	e2.Cause = err
+	return &e2
+}

@@ -1,0 +1,53 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/db"
+	"gatehouse/views"
+)
+
+// render writes a whole page or nothing: it renders into a buffer first, so a failing
+// component leaves the response untouched for the error page.
+func render(c echo.Context, status int, page templ.Component) error {
+	buf := templ.GetBuffer()
+	defer templ.ReleaseBuffer(buf)
+	if err := page.Render(c.Request().Context(), buf); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// flashes maps the short keys that a redirect may carry to fixed sentences, so a link can
+// never put words of its own on a page.
+var flashes = map[string]string{
+	"password-changed": "Your password was changed. Your other sessions were signed out.",
+	"session-revoked":  "That session was signed out.",
+	"sessions-revoked": "All your other sessions were signed out.",
+	"mfa-disabled":     "Two-step verification is off.",
+	"mfa-enabled":      "Two-step verification is on.",
+	"welcome":          "Your administrator account is ready.",
+}
+
+// pageFor builds the common page data from the request.
+func (h *Handler) pageFor(c echo.Context, title string) views.Page {
+	p := views.Page{
+		Title:     title,
+		CSRF:      csrfToken(c),
+		RequestID: requestID(c),
+		Status:    http.StatusOK,
+		Location:  h.cfg.Location,
+		Path:      c.Request().URL.Path,
+		Flash:     flashes[c.QueryParam("msg")],
+	}
+	if u, ok := currentUser(c); ok {
+		p.Me = &u
+		s, _ := currentSession(c)
+		p.Partial = s.Stage != db.StageFull
+	}
+	return p
+}

@@ -1,0 +1,78 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/db"
+	"gatehouse/static"
+)
+
+// New builds the portal: middleware and the whole route table.
+//
+// Guards are attached per route rather than to echo groups: a group's middleware also
+// runs for unknown paths under it, which would turn a 404 into a redirect to sign in.
+func New(cfg Config, deps Deps) *echo.Echo {
+	h := &Handler{
+		cfg:     cfg,
+		db:      deps.DB,
+		log:     deps.Log,
+		hasher:  deps.Hasher,
+		keys:    deps.Keys,
+		now:     deps.Now,
+		csrfKey: deps.Keys.Derive("csrf-token"),
+		addrs:   newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow),
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = h.handleError
+	// Only the connecting peer is believed; X-Forwarded-For is client-controlled.
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	e.Use(assignRequestID, h.securityHeaders, h.accessLog, h.recoverPanic, parseForm,
+		skipFor(infraPath, h.loadSession), skipFor(infraPath, h.csrf()))
+
+	e.GET("/healthz", h.healthz)
+	e.GET("/readyz", h.readyz)
+	e.StaticFS("/static", static.FS)
+
+	e.GET("/setup", h.setupForm)
+	e.POST("/setup", h.setupSubmit)
+	e.GET("/login", h.loginForm)
+	e.POST("/login", h.loginSubmit)
+	e.POST("/logout", h.logout)
+
+	full, ungated := h.requireFull, h.requireFullUngated
+	e.GET("/", h.dashboard, full)
+	e.GET("/account", h.accountShow, full)
+	e.GET("/account/password", h.passwordEdit, ungated)
+	e.POST("/account/password", h.passwordUpdate, ungated)
+	e.GET("/account/sessions", h.sessionsIndex, full)
+	e.POST("/account/sessions/revoke-others", h.sessionsRevokeOthers, full)
+	e.POST("/account/sessions/:id/revoke", h.sessionRevoke, full)
+
+	_ = db.RoleAdmin
+	return e
+}
+
+// infraPath marks requests that need neither a session nor CSRF state: probes and assets.
+func infraPath(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/static/")
+}
+
+func skipFor(skip func(echo.Context) bool, mw echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		wrapped := mw(next)
+		return func(c echo.Context) error {
+			if skip(c) {
+				return next(c)
+			}
+			return wrapped(c)
+		}
+	}
+}
+
+var _ = http.StatusOK

@@ -1,0 +1,217 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+)
+
+// currentUser returns the user of a valid session (full or partial).
+func currentUser(c echo.Context) (db.User, bool) {
+	u, ok := c.Get(userKey).(db.User)
+	return u, ok
+}
+
+func currentSession(c echo.Context) (db.Session, bool) {
+	s, ok := c.Get(sessionKey).(db.Session)
+	return s, ok
+}
+
+// echo's context store is keyed by strings; these unexported names keep ours apart.
+const (
+	sessionKey      = "gatehouse.session"
+	userKey         = "gatehouse.user"
+	sessionEndedKey = "gatehouse.session_ended"
+	csrfKey         = "gatehouse.csrf"
+)
+
+func sessionEnded(c echo.Context) bool {
+	v, _ := c.Get(sessionEndedKey).(bool)
+	return v
+}
+
+// loadSession resolves the session cookie. Every value sent under the current name is
+// tried and the newest valid session wins, so cookie order never changes the decision and a
+// stale duplicate cannot shadow a good one. Legacy names are expired on sight. If a cookie
+// was sent but none is valid, all variants are expired and the request goes on as signed
+// out, marked so the login page can say the session ended.
+func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		current := h.sessionCookieName()
+		var values []string
+		legacy := false
+		legacyNames := h.legacyCookies()
+		for _, ck := range req.Cookies() {
+			if ck.Name == current {
+				values = append(values, ck.Value)
+				continue
+			}
+			for _, v := range legacyNames {
+				if ck.Name == v.Name {
+					legacy = true
+				}
+			}
+		}
+		if legacy {
+			for _, v := range legacyNames {
+				expireCookie(c, v, h.cfg.Secure())
+			}
+		}
+		if len(values) == 0 {
+			if legacy {
+				c.Set(sessionEndedKey, true)
+			}
+			return next(c)
+		}
+		s, u, err := h.resolveSession(req.Context(), values)
+		if err != nil {
+			return err
+		}
+		if s.ID == 0 {
+			h.clearSessionCookies(c)
+			c.Set(sessionEndedKey, true)
+			h.log.Info("stale session cookie cleared", "request_id", requestID(c))
+			return next(c)
+		}
+		if now := h.now(); now.Sub(s.LastSeenAt) >= touchInterval {
+			if err := h.db.TouchSession(req.Context(), s.ID, now); err != nil {
+				h.log.Warn("session touch failed", "err", err, "request_id", requestID(c))
+			}
+		}
+		c.Set(sessionKey, s)
+		c.Set(userKey, u)
+		return next(c)
+	}
+}
+
+// maxCookieValues bounds the work a request with many repeated cookies can cause.
+const maxCookieValues = 4
+
+func (h *Handler) resolveSession(ctx context.Context, values []string) (db.Session, db.User, error) {
+	var best db.Session
+	var bestUser db.User
+	for i, v := range values {
+		if i == maxCookieValues {
+			break
+		}
+		if !auth.ValidTokenShape(v) {
+			continue
+		}
+		s, u, err := h.db.SessionByTokenHash(ctx, auth.HashToken(v))
+		if errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return db.Session{}, db.User{}, err
+		}
+		if !h.sessionAlive(s, u) {
+			if err := h.db.EndSession(ctx, s.ID); err != nil {
+				return db.Session{}, db.User{}, err
+			}
+			continue
+		}
+		if best.ID == 0 || s.CreatedAt.After(best.CreatedAt) {
+			best, bestUser = s, u
+		}
+	}
+	return best, bestUser, nil
+}
+
+// sessionAlive applies the server-side limits: idle, absolute, partial, disabled account.
+func (h *Handler) sessionAlive(s db.Session, u db.User) bool {
+	now := h.now()
+	switch {
+	case u.Disabled:
+		return false
+	case now.Sub(s.LastSeenAt) > h.cfg.SessionIdle:
+		return false
+	case now.Sub(s.CreatedAt) > h.cfg.SessionMax:
+		return false
+	case s.Stage == db.StageMFA && now.Sub(s.CreatedAt) > partialSessionMax:
+		return false
+	}
+	return true
+}
+
+// loginRedirect sends a browser to sign in, at most once: the login page itself never
+// redirects for a bad cookie, so this cannot loop.
+func (h *Handler) loginRedirect(c echo.Context) error {
+	q := url.Values{}
+	if sessionEnded(c) {
+		q.Set("ended", "1")
+	}
+	if c.Request().Method == http.MethodGet {
+		if next := safeNext(c.Request().URL.RequestURI()); next != "/" {
+			q.Set("next", next)
+		}
+	}
+	target := "/login"
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+// requireFull lets through only a fully signed-in user whose account has no step pending
+// (a forced password change, a required MFA enrollment): those are sent to that step.
+func (h *Handler) requireFull(next echo.HandlerFunc) echo.HandlerFunc {
+	return h.requireSession(true, next)
+}
+
+// requireFullUngated is requireFull for the pages that resolve a pending step themselves.
+func (h *Handler) requireFullUngated(next echo.HandlerFunc) echo.HandlerFunc {
+	return h.requireSession(false, next)
+}
+
+func (h *Handler) requireSession(gated bool, next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		s, ok := currentSession(c)
+		if !ok {
+			return h.loginRedirect(c)
+		}
+		if s.Stage != db.StageFull {
+			return c.Redirect(http.StatusSeeOther, "/login/mfa")
+		}
+		if gated {
+			if target := h.pendingStep(c); target != "" {
+				return c.Redirect(http.StatusSeeOther, target)
+			}
+		}
+		return next(c)
+	}
+}
+
+// pendingStep names the page a signed-in user must finish before any other, or "".
+func (h *Handler) pendingStep(c echo.Context) string {
+	u, _ := currentUser(c)
+	if u.MustChangePassword {
+		return "/account/password"
+	}
+	return ""
+}
+
+// requireRole answers 403 unless the signed-in user has one of roles. It runs after
+// requireFull, so the user is known.
+func requireRole(roles ...string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			u, ok := currentUser(c)
+			if !ok {
+				return echo.NewHTTPError(http.StatusForbidden)
+			}
+			for _, r := range roles {
+				if u.Role == r {
+					return next(c)
+				}
+			}
+			return errForbidden
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+	"gatehouse/views"
+)
+
+var errSetupLink = &userError{Status: http.StatusForbidden,
+	Message: "This setup link is not valid: it was mistyped, or a newer one was printed.",
+	Hint:    "Restart `gatehouse serve` on a database with no users; it prints a new setup link."}
+
+// setupAvailable answers 404 once any user exists: the page is gone for good, not merely
+// refused.
+func (h *Handler) setupAvailable(c echo.Context) error {
+	n, err := h.db.CountUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return errNotFound
+	}
+	return nil
+}
+
+func (h *Handler) setupForm(c echo.Context) error {
+	if err := h.setupAvailable(c); err != nil {
+		return err
+	}
+	token := c.QueryParam("token")
+	ok, err := h.db.SetupTokenValid(c.Request().Context(), auth.HashToken(token))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errSetupLink
+	}
+	return render(c, http.StatusOK, views.SetupPage(h.pageFor(c, "First administrator"), views.SetupForm{Token: token}))
+}
+
+func (h *Handler) setupSubmit(c echo.Context) error {
+	ctx := c.Request().Context()
+	if err := h.setupAvailable(c); err != nil {
+		return err
+	}
+	f := views.SetupForm{
+		Token:       c.FormValue("token"),
+		Username:    strings.TrimSpace(c.FormValue("username")),
+		DisplayName: strings.TrimSpace(c.FormValue("display_name")),
+		Errors:      map[string]string{},
+	}
+	ok, err := h.db.SetupTokenValid(ctx, auth.HashToken(f.Token))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errSetupLink
+	}
+	password := c.FormValue("password")
+	if msg := validUsername(f.Username); msg != "" {
+		f.Errors["username"] = msg
+	}
+	var pe *auth.PolicyError
+	if err := auth.CheckPassword(password, f.Username); errors.As(err, &pe) {
+		f.Errors["password"] = pe.Reason
+	} else if err != nil {
+		return err
+	}
+	if len([]rune(f.DisplayName)) > 100 {
+		f.Errors["display_name"] = "Use at most 100 characters."
+	}
+	if len(f.Errors) > 0 {
+		return render(c, http.StatusUnprocessableEntity, views.SetupPage(h.pageFor(c, "First administrator"), f))
+	}
+	hash, err := h.hasher.Hash(ctx, password)
+	if errors.Is(err, auth.ErrBusy) {
+		return busy(c, err)
+	}
+	if err != nil {
+		return err
+	}
+	ev := h.event(c, "setup.completed", f.Username)
+	ev.Actor = f.Username
+	u, err := h.db.CompleteSetup(ctx, auth.HashToken(f.Token), db.NewUser{Username: f.Username,
+		DisplayName: f.DisplayName, Role: db.RoleAdmin, PasswordHash: hash}, ev)
+	if errors.Is(err, db.ErrSetupDone) {
+		return errNotFound // someone else finished setup first
+	}
+	if err != nil {
+		return err
+	}
+	signin := h.event(c, "signin.password", u.Username)
+	signin.ActorID, signin.Actor, signin.Detail = u.ID, u.Username, "first administrator created"
+	if err := h.startSession(c, u, db.StageFull, signin); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/?msg=welcome")
+}
+
+// validUsername returns why a username is unacceptable, or "". Usernames are what people
+// type to sign in and what audit rows name, so they stay short and plain.
+func validUsername(u string) string {
+	if u == "" {
+		return "Enter a username."
+	}
+	if len([]rune(u)) > maxUsernameLen {
+		return "Use at most 64 characters."
+	}
+	for _, r := range u {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_' || r == '@') {
+			return "Use letters, digits, and . - _ @ only."
+		}
+	}
+	return ""
+}

@@ -1,0 +1,47 @@
+// Package views holds Gatehouse's templ components. Views read db types but never call db.
+package views
+
+import (
+	"strconv"
+	"time"
+
+	"gatehouse/db"
+)
+
+// Page is what every full page needs, built once per request by the handlers.
+type Page struct {
+	Title     string
+	Me        *db.User // nil when nobody is signed in
+	Partial   bool     // signed in with the password only: show nothing but sign-out
+	CSRF      string
+	Flash     string // information, shown with role="status"
+	Status    int
+	RequestID string
+	Location  *time.Location
+	Path      string // the current path, for forms that return here
+}
+
+// SignedIn reports whether the navigation should show.
+func (p Page) SignedIn() bool { return p.Me != nil && !p.Partial }
+
+// IsAdmin reports whether the signed-in user is an admin.
+func (p Page) IsAdmin() bool { return p.SignedIn() && p.Me.Role == db.RoleAdmin }
+
+// When formats a time for people, in the portal's zone.
+func (p Page) When(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	loc := p.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	return t.In(loc).Format("2 Jan 2006 15:04 MST")
+}
+
+// ISO formats a time for a machine-readable datetime attribute.
+func ISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func itoa(n int) string       { return strconv.Itoa(n) }
+func i64toa(n int64) string   { return strconv.FormatInt(n, 10) }
+func statusText(s int) string { return strconv.Itoa(s) }
