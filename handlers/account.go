@@ -37,7 +37,7 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 	next := c.FormValue("new_password")
 	f := views.PasswordForm{Forced: u.MustChangePassword, Errors: map[string]string{}}
 	again := func() error {
-		return render(c, http.StatusUnprocessableEntity, views.PasswordPage(h.pageFor(c, "Change your password"), f))
+		return render(c, http.StatusUnprocessableEntity, views.PasswordPage(h.pageWithStatus(c, "Change your password", http.StatusUnprocessableEntity), f))
 	}
 	if current == "" {
 		f.Errors["current_password"] = "Enter your current password."

@@ -41,9 +41,18 @@ func (h *Handler) csrf() echo.MiddlewareFunc {
 		guarded := check(next)
 		return func(c echo.Context) error {
 			req := c.Request()
-			if isUnsafe(req.Method) && req.Header.Get(echo.HeaderSecFetchSite) == "" {
-				if origin := req.Header.Get(echo.HeaderOrigin); origin != "" && !h.sameOrigin(origin, req) {
-					return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "foreign origin "+origin))
+			// POST is the only unsafe method any route accepts; the others get their 405.
+			if isUnsafe(req.Method) && req.Method != http.MethodPost {
+				return next(c)
+			}
+			if isUnsafe(req.Method) {
+				switch site := req.Header.Get(echo.HeaderSecFetchSite); site {
+				case "cross-site":
+					return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "cross-site request"))
+				case "":
+					if origin := req.Header.Get(echo.HeaderOrigin); origin != "" && !h.sameOrigin(origin, req) {
+						return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "foreign origin "+origin))
+					}
 				}
 			}
 			binding := h.csrfBinding(c)

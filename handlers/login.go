@@ -84,7 +84,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	f := views.LoginForm{Username: username, Next: nextParam(c)}
 	if username == "" || password == "" || len([]rune(username)) > maxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
 		f.Error = errSignIn
-		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageFor(c, "Sign in"), f))
+		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
 	}
 	addr := c.RealIP()
 	now := h.now()
@@ -132,7 +132,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		}
 		h.audit(c, h.failure(c, "signin.password", username, detail))
 		f.Error = errSignIn
-		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageFor(c, "Sign in"), f))
+		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
 	}
 
 	h.addrs.clear(addr)

@@ -27,7 +27,9 @@ func safeNext(target string) string {
 	}
 	// The decoded path must hold the same line: %2F%2F or %5C could turn into a host.
 	p := u.Path
-	if strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\\\x00") {
+	if strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsFunc(p, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r == '\\'
+	}) {
 		return "/"
 	}
 	switch {

@@ -33,6 +33,14 @@ var flashes = map[string]string{
 	"welcome":          "Your administrator account is ready.",
 }
 
+// pageWithStatus is pageFor for a page answered with an error status, which shows the
+// request id like the error pages do.
+func (h *Handler) pageWithStatus(c echo.Context, title string, status int) views.Page {
+	p := h.pageFor(c, title)
+	p.Status = status
+	return p
+}
+
 // pageFor builds the common page data from the request.
 func (h *Handler) pageFor(c echo.Context, title string) views.Page {
 	p := views.Page{

@@ -77,7 +77,7 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 		f.Errors["display_name"] = "Use at most 100 characters."
 	}
 	if len(f.Errors) > 0 {
-		return render(c, http.StatusUnprocessableEntity, views.SetupPage(h.pageFor(c, "First administrator"), f))
+		return render(c, http.StatusUnprocessableEntity, views.SetupPage(h.pageWithStatus(c, "First administrator", http.StatusUnprocessableEntity), f))
 	}
 	hash, err := h.hasher.Hash(ctx, password)
 	if errors.Is(err, auth.ErrBusy) {

@@ -1,0 +1,249 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+)
+
+// cheapParams keep argon2id fast in tests; the binary always uses auth.DefaultParams.
+var cheapParams = auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+const testBase = "http://localhost:8080"
+
+// syncBuffer is a log sink that tests can read while handlers write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testApp is the whole portal on a fresh SQLite file with a clock the test moves.
+type testApp struct {
+	tb   testing.TB
+	e    *echo.Echo
+	db   *db.DB
+	keys *auth.Keyring
+	log  *syncBuffer
+	cfg  Config
+	mu   sync.Mutex
+	now  time.Time
+}
+
+func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
+	tb.Helper()
+	store, err := db.Open(context.Background(), filepath.Join(tb.TempDir(), "g.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, err := auth.NewKeyring(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	base, _ := url.Parse(testBase)
+	a := &testApp{tb: tb, db: store, keys: keys, log: &syncBuffer{},
+		now: time.Date(2026, 3, 2, 9, 0, 10, 0, time.UTC)}
+	a.cfg = Config{BaseURL: base, SessionIdle: time.Hour, SessionMax: 24 * time.Hour, Location: time.UTC}
+	for _, f := range tweak {
+		f(&a.cfg)
+	}
+	a.e = New(a.cfg, Deps{
+		DB:     store,
+		Log:    slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Hasher: auth.NewHasher(cheapParams, 4),
+		Keys:   keys,
+		Now:    a.clock,
+	})
+	return a
+}
+
+func (a *testApp) clock() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now
+}
+
+func (a *testApp) advance(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.now = a.now.Add(d)
+}
+
+func (a *testApp) createUser(username, role, password string) db.User {
+	a.tb.Helper()
+	hash, err := auth.NewHasher(cheapParams, 1).Hash(context.Background(), password)
+	if err != nil {
+		a.tb.Fatal(err)
+	}
+	u, err := a.db.CreateUser(context.Background(), db.NewUser{Username: username, Role: role, PasswordHash: hash},
+		db.Event{At: a.clock()})
+	if err != nil {
+		a.tb.Fatal(err)
+	}
+	return u
+}
+
+// serve runs one request through the whole stack: middleware, router, error handler.
+func (a *testApp) serve(req *http.Request) *http.Response {
+	rec := httptest.NewRecorder()
+	a.e.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+// client is a browser: a cookie jar and browser-like fetch metadata on every request.
+type client struct {
+	app       *testApp
+	jar       http.CookieJar
+	fetchSite string // Sec-Fetch-Site on POSTs; "" sends none (a script, not a browser)
+	lastBody  string
+}
+
+func (a *testApp) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{app: a, jar: jar, fetchSite: "same-origin"}
+}
+
+var baseURL, _ = url.Parse(testBase + "/")
+
+func (c *client) do(req *http.Request) *http.Response {
+	for _, ck := range c.jar.Cookies(baseURL) {
+		req.AddCookie(ck)
+	}
+	resp := c.app.serve(req)
+	if cks := resp.Cookies(); len(cks) > 0 {
+		c.jar.SetCookies(baseURL, cks)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	c.lastBody = string(body)
+	return resp
+}
+
+func (c *client) get(path string) *http.Response {
+	req := httptest.NewRequest(http.MethodGet, testBase+path, nil)
+	req.RemoteAddr = "192.0.2.10:5555"
+	return c.do(req)
+}
+
+func (c *client) post(path string, form url.Values) *http.Response {
+	if form == nil {
+		form = url.Values{}
+	}
+	if !form.Has("_csrf") {
+		form.Set("_csrf", c.csrf())
+	}
+	req := httptest.NewRequest(http.MethodPost, testBase+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = "192.0.2.10:5555"
+	if c.fetchSite != "" {
+		req.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		req.Header.Set("Origin", testBase)
+	}
+	return c.do(req)
+}
+
+var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// csrf returns the token of the last page seen, fetching the login page if none.
+func (c *client) csrf() string {
+	if m := csrfField.FindStringSubmatch(c.lastBody); m != nil {
+		return m[1]
+	}
+	c.get("/login")
+	if m := csrfField.FindStringSubmatch(c.lastBody); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+func (c *client) cookie(name string) string {
+	for _, ck := range c.jar.Cookies(baseURL) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// login signs in with the password step and fails the test unless it was accepted.
+func (c *client) login(username, password string) *http.Response {
+	c.app.tb.Helper()
+	c.get("/login")
+	resp := c.post("/login", url.Values{"username": {username}, "password": {password}})
+	if resp.StatusCode != http.StatusSeeOther {
+		c.app.tb.Fatalf("login %s: status %d, body %s", username, resp.StatusCode, c.lastBody)
+	}
+	return resp
+}
+
+func body(tb testing.TB, resp *http.Response) string {
+	tb.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return string(b)
+}
+
+func wantStatus(tb testing.TB, resp *http.Response, want int) {
+	tb.Helper()
+	if resp.StatusCode != want {
+		tb.Fatalf("status %d, want %d; Location %q; body:\n%.2000s", resp.StatusCode, want, resp.Header.Get("Location"), body(tb, resp))
+	}
+}
+
+func wantRedirect(tb testing.TB, resp *http.Response, prefix string) {
+	tb.Helper()
+	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+		tb.Fatalf("status %d, want a redirect to %s; body:\n%.1000s", resp.StatusCode, prefix, body(tb, resp))
+	}
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, prefix) {
+		tb.Fatalf("Location %q, want prefix %q", loc, prefix)
+	}
+}
+
+func (a *testApp) countRows(table string) int {
+	a.tb.Helper()
+	n, err := a.db.CountSessions(context.Background())
+	if table != "sessions" {
+		a.tb.Fatalf("countRows: only sessions supported")
+	}
+	if err != nil {
+		a.tb.Fatal(err)
+	}
+	return n
+}
+
+func hashOf(token string) []byte { return auth.HashToken(token) }

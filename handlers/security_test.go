@@ -1,0 +1,249 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/db"
+)
+
+func TestCSRF(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("alice", db.RoleStaff, "correct horse battery")
+	signedIn := func() *client { c := a.client(); c.login("alice", "correct horse battery"); c.get("/account/sessions"); return c }
+
+	postWith := func(c *client, path string, form url.Values, headers map[string]string) *http.Response {
+		req := httptest.NewRequest(http.MethodPost, testBase+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		return c.do(req)
+	}
+	refused := func(t *testing.T, resp *http.Response) {
+		t.Helper()
+		if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 403 or 400", resp.StatusCode)
+		}
+		b := body(t, resp)
+		if !strings.Contains(b, `role="alert"`) || !strings.Contains(b, resp.Header.Get("X-Request-ID")) {
+			t.Fatalf("refusal page lacks a message or request id: %.800s", b)
+		}
+	}
+
+	t.Run("cross-site POST is refused with a page that says why and nothing changes", func(t *testing.T) {
+		c := signedIn()
+		other := a.client()
+		other.login("alice", "correct horse battery")
+		resp := postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {c.csrf()}},
+			map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+		refused(t, resp)
+		if !strings.Contains(body(t, resp), "did not come from this portal") {
+			t.Error("the page does not say why")
+		}
+		wantStatus(t, other.get("/"), http.StatusOK)
+		if !strings.Contains(a.log.String(), resp.Header.Get("X-Request-ID")) {
+			t.Error("the refusal is not in the log under its request id")
+		}
+	})
+	t.Run("login CSRF is refused", func(t *testing.T) {
+		c := a.client()
+		c.get("/login")
+		resp := postWith(c, "/login", url.Values{"_csrf": {c.csrf()}, "username": {"alice"}, "password": {"correct horse battery"}},
+			map[string]string{"Sec-Fetch-Site": "cross-site"})
+		refused(t, resp)
+		if c.cookie("gatehouse_session") != "" {
+			t.Fatal("a cross-site login got a session")
+		}
+	})
+	t.Run("same-site without a token is refused", func(t *testing.T) {
+		c := signedIn()
+		refused(t, postWith(c, "/account/sessions/revoke-others", url.Values{}, map[string]string{"Sec-Fetch-Site": "same-site"}))
+	})
+	t.Run("a script without fetch metadata needs the token", func(t *testing.T) {
+		c := signedIn()
+		refused(t, postWith(c, "/account/sessions/revoke-others", url.Values{}, nil))
+		refused(t, postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {"made.up"}}, nil))
+		resp := postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {c.csrf()}}, nil)
+		wantRedirect(t, resp, "/account/sessions")
+	})
+	t.Run("foreign or null Origin without fetch metadata is refused", func(t *testing.T) {
+		for _, origin := range []string{"https://evil.example", "null", "http://localhost:8080.evil.example"} {
+			c := signedIn()
+			refused(t, postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {c.csrf()}},
+				map[string]string{"Origin": origin}))
+		}
+		c := signedIn()
+		wantRedirect(t, postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {c.csrf()}},
+			map[string]string{"Origin": testBase}), "/account/sessions")
+	})
+	t.Run("a planted cookie and field pair does not pass", func(t *testing.T) {
+		c := signedIn()
+		c.jar.SetCookies(baseURL, []*http.Cookie{{Name: "_csrf", Value: "attacker-chosen-value"}})
+		refused(t, postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {"attacker-chosen-value"}}, nil))
+	})
+	t.Run("a token from another session does not pass", func(t *testing.T) {
+		mallory := signedIn()
+		stolenCookie, stolenField := mallory.cookie("_csrf"), mallory.csrf()
+		victim := signedIn()
+		victim.jar.SetCookies(baseURL, []*http.Cookie{{Name: "_csrf", Value: stolenCookie}})
+		refused(t, postWith(victim, "/account/sessions/revoke-others", url.Values{"_csrf": {stolenField}}, nil))
+	})
+	t.Run("the token from before sign-in dies at sign-in", func(t *testing.T) {
+		c := a.client()
+		c.get("/login")
+		before := c.csrf()
+		c.post("/login", url.Values{"username": {"alice"}, "password": {"correct horse battery"}})
+		c.get("/account/sessions")
+		if c.csrf() == before {
+			t.Fatal("the form token did not change with the session")
+		}
+		refused(t, postWith(c, "/account/sessions/revoke-others", url.Values{"_csrf": {before}}, nil))
+	})
+	t.Run("the token cookie is HttpOnly and SameSite=Strict", func(t *testing.T) {
+		c := a.client()
+		resp := c.get("/login")
+		var raw string
+		for _, v := range resp.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(v, "_csrf=") {
+				raw = v
+			}
+		}
+		if !strings.Contains(raw, "HttpOnly") || !strings.Contains(raw, "SameSite=Strict") {
+			t.Fatalf("CSRF cookie %q", raw)
+		}
+	})
+}
+
+func TestErrorPages(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("alice", db.RoleStaff, "correct horse battery")
+	a.e.GET("/test/panic", func(c echo.Context) error { panic("kaboom: secret internals") })
+	a.e.GET("/test/fail", func(c echo.Context) error {
+		return errors.New("sqlite: no such table: secret_table (SQL logic error)")
+	})
+	signed := a.client()
+	signed.login("alice", "correct horse battery")
+
+	for _, tc := range []struct {
+		name   string
+		c      *client
+		method string
+		path   string
+		body   string
+		want   int
+	}{
+		{"unknown path signed out", a.client(), http.MethodGet, "/no/such/page", "", http.StatusNotFound},
+		{"unknown path signed in", signed, http.MethodGet, "/no/such/page", "", http.StatusNotFound},
+		{"unknown admin path signed out", a.client(), http.MethodGet, "/admin/nothing-here", "", http.StatusNotFound},
+		{"wrong method", signed, http.MethodPut, "/login", "", http.StatusMethodNotAllowed},
+		{"TRACE", a.client(), "TRACE", "/", "", http.StatusMethodNotAllowed},
+		{"panic", signed, http.MethodGet, "/test/panic", "", http.StatusInternalServerError},
+		{"internal error", signed, http.MethodGet, "/test/fail", "", http.StatusInternalServerError},
+		{"oversized body", a.client(), http.MethodPost, "/login", "username=" + strings.Repeat("a", bodyLimit+1), http.StatusRequestEntityTooLarge},
+		{"invalid UTF-8", a.client(), http.MethodPost, "/login", "username=%FF%FE%C3%28&password=x", http.StatusBadRequest},
+		{"NUL byte", a.client(), http.MethodPost, "/login", "username=admin%00&password=x", http.StatusBadRequest},
+		{"path trick on static files", a.client(), http.MethodGet, "/static/../../etc/passwd", "", http.StatusNotFound},
+		{"static directory listing", a.client(), http.MethodGet, "/static/css/", "", http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, testBase+tc.path, strings.NewReader(tc.body))
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Sec-Fetch-Site", "same-origin")
+			}
+			resp := tc.c.do(req)
+			wantStatus(t, resp, tc.want)
+			b := body(t, resp)
+			rid := resp.Header.Get("X-Request-ID")
+			if rid == "" || !strings.Contains(b, `<code id="request-id">`+rid+`</code>`) {
+				t.Fatalf("page lacks request id %q: %.1000s", rid, b)
+			}
+			for _, leak := range []string{"goroutine", ".go:", "panic", "kaboom", "sqlite", "SQL", "secret", "/usr/", `"error":`} {
+				if strings.Contains(b, leak) {
+					t.Errorf("page leaks %q", leak)
+				}
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if !strings.Contains(a.log.String(), rid) {
+				t.Errorf("log has no line with request id %s", rid)
+			}
+		})
+	}
+	t.Run("the process survives a panic", func(t *testing.T) {
+		wantStatus(t, a.client().get("/login"), http.StatusOK)
+	})
+	t.Run("the log keeps the cause", func(t *testing.T) {
+		if !strings.Contains(a.log.String(), "secret_table") || !strings.Contains(a.log.String(), "kaboom") {
+			t.Fatal("causes missing from the log")
+		}
+	})
+	t.Run("a client-sent request id is not trusted", func(t *testing.T) {
+		req := httptest.NewRequest(http.MethodGet, testBase+"/nope", nil)
+		req.Header.Set("X-Request-ID", "forged\nline")
+		if got := a.serve(req).Header.Get("X-Request-ID"); got == "forged\nline" || len(got) != 24 {
+			t.Fatalf("request id %q", got)
+		}
+	})
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("alice", db.RoleStaff, "correct horse battery")
+	c := a.client()
+	c.login("alice", "correct horse battery")
+	for _, path := range []string{"/", "/login", "/account", "/nope", "/static/css/gatehouse.css", "/healthz"} {
+		t.Run(path, func(t *testing.T) {
+			resp := c.get(path)
+			h := resp.Header
+			csp := h.Get("Content-Security-Policy")
+			for _, want := range []string{"frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'", "script-src 'self'"} {
+				if !strings.Contains(csp, want) {
+					t.Errorf("CSP %q lacks %s", csp, want)
+				}
+			}
+			if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+				t.Errorf("CSP allows unsafe script: %q", csp)
+			}
+			if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "same-origin" {
+				t.Errorf("nosniff/referrer: %q %q", h.Get("X-Content-Type-Options"), h.Get("Referrer-Policy"))
+			}
+			if h.Get("X-XSS-Protection") != "" || h.Get("X-Powered-By") != "" || h.Get("Server") != "" {
+				t.Error("sends a header it must not")
+			}
+			if h.Get("Access-Control-Allow-Origin") != "" {
+				t.Error("CORS header sent")
+			}
+			if !strings.HasPrefix(path, "/static/") && h.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", h.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	a := newTestApp(t)
+	wantStatus(t, a.client().get("/healthz"), http.StatusOK)
+	wantStatus(t, a.client().get("/readyz"), http.StatusOK)
+	a.db.Close()
+	wantStatus(t, a.client().get("/readyz"), http.StatusServiceUnavailable)
+}
+
+func TestUnauthenticatedPagesRedirectOnce(t *testing.T) {
+	a := newTestApp(t)
+	for _, path := range []string{"/", "/account", "/account/password", "/account/sessions"} {
+		resp, hops := follow(a.client(), path, 10)
+		if hops != 1 {
+			t.Errorf("%s: %d hops", path, hops)
+		}
+		wantStatus(t, resp, http.StatusOK)
+	}
+}
