@@ -16,7 +16,12 @@ import (
 func TestCSRF(t *testing.T) {
 	a := newTestApp(t)
 	a.createUser("alice", db.RoleStaff, "correct horse battery")
-	signedIn := func() *client { c := a.client(); c.login("alice", "correct horse battery"); c.get("/account/sessions"); return c }
+	signedIn := func() *client {
+		c := a.client()
+		c.login("alice", "correct horse battery")
+		c.get("/account/sessions")
+		return c
+	}
 
 	postWith := func(c *client, path string, form url.Values, headers map[string]string) *http.Response {
 		req := httptest.NewRequest(http.MethodPost, testBase+path, strings.NewReader(form.Encode()))

@@ -251,7 +251,11 @@ func TestBadCookiesCostAtMostOneRedirect(t *testing.T) {
 	bob := a.createUser("bob", db.RoleStaff, "correct horse battery")
 	ctx := context.Background()
 
-	fresh := func() string { c := a.client(); c.login("alice", "correct horse battery"); return c.cookie("gatehouse_session") }
+	fresh := func() string {
+		c := a.client()
+		c.login("alice", "correct horse battery")
+		return c.cookie("gatehouse_session")
+	}
 	kinds := []struct {
 		name   string
 		cookie func() *http.Cookie
