@@ -261,3 +261,23 @@ func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// DisableMFA turns a user's factor off at their own request: factor, pending enrollment and
+// recovery codes go, and every session but keepSessionID ends.
+func (d *DB) DisableMFA(ctx context.Context, userID, keepSessionID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM mfa_factors WHERE user_id = ?`,
+			`DELETE FROM mfa_pending WHERE user_id = ?`,
+			`DELETE FROM recovery_codes WHERE user_id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+				return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {
+			return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}

@@ -105,3 +105,28 @@ func (d *DB) PurgeThrottle(ctx context.Context, now time.Time) (int64, error) {
 	})
 	return n, err
 }
+
+// ReleaseSignInAttempt gives back the attempt counted by BeginSignInAttempt when a step
+// succeeded but sign-in is not complete (the password was right, the second step is still
+// to come): second-step failures then keep adding up across fresh sign-ins.
+func (d *DB) ReleaseSignInAttempt(ctx context.Context, username string, backoff Backoff) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		var failures int
+		err := tx.QueryRowContext(ctx, `SELECT failures FROM login_throttle WHERE username = ?`, username).Scan(&failures)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("db: release attempt %q: %w", username, err)
+		}
+		failures = max(failures-1, 0)
+		q := `UPDATE login_throttle SET failures = ? WHERE username = ?`
+		if backoff(failures) == 0 {
+			q = `UPDATE login_throttle SET failures = ?, locked_until = NULL WHERE username = ?`
+		}
+		if _, err := tx.ExecContext(ctx, q, failures, username); err != nil {
+			return fmt.Errorf("db: release attempt %q: %w", username, err)
+		}
+		return nil
+	})
+}

@@ -137,12 +137,13 @@ func (a *testApp) client() *client {
 var baseURL, _ = url.Parse(testBase + "/")
 
 func (c *client) do(req *http.Request) *http.Response {
-	for _, ck := range c.jar.Cookies(baseURL) {
+	u := &url.URL{Scheme: "http", Host: "localhost:8080", Path: req.URL.Path}
+	for _, ck := range c.jar.Cookies(u) {
 		req.AddCookie(ck)
 	}
 	resp := c.app.serve(req)
 	if cks := resp.Cookies(); len(cks) > 0 {
-		c.jar.SetCookies(baseURL, cks)
+		c.jar.SetCookies(u, cks)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body = io.NopCloser(bytes.NewReader(body))

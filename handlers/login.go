@@ -136,7 +136,14 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	}
 
 	h.addrs.clear(addr)
-	if _, err := h.db.ClearThrottle(ctx, strings.ToLower(username), db.Event{}); err != nil {
+	// Only a complete sign-in clears the account's failures; with a second step to come,
+	// this attempt is merely given back, so failed codes keep counting across sign-ins.
+	if u.HasMFA {
+		err = h.db.ReleaseSignInAttempt(ctx, strings.ToLower(username), signInBackoff)
+	} else {
+		_, err = h.db.ClearThrottle(ctx, strings.ToLower(username), db.Event{})
+	}
+	if err != nil {
 		return err
 	}
 	if h.hasher.NeedsRehash(u.PasswordHash) {

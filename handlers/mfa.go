@@ -1,0 +1,434 @@
+package handlers
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+	"gatehouse/views"
+)
+
+// Factor secrets are sealed with the user's id as associated data: a ciphertext copied into
+// another user's row does not open, so no write, buggy or hostile, can hand one user's
+// authenticator to another.
+func totpAAD(userID int64) []byte { return []byte("totp:user:" + strconv.FormatInt(userID, 10)) }
+
+const recoveryCodeCount = 10
+
+// loginMFAForm is the second step; only a partial session reaches it.
+func (h *Handler) loginMFAForm(c echo.Context) error {
+	s, ok := currentSession(c)
+	switch {
+	case !ok:
+		return h.loginRedirect(c)
+	case s.Stage == db.StageFull:
+		return c.Redirect(http.StatusSeeOther, "/")
+	}
+	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), views.MFAForm{Next: nextParam(c)}))
+}
+
+const errCode = "That code did not work. Check your authenticator's clock, or use a recovery code."
+
+func (h *Handler) loginMFASubmit(c echo.Context) error {
+	ctx := c.Request().Context()
+	s, ok := currentSession(c)
+	switch {
+	case !ok:
+		return h.loginRedirect(c)
+	case s.Stage == db.StageFull:
+		return c.Redirect(http.StatusSeeOther, "/")
+	}
+	u, _ := currentUser(c)
+	f := views.MFAForm{Next: nextParam(c)}
+	again := func(status int, msg string) error {
+		f.Error = msg
+		return render(c, status, views.LoginMFAPage(h.pageWithStatus(c, "Two-step verification", status), f))
+	}
+	code := strings.TrimSpace(c.FormValue("code"))
+	if code == "" || len(code) > 64 {
+		return again(http.StatusUnauthorized, errCode)
+	}
+	key := strings.ToLower(u.Username)
+	_, wait, err := h.db.BeginSignInAttempt(ctx, key, h.now(), signInBackoff)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		h.audit(c, h.failure(c, "signin.throttled", u.Username, "second step throttled"))
+		return tooMany(c, wait, "Too many failed attempts for this account.")
+	}
+
+	kind, ok, err := h.checkSecondFactor(ctx, c, u, code)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return again(http.StatusUnauthorized, errCode)
+	}
+	if _, err := h.db.ClearThrottle(ctx, key, db.Event{}); err != nil {
+		return err
+	}
+	ev := h.event(c, kind, u.Username)
+	token := auth.NewToken()
+	_, err = h.db.PromoteSession(ctx, s.ID, db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID,
+		ClientAddr: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512)}, ev)
+	if errors.Is(err, db.ErrNotFound) {
+		h.clearSessionCookies(c)
+		return c.Redirect(http.StatusSeeOther, "/login?ended=1")
+	}
+	if err != nil {
+		return err
+	}
+	h.setSessionCookie(c, token)
+	return c.Redirect(http.StatusSeeOther, safeNext(f.Next))
+}
+
+// checkSecondFactor accepts a TOTP code once, or an unused recovery code once, and audits
+// the outcome. It returns the audit kind of a success.
+func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.User, code string) (string, bool, error) {
+	compact := strings.Join(strings.Fields(code), "")
+	if len(compact) == 6 && strings.Trim(compact, "0123456789") == "" {
+		f, err := h.db.FactorOf(ctx, u.ID)
+		if errors.Is(err, db.ErrNotFound) {
+			h.audit(c, h.failure(c, "signin.mfa", u.Username, "no factor enrolled"))
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		secret, err := h.keys.Open(f.SecretEnc, totpAAD(u.ID))
+		if err != nil {
+			return "", false, err
+		}
+		step, ok := auth.CheckTOTP(string(secret), compact, h.now())
+		if !ok {
+			h.audit(c, h.failure(c, "signin.mfa", u.Username, "wrong code"))
+			return "", false, nil
+		}
+		claimed, err := h.db.ClaimTOTPStep(ctx, u.ID, step)
+		if err != nil {
+			return "", false, err
+		}
+		if !claimed {
+			h.audit(c, h.failure(c, "mfa.replay_refused", u.Username, "code of an already used time step"))
+			h.log.Warn("totp replay refused", "user_id", u.ID, "request_id", requestID(c))
+			return "", false, nil
+		}
+		return "signin.mfa", true, nil
+	}
+	normal := auth.NormalizeRecoveryCode(code)
+	if normal == "" {
+		h.audit(c, h.failure(c, "signin.mfa", u.Username, "malformed code"))
+		return "", false, nil
+	}
+	codes, err := h.db.UnusedRecoveryCodes(ctx, u.ID)
+	if err != nil {
+		return "", false, err
+	}
+	for _, rc := range codes {
+		match, err := h.hasher.Verify(ctx, rc.Hash, normal)
+		if errors.Is(err, auth.ErrBusy) {
+			return "", false, busy(c, err)
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if !match {
+			continue
+		}
+		used, err := h.db.UseRecoveryCode(ctx, u.ID, rc.ID, h.now())
+		if err != nil {
+			return "", false, err
+		}
+		if !used {
+			break // spent by a racing request a moment ago
+		}
+		return "signin.recovery_code", true, nil
+	}
+	h.audit(c, h.failure(c, "signin.recovery_code", u.Username, "unknown or used recovery code"))
+	return "", false, nil
+}
+
+// mfaShow is the enrollment page. It shows, in order of precedence: fresh recovery codes
+// just made; the enrollment in progress for this session (reloading shows the same key, so
+// a key already scanned stays the one to confirm); the status of an active factor; or a new
+// enrollment. A cross-site navigation never starts one, so no other site can make a GET
+// here write anything.
+func (h *Handler) mfaShow(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, _ := currentUser(c)
+	s, _ := currentSession(c)
+	e := views.Enrollment{Active: u.HasMFA, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID)}
+	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
+	switch {
+	case err == nil:
+		if err := h.fillEnrollment(&e, u, pending.SecretEnc); err != nil {
+			return err
+		}
+	case !errors.Is(err, db.ErrNotFound):
+		return err
+	case u.HasMFA:
+		left, err := h.db.UnusedRecoveryCodes(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		e.RecoveryLeft = len(left)
+	case c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site":
+		e.CrossSite = true
+	default:
+		enc, err := h.startEnrollment(ctx, u, s)
+		if err != nil {
+			return err
+		}
+		if err := h.fillEnrollment(&e, u, enc); err != nil {
+			return err
+		}
+	}
+	return render(c, http.StatusOK, views.MFAPage(h.pageFor(c, "Two-step verification"), e))
+}
+
+// startEnrollment makes a new secret for exactly this user and session.
+func (h *Handler) startEnrollment(ctx context.Context, u db.User, s db.Session) ([]byte, error) {
+	enc, err := h.keys.Seal([]byte(auth.NewTOTPSecret()), totpAAD(u.ID))
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	err = h.db.StartEnrollment(ctx, db.Pending{UserID: u.ID, SessionID: s.ID, SecretEnc: enc,
+		CreatedAt: now, ExpiresAt: now.Add(enrollmentTTL)})
+	return enc, err
+}
+
+func (h *Handler) fillEnrollment(e *views.Enrollment, u db.User, enc []byte) error {
+	secret, err := h.keys.Open(enc, totpAAD(u.ID))
+	if err != nil {
+		return err
+	}
+	png, err := auth.QRPNG(auth.TOTPURI(u.Username, string(secret)))
+	if err != nil {
+		return err
+	}
+	e.Secret = string(secret)
+	e.SecretGrouped = auth.FormatSecret(string(secret))
+	e.QRDataURI = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+	e.Replacing = u.HasMFA
+	return nil
+}
+
+// mfaConfirm activates the pending secret of this user and session after a correct code.
+func (h *Handler) mfaConfirm(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, _ := currentUser(c)
+	s, _ := currentSession(c)
+	e := views.Enrollment{Active: u.HasMFA, Username: u.Username}
+	again := func(msg string, enc []byte) error {
+		if err := h.fillEnrollment(&e, u, enc); err != nil {
+			return err
+		}
+		e.Error = msg
+		return render(c, http.StatusUnprocessableEntity, views.MFAPage(h.pageWithStatus(c, "Two-step verification",
+			http.StatusUnprocessableEntity), e))
+	}
+	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
+	if errors.Is(err, db.ErrNotFound) {
+		enc, err := h.startEnrollment(ctx, u, s)
+		if err != nil {
+			return err
+		}
+		return again("That setup had expired or was replaced. Add the new key shown below to your app, then enter its code.", enc)
+	}
+	if err != nil {
+		return err
+	}
+	secret, err := h.keys.Open(pending.SecretEnc, totpAAD(u.ID))
+	if err != nil {
+		return err
+	}
+	step, ok := auth.CheckTOTP(string(secret), c.FormValue("code"), h.now())
+	if !ok {
+		h.audit(c, h.failure(c, "mfa.enrolled", u.Username, "wrong confirmation code"))
+		return again("That code did not match. Check that the app shows the account "+u.Username+" and that your phone's clock is right, then try the current code.", pending.SecretEnc)
+	}
+	codes := auth.NewRecoveryCodes(recoveryCodeCount)
+	hashes, err := h.hashCodes(ctx, codes)
+	if err != nil {
+		return err
+	}
+	ev := h.event(c, "mfa.enrolled", u.Username)
+	if u.HasMFA {
+		ev.Detail = "authenticator replaced; other sessions ended"
+	} else {
+		ev.Detail = "other sessions ended"
+	}
+	err = h.db.ActivateFactor(ctx, u.ID, s.ID, pending.SecretEnc, step, hashes, ev)
+	if errors.Is(err, db.ErrPendingChanged) {
+		return again("The key changed in another tab. Add the key shown below, then enter its code.", pending.SecretEnc)
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.revealCodes(c, s.ID, codes); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+}
+
+func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, error) {
+	hashes := make([]string, len(codes))
+	for i, code := range codes {
+		hash, err := h.hasher.Hash(ctx, auth.NormalizeRecoveryCode(code))
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = hash
+	}
+	return hashes, nil
+}
+
+// mfaRestart replaces this session's pending key with a new one.
+func (h *Handler) mfaRestart(c echo.Context) error {
+	u, _ := currentUser(c)
+	s, _ := currentSession(c)
+	if _, err := h.startEnrollment(c.Request().Context(), u, s); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+}
+
+// mfaRecoveryCodes makes a new set of recovery codes; the old set dies in the same write.
+func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, _ := currentUser(c)
+	s, _ := currentSession(c)
+	codes := auth.NewRecoveryCodes(recoveryCodeCount)
+	hashes, err := h.hashCodes(ctx, codes)
+	if err != nil {
+		return err
+	}
+	err = h.db.ReplaceRecoveryCodes(ctx, u.ID, hashes, h.event(c, "mfa.recovery_codes", u.Username))
+	if errors.Is(err, db.ErrNotFound) {
+		return &userError{Status: http.StatusConflict, Message: "Two-step verification is off, so there are no recovery codes to replace.",
+			Hint: "Turn it on first at Account › Two-step verification."}
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.revealCodes(c, s.ID, codes); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+}
+
+// checkPasswordAgain re-authenticates before a change to an active factor.
+func (h *Handler) checkPasswordAgain(c echo.Context, u db.User) (bool, error) {
+	pw := c.FormValue("password")
+	if pw == "" || len([]rune(pw)) > auth.MaxPasswordLen {
+		return false, nil
+	}
+	ok, err := h.hasher.Verify(c.Request().Context(), u.PasswordHash, pw)
+	if errors.Is(err, auth.ErrBusy) {
+		return false, busy(c, err)
+	}
+	return ok, err
+}
+
+func (h *Handler) mfaPasswordRefused(c echo.Context, u db.User, kind string) error {
+	h.audit(c, h.failure(c, kind, u.Username, "password wrong"))
+	left, err := h.db.UnusedRecoveryCodes(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: len(left),
+		PasswordError: "That is not your password. Nothing was changed."}
+	return render(c, http.StatusUnprocessableEntity, views.MFAPage(h.pageWithStatus(c, "Two-step verification", http.StatusUnprocessableEntity), e))
+}
+
+// mfaReplace starts moving to a new authenticator; the old one keeps working until the new
+// one is confirmed.
+func (h *Handler) mfaReplace(c echo.Context) error {
+	u, _ := currentUser(c)
+	s, _ := currentSession(c)
+	if !u.HasMFA {
+		return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	}
+	ok, err := h.checkPasswordAgain(c, u)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return h.mfaPasswordRefused(c, u, "mfa.replace")
+	}
+	if _, err := h.startEnrollment(c.Request().Context(), u, s); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+}
+
+// mfaDisable turns the factor off after the password is given again.
+func (h *Handler) mfaDisable(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, _ := currentUser(c)
+	s, _ := currentSession(c)
+	if !u.HasMFA {
+		return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	}
+	ok, err := h.checkPasswordAgain(c, u)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return h.mfaPasswordRefused(c, u, "mfa.disabled")
+	}
+	ev := h.event(c, "mfa.disabled", u.Username)
+	ev.Detail = "turned off by the user; other sessions ended"
+	if err := h.db.DisableMFA(ctx, u.ID, s.ID, ev); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account?msg=mfa-disabled")
+}
+
+const revealCookie = "gatehouse_recovery"
+
+// revealCodes hands freshly made recovery codes to the next page view only, sealed in a
+// short-lived cookie bound to this session: the plain codes are never stored server-side,
+// and the page that shows them expires the cookie, so they are shown once.
+func (h *Handler) revealCodes(c echo.Context, sessionID int64, codes []string) error {
+	sealed, err := h.keys.Seal([]byte(strings.Join(codes, " ")), revealAAD(sessionID))
+	if err != nil {
+		return err
+	}
+	c.SetCookie(&http.Cookie{Name: revealCookie, Value: base64.RawURLEncoding.EncodeToString(sealed),
+		Path: "/account/mfa", MaxAge: int((10 * time.Minute).Seconds()), HttpOnly: true,
+		Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode})
+	return nil
+}
+
+func revealAAD(sessionID int64) []byte {
+	return []byte("recovery-reveal:session:" + strconv.FormatInt(sessionID, 10))
+}
+
+func (h *Handler) takeRevealedCodes(c echo.Context, sessionID int64) []string {
+	ck, err := c.Cookie(revealCookie)
+	if err != nil {
+		return nil
+	}
+	c.SetCookie(&http.Cookie{Name: revealCookie, Value: "", Path: "/account/mfa", MaxAge: -1, HttpOnly: true,
+		Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode})
+	sealed, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	if err != nil {
+		return nil
+	}
+	plain, err := h.keys.Open(sealed, revealAAD(sessionID))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(plain))
+}
