@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -224,4 +225,11 @@ func (k *Keyring) Derive(purpose string) []byte {
 	m := hmac.New(sha256.New, k.key)
 	m.Write([]byte("gatehouse derive\x00" + purpose))
 	return m.Sum(nil)
+}
+
+// TOTPSecretAAD is the associated data a user's TOTP secret is sealed with. Binding the
+// ciphertext to the user id means a secret copied into another user's row does not open,
+// so no write, buggy or hostile, can hand one user's authenticator to another.
+func TOTPSecretAAD(userID int64) []byte {
+	return []byte("totp:user:" + strconv.FormatInt(userID, 10))
 }

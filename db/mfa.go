@@ -135,7 +135,8 @@ func replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID int64, hashes 
 		return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
 	}
 	for _, h := range hashes {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)`, userID, h); err != nil {
+		if _, err := insertRandomID(ctx, tx, "recovery_codes", `INSERT INTO recovery_codes (id, user_id, code_hash) VALUES (?, ?, ?)`,
+			userID, h); err != nil {
 			return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
 		}
 	}
@@ -280,4 +281,56 @@ func (d *DB) DisableMFA(ctx context.Context, userID, keepSessionID int64, ev Eve
 		}
 		return insertEvent(ctx, tx, ev)
 	})
+}
+
+// Reseal re-encrypts one sealed value; aad is the associated data it was sealed with.
+type Reseal func(sealed, aad []byte) ([]byte, error)
+
+// ResealSecrets re-encrypts every stored TOTP secret and replaces the key canary, all in one
+// transaction: after it, every secret opens with the new key, or (on any error) every
+// secret still opens with the old one. It returns how many secrets it re-encrypted.
+func (d *DB) ResealSecrets(ctx context.Context, reseal Reseal, aadFor func(userID int64) []byte, canary []byte, ev Event) (int, error) {
+	n := 0
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"mfa_factors", "mfa_pending"} {
+			rows, err := tx.QueryContext(ctx, `SELECT user_id, secret_enc FROM `+table)
+			if err != nil {
+				return fmt.Errorf("db: reseal %s: %w", table, err)
+			}
+			type row struct {
+				userID int64
+				enc    []byte
+			}
+			var all []row
+			for rows.Next() {
+				var r row
+				if err := rows.Scan(&r.userID, &r.enc); err != nil {
+					rows.Close()
+					return fmt.Errorf("db: reseal %s: %w", table, err)
+				}
+				all = append(all, r)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("db: reseal %s: %w", table, err)
+			}
+			for _, r := range all {
+				fresh, err := reseal(r.enc, aadFor(r.userID))
+				if err != nil {
+					return fmt.Errorf("db: reseal secret of user %d: %w", r.userID, err)
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET secret_enc = ? WHERE user_id = ?`, fresh, r.userID); err != nil {
+					return fmt.Errorf("db: reseal %s: %w", table, err)
+				}
+				n++
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_canary (id, value) VALUES (1, ?)
+			ON CONFLICT (id) DO UPDATE SET value = excluded.value`, canary); err != nil {
+			return fmt.Errorf("db: replace key canary: %w", err)
+		}
+		ev.Detail = fmt.Sprintf("%d secrets re-encrypted", n)
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
 }

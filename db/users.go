@@ -221,3 +221,82 @@ func (d *DB) UpdatePasswordHash(ctx context.Context, userID int64, oldHash, newH
 		return nil
 	})
 }
+
+// ErrLastAdmin refuses a change that would leave no active admin: the portal would have no
+// one to manage it but the command line.
+var ErrLastAdmin = errors.New("db: the last active admin cannot be removed, disabled or demoted")
+
+func activeAdminsOtherThan(ctx context.Context, tx *sql.Tx, userID int64) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?`, userID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("db: count admins: %w", err)
+	}
+	return n, nil
+}
+
+// SetRole changes a user's role, refusing to demote the last active admin.
+func (d *DB) SetRole(ctx context.Context, userID int64, role string, ev Event) error {
+	if !ValidRole(role) {
+		return fmt.Errorf("db: set role of %d: unknown role %q", userID, role)
+	}
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		var current string
+		var disabled bool
+		err := tx.QueryRowContext(ctx, `SELECT role, disabled FROM users WHERE id = ?`, userID).Scan(&current, &disabled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("db: set role of %d: %w", userID, err)
+		}
+		if current == RoleAdmin && role != RoleAdmin && !disabled {
+			n, err := activeAdminsOtherThan(ctx, tx, userID)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrLastAdmin
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, updated_at = ? WHERE id = ?`, role, FormatTime(ev.At), userID); err != nil {
+			return fmt.Errorf("db: set role of %d: %w", userID, err)
+		}
+		ev.Detail = current + " → " + role
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// DisableUser is SetDisabled(true) that refuses to disable the last active admin.
+func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, error) {
+	var ended int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var role string
+		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, userID).Scan(&role)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("db: disable %d: %w", userID, err)
+		}
+		if role == RoleAdmin {
+			n, err := activeAdminsOtherThan(ctx, tx, userID)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrLastAdmin
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET disabled = 1, updated_at = ? WHERE id = ?`, FormatTime(ev.At), userID); err != nil {
+			return fmt.Errorf("db: disable %d: %w", userID, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+		if err != nil {
+			return fmt.Errorf("db: disable %d: %w", userID, err)
+		}
+		ended, _ = res.RowsAffected()
+		return insertEvent(ctx, tx, ev)
+	})
+	return ended, err
+}

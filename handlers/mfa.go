@@ -16,10 +16,7 @@ import (
 	"gatehouse/views"
 )
 
-// Factor secrets are sealed with the user's id as associated data: a ciphertext copied into
-// another user's row does not open, so no write, buggy or hostile, can hand one user's
-// authenticator to another.
-func totpAAD(userID int64) []byte { return []byte("totp:user:" + strconv.FormatInt(userID, 10)) }
+func totpAAD(userID int64) []byte { return auth.TOTPSecretAAD(userID) }
 
 const recoveryCodeCount = 10
 

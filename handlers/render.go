@@ -31,6 +31,7 @@ var flashes = map[string]string{
 	"mfa-disabled":     "Two-step verification is off.",
 	"mfa-enabled":      "Two-step verification is on.",
 	"welcome":          "Your administrator account is ready.",
+	"saved":            "Saved.",
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the

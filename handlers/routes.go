@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -61,7 +60,12 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/account/sessions/revoke-others", h.sessionsRevokeOthers, full)
 	e.POST("/account/sessions/:id/revoke", h.sessionRevoke, full)
 
-	_ = db.RoleAdmin
+	admin := requireRole(db.RoleAdmin)
+	e.GET("/admin/users", h.adminUsersIndex, full, admin)
+	e.GET("/admin/users/new", h.adminUserNew, full, admin)
+	e.POST("/admin/users", h.adminUserCreate, full, admin)
+	e.GET("/admin/users/:id", h.adminUserShow, full, admin)
+	e.POST("/admin/users/:id/:action", h.adminUserAction, full, admin)
 	return e
 }
 
@@ -82,5 +86,3 @@ func skipFor(skip func(echo.Context) bool, mw echo.MiddlewareFunc) echo.Middlewa
 		}
 	}
 }
-
-var _ = http.StatusOK

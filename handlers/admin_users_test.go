@@ -1,0 +1,139 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gatehouse/db"
+)
+
+func TestAdminRoutesNeedAnAdmin(t *testing.T) {
+	a := newTestApp(t)
+	admin := a.createUser("root", db.RoleAdmin, "correct horse battery")
+	a.createUser("pub", db.RolePublisher, "correct horse battery")
+	a.createUser("staff", db.RoleStaff, "correct horse battery")
+	id := strconv.FormatInt(admin.ID, 10)
+	gets := []string{"/admin/users", "/admin/users/new", "/admin/users/" + id}
+	posts := []string{"/admin/users", "/admin/users/" + id + "/disable", "/admin/users/" + id + "/role",
+		"/admin/users/" + id + "/reset-mfa", "/admin/users/" + id + "/revoke-sessions"}
+	for _, who := range []string{"pub", "staff"} {
+		c := a.client()
+		c.login(who, "correct horse battery")
+		for _, p := range gets {
+			wantStatus(t, c.get(p), http.StatusForbidden)
+		}
+		c.get("/")
+		for _, p := range posts {
+			wantStatus(t, c.post(p, url.Values{"role": {"staff"}, "username": {"x"}}), http.StatusForbidden)
+		}
+	}
+	for _, p := range gets {
+		wantRedirect(t, a.client().get(p), "/login")
+	}
+	if u, _ := a.db.UserByID(context.Background(), admin.ID); u.Disabled || u.Role != db.RoleAdmin {
+		t.Fatal("a refused request changed the admin")
+	}
+}
+
+func TestAdminCreatesUserWhoMustChangePassword(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	admin.get("/admin/users/new")
+	wantRedirect(t, admin.post("/admin/users", url.Values{"username": {"newbie"}, "role": {"staff"},
+		"password": {"initial secret phrase"}}), "/admin/users/")
+	wantStatus(t, admin.post("/admin/users", url.Values{"username": {"NEWBIE"}, "role": {"staff"},
+		"password": {"initial secret phrase"}}), http.StatusUnprocessableEntity)
+
+	u := a.client()
+	resp := u.login("newbie", "initial secret phrase")
+	wantRedirect(t, resp, "/")
+	for _, p := range []string{"/", "/account", "/account/sessions"} {
+		wantRedirect(t, u.get(p), "/account/password")
+	}
+	resp, hops := follow(u, "/", 5)
+	if hops != 1 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("forced change: %d hops, status %d", hops, resp.StatusCode)
+	}
+	wantRedirect(t, u.post("/account/password", url.Values{"current_password": {"initial secret phrase"},
+		"new_password": {"my very own passphrase"}}), "/account")
+	wantStatus(t, u.get("/"), http.StatusOK)
+	bad := a.client()
+	bad.get("/login")
+	wantStatus(t, bad.post("/login", url.Values{"username": {"newbie"}, "password": {"initial secret phrase"}}), http.StatusUnauthorized)
+}
+
+func TestLastAdminIsProtected(t *testing.T) {
+	a := newTestApp(t)
+	root := a.createUser("root", db.RoleAdmin, "correct horse battery")
+	id := strconv.FormatInt(root.ID, 10)
+	c := a.client()
+	c.login("root", "correct horse battery")
+	c.get("/admin/users/" + id)
+	wantStatus(t, c.post("/admin/users/"+id+"/role", url.Values{"role": {"staff"}}), http.StatusConflict)
+	wantStatus(t, c.post("/admin/users/"+id+"/disable", nil), http.StatusConflict)
+	if _, err := a.db.DisableUser(context.Background(), root.ID, db.Event{}); err != db.ErrLastAdmin {
+		t.Fatalf("store let the last admin be disabled: %v", err)
+	}
+
+	t.Run("with a second admin, demotion applies at once", func(t *testing.T) {
+		other := a.createUser("deputy", db.RoleAdmin, "correct horse battery")
+		d := a.client()
+		d.login("deputy", "correct horse battery")
+		wantStatus(t, d.get("/admin/users"), http.StatusOK)
+		c.get("/admin/users/" + id)
+		wantRedirect(t, c.post("/admin/users/"+strconv.FormatInt(other.ID, 10)+"/role", url.Values{"role": {"staff"}}), "/admin/users/")
+		wantStatus(t, d.get("/admin/users"), http.StatusForbidden)
+		evs, _ := a.db.ListEvents(context.Background(), db.AuditFilter{Kind: "user.role_changed"})
+		if len(evs) != 1 || evs[0].Actor != "root" || evs[0].Subject != "deputy" || !strings.Contains(evs[0].Detail, "admin → staff") {
+			t.Fatalf("audit rows %+v", evs)
+		}
+	})
+}
+
+func TestAdminResetsMFAAndDisables(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	bob := a.createUser("bob", db.RoleStaff, "correct horse battery")
+	id := strconv.FormatInt(bob.ID, 10)
+	b := a.client()
+	b.login("bob", "correct horse battery")
+	secret, _ := b.enroll(t)
+
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	page := body(t, admin.get("/admin/users/"+id))
+	if strings.Contains(page, secret) {
+		t.Fatal("the admin page shows the user's secret")
+	}
+	wantRedirect(t, admin.post("/admin/users/"+id+"/reset-mfa", nil), "/admin/users/"+id)
+	wantRedirect(t, b.get("/"), "/login")
+	if resp := a.client().login("bob", "correct horse battery"); resp.Header.Get("Location") != "/" {
+		t.Fatalf("after reset, sign-in still asks for a code: %s", resp.Header.Get("Location"))
+	}
+	evs, _ := a.db.ListEvents(context.Background(), db.AuditFilter{Kind: "mfa.reset"})
+	if len(evs) != 1 || evs[0].Actor != "root" || evs[0].Subject != "bob" || strings.Contains(evs[0].Detail, secret) {
+		t.Fatalf("audit rows %+v", evs)
+	}
+
+	b2 := a.client()
+	b2.login("bob", "correct horse battery")
+	admin.get("/admin/users/" + id)
+	wantRedirect(t, admin.post("/admin/users/"+id+"/disable", nil), "/admin/users/"+id)
+	wantRedirect(t, b2.get("/"), "/login")
+	admin.get("/admin/users/" + id)
+	wantRedirect(t, admin.post("/admin/users/"+id+"/enable", nil), "/admin/users/"+id)
+	a.client().login("bob", "correct horse battery")
+
+	t.Run("unknown ids and actions are 404s", func(t *testing.T) {
+		wantStatus(t, admin.get("/admin/users/999"), http.StatusNotFound)
+		wantStatus(t, admin.get("/admin/users/abc"), http.StatusNotFound)
+		admin.get("/admin/users")
+		wantStatus(t, admin.post("/admin/users/"+id+"/explode", nil), http.StatusNotFound)
+	})
+}
