@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Outcomes of an audited event.
@@ -58,9 +60,10 @@ func insertEvent(ctx context.Context, tx *sql.Tx, ev Event) error {
 }
 
 // clean keeps control characters out of audit text so one row always reads as one entry,
-// whatever a username or header contained.
+// whatever a username or header contained. Invalid UTF-8 goes too (strings.Map replaces it),
+// since a byte such as 0x85 is a line break to a viewer that reads it as Latin-1.
 func clean(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, isControl) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
@@ -71,7 +74,9 @@ func clean(s string) string {
 	}, s)
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// isControl covers C0, DEL and C1 (whose U+0085 is a line break) and the Unicode line and
+// paragraph separators.
+func isControl(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
 
 // AuditFilter narrows ListEvents; zero fields match everything.
 type AuditFilter struct {

@@ -4,8 +4,10 @@ package db
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -315,6 +317,39 @@ func (d *DB) Backup(ctx context.Context, dest string) error {
 		return fmt.Errorf("db: backup to %s: %w", dest, err)
 	}
 	return nil
+}
+
+// newRowID draws a random positive id for tables whose ids must never come back. SQLite
+// gives the id of a deleted newest row to the next insert, so a revoked or promoted
+// session's id would return on a later session, perhaps another user's, and a stale revoke
+// button, a token bound to the id, or a recovery code id read just before the set was
+// replaced would reach the new row. 53 bits keep ids exact wherever a number passes
+// through a float.
+func newRowID() (int64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, err
+	}
+	return int64(binary.BigEndian.Uint64(b[:])>>11) | 1, nil
+}
+
+// insertRandomID runs an INSERT whose first parameter is the new row's id in table, drawing
+// again on the rare collision, and returns the id.
+func insertRandomID(ctx context.Context, tx *sql.Tx, table, query string, args ...any) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		id, err := newRowID()
+		if err != nil {
+			return 0, err
+		}
+		_, err = tx.ExecContext(ctx, query, append([]any{id}, args...)...)
+		if err != nil && attempt < 3 && strings.Contains(err.Error(), "UNIQUE constraint failed: "+table+".id") {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return id, nil
+	}
 }
 
 func boolInt(b bool) int {

@@ -334,3 +334,18 @@ func (d *DB) ResealSecrets(ctx context.Context, reseal Reseal, aadFor func(userI
 	})
 	return n, err
 }
+
+// PurgeExpiredEnrollments forgets pending secrets that can no longer be confirmed.
+func (d *DB) PurgeExpiredEnrollments(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_pending WHERE expires_at <= ?
+			OR session_id NOT IN (SELECT id FROM sessions)`, FormatTime(now))
+		if err != nil {
+			return fmt.Errorf("db: purge enrollments: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}

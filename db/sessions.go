@@ -36,13 +36,9 @@ type NewSession struct {
 
 func insertSession(ctx context.Context, tx *sql.Tx, ns NewSession, now time.Time) (Session, error) {
 	ts := FormatTime(now)
-	res, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, stage, created_at, last_seen_at,
-		client_addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	id, err := insertRandomID(ctx, tx, "sessions", `INSERT INTO sessions (id, token_hash, user_id, stage, created_at,
+		last_seen_at, client_addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		ns.TokenHash, ns.UserID, ns.Stage, ts, ts, clean(ns.ClientAddr), clean(ns.UserAgent))
-	if err != nil {
-		return Session{}, fmt.Errorf("db: create session for %d: %w", ns.UserID, err)
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return Session{}, fmt.Errorf("db: create session for %d: %w", ns.UserID, err)
 	}

@@ -18,7 +18,12 @@ type Page struct {
 	Status    int
 	RequestID string
 	Location  *time.Location
-	Path      string // the current path, for forms that return here
+	Path      string // the current path with its query, for forms that return here
+	Now       time.Time
+	Banners   []db.Notice
+	// MFADeadline, when set, is the date after which this user must have two-step
+	// verification; the layout warns until they enroll.
+	MFADeadline time.Time
 }
 
 // SignedIn reports whether the navigation should show.
@@ -45,3 +50,17 @@ func ISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 func itoa(n int) string       { return strconv.Itoa(n) }
 func i64toa(n int64) string   { return strconv.FormatInt(n, 10) }
 func statusText(s int) string { return strconv.Itoa(s) }
+
+// CanPublish reports whether the signed-in user may post notices.
+func (p Page) CanPublish() bool {
+	return p.SignedIn() && (p.Me.Role == db.RoleAdmin || p.Me.Role == db.RolePublisher)
+}
+
+// DateOnly formats a time as a date in the portal's zone.
+func (p Page) DateOnly(t time.Time) string {
+	loc := p.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	return t.In(loc).Format("Monday 2 January 2006, 15:04 MST")
+}

@@ -48,7 +48,9 @@ CREATE TABLE mfa_factors (
 -- An enrollment in progress, owned by one user and the session that started it.
 CREATE TABLE mfa_pending (
 	user_id    INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-	session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+	-- Not a foreign key: ending sessions must touch no other table. A pending row whose
+	-- session is gone can never be confirmed and expires on its own.
+	session_id INTEGER NOT NULL,
 	secret_enc BLOB    NOT NULL,
 	created_at TEXT    NOT NULL,
 	expires_at TEXT    NOT NULL

@@ -1,0 +1,164 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Group is a named set of users.
+type Group struct {
+	ID        int64
+	Name      string
+	Members   int
+	CreatedAt time.Time
+}
+
+// CreateGroup adds a group; a taken name (case-insensitive) is ErrDuplicate.
+func (d *DB) CreateGroup(ctx context.Context, name string, ev Event) (Group, error) {
+	var g Group
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?)`, name, FormatTime(ev.At))
+		if isUniqueViolation(err) {
+			return ErrDuplicate
+		}
+		if err != nil {
+			return fmt.Errorf("db: create group %q: %w", name, err)
+		}
+		id, _ := res.LastInsertId()
+		g = Group{ID: id, Name: name, CreatedAt: ev.At}
+		return insertEvent(ctx, tx, ev)
+	})
+	return g, err
+}
+
+// ListGroups returns every group with its member count, by name.
+func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g ORDER BY g.name`)
+	if err != nil {
+		return nil, fmt.Errorf("db: list groups: %w", err)
+	}
+	defer rows.Close()
+	var gs []Group
+	for rows.Next() {
+		var g Group
+		var created string
+		if err := rows.Scan(&g.ID, &g.Name, &created, &g.Members); err != nil {
+			return nil, fmt.Errorf("db: list groups: %w", err)
+		}
+		g.CreatedAt = mustTime(created)
+		gs = append(gs, g)
+	}
+	return gs, rows.Err()
+}
+
+// GroupByID returns one group or ErrNotFound.
+func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
+	var g Group
+	var created string
+	err := d.read.QueryRowContext(ctx, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id).
+		Scan(&g.ID, &g.Name, &created, &g.Members)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Group{}, ErrNotFound
+	}
+	if err != nil {
+		return Group{}, fmt.Errorf("db: group %d: %w", id, err)
+	}
+	g.CreatedAt = mustTime(created)
+	return g, nil
+}
+
+// GroupMembers returns the users of a group, by username.
+func (d *DB) GroupMembers(ctx context.Context, groupID int64) ([]User, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users u
+		JOIN group_members m ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.username`, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
+	}
+	defer rows.Close()
+	var us []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
+		}
+		us = append(us, u)
+	}
+	return us, rows.Err()
+}
+
+// GroupsOf returns the groups a user belongs to.
+func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]Group, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT g.id, g.name, g.created_at FROM groups g
+		JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
+	}
+	defer rows.Close()
+	var gs []Group
+	for rows.Next() {
+		var g Group
+		var created string
+		if err := rows.Scan(&g.ID, &g.Name, &created); err != nil {
+			return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
+		}
+		g.CreatedAt = mustTime(created)
+		gs = append(gs, g)
+	}
+	return gs, rows.Err()
+}
+
+// AddGroupMember puts a user in a group; being there already is not an error.
+func (d *DB) AddGroupMember(ctx context.Context, groupID, userID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, user_id)
+			SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ?`, groupID, userID)
+		if err != nil {
+			return fmt.Errorf("db: add member %d to %d: %w", userID, groupID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var exists int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?`,
+				groupID, userID).Scan(&exists); err != nil {
+				return fmt.Errorf("db: add member: %w", err)
+			}
+			if exists == 0 {
+				return ErrNotFound
+			}
+			return nil
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// RemoveGroupMember takes a user out of a group.
+func (d *DB) RemoveGroupMember(ctx context.Context, groupID, userID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, groupID, userID)
+		if err != nil {
+			return fmt.Errorf("db: remove member %d from %d: %w", userID, groupID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// DeleteGroup removes a group, its memberships, and the audiences and rules that named it.
+func (d *DB) DeleteGroup(ctx context.Context, groupID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE id = ?`, groupID)
+		if err != nil {
+			return fmt.Errorf("db: delete group %d: %w", groupID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}

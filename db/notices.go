@@ -1,0 +1,551 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Notice kinds and severities.
+const (
+	NoticeNormal   = "normal"
+	NoticeMustRead = "must_read"
+
+	SeverityInfo     = "info"
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+)
+
+var (
+	// ErrNotDismissable refuses dismissing a must-read notice: it can only be acknowledged.
+	ErrNotDismissable = errors.New("db: a must-read notice cannot be dismissed")
+)
+
+// Audience says who a notice is for: everyone, or any of some roles and groups.
+type Audience struct {
+	Everyone bool
+	Roles    []string
+	GroupIDs []int64
+}
+
+// Empty reports whether the audience names nobody.
+func (a Audience) Empty() bool { return !a.Everyone && len(a.Roles) == 0 && len(a.GroupIDs) == 0 }
+
+// Notice is a message to an audience, shown as a banner while current.
+type Notice struct {
+	ID         int64
+	AuthorID   int64
+	AuthorName string
+	Title      string
+	Body       string
+	Kind       string
+	Severity   string
+	StartsAt   time.Time
+	EndsAt     time.Time // zero: no end
+	Version    int
+	Revision   int
+	ArchivedAt time.Time // zero: not archived
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	Audience   Audience
+}
+
+// MustRead reports whether readers must acknowledge the notice.
+func (n Notice) MustRead() bool { return n.Kind == NoticeMustRead }
+
+// Current reports whether the notice shows as a banner at now.
+func (n Notice) Current(now time.Time) bool {
+	return n.ArchivedAt.IsZero() && !now.Before(n.StartsAt) && (n.EndsAt.IsZero() || now.Before(n.EndsAt))
+}
+
+// NoticeInput is what an author writes.
+type NoticeInput struct {
+	Title    string
+	Body     string
+	Kind     string
+	Severity string
+	StartsAt time.Time // zero: now
+	EndsAt   time.Time
+	Audience Audience
+}
+
+const noticeColumns = `n.id, COALESCE(n.author_id, 0), n.author_name, n.title, n.body, n.kind, n.severity,
+	n.starts_at, COALESCE(n.ends_at, ''), n.version, n.revision, COALESCE(n.archived_at, ''), n.created_at, n.updated_at`
+
+func scanNotice(s scanner, extra ...any) (Notice, error) {
+	var n Notice
+	var starts, ends, archived, created, updated string
+	dest := append([]any{&n.ID, &n.AuthorID, &n.AuthorName, &n.Title, &n.Body, &n.Kind, &n.Severity,
+		&starts, &ends, &n.Version, &n.Revision, &archived, &created, &updated}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return Notice{}, err
+	}
+	n.StartsAt, n.CreatedAt, n.UpdatedAt = mustTime(starts), mustTime(created), mustTime(updated)
+	if ends != "" {
+		n.EndsAt = mustTime(ends)
+	}
+	if archived != "" {
+		n.ArchivedAt = mustTime(archived)
+	}
+	return n, nil
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return FormatTime(t)
+}
+
+func writeAudience(ctx context.Context, tx *sql.Tx, noticeID int64, a Audience) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM notice_audience WHERE notice_id = ?`, noticeID); err != nil {
+		return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
+	}
+	if a.Everyone {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO notice_audience (notice_id, everyone) VALUES (?, 1)`, noticeID); err != nil {
+			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
+		}
+	}
+	for _, r := range a.Roles {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_audience (notice_id, role) VALUES (?, ?)`, noticeID, r); err != nil {
+			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
+		}
+	}
+	for _, g := range a.GroupIDs {
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_audience (notice_id, group_id)
+			SELECT ?, id FROM groups WHERE id = ?`, noticeID, g)
+		if err != nil {
+			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("db: audience of notice %d: group %d: %w", noticeID, g, ErrNotFound)
+		}
+	}
+	return nil
+}
+
+func writeRevision(ctx context.Context, tx *sql.Tx, n Notice, editor User, minor bool, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO notice_revisions (notice_id, revision, version, title, body, kind,
+		severity, editor_id, editor_name, minor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.ID, n.Revision, n.Version, n.Title, n.Body, n.Kind, n.Severity, editor.ID, editor.Username, boolInt(minor), FormatTime(at))
+	if err != nil {
+		return fmt.Errorf("db: revision of notice %d: %w", n.ID, err)
+	}
+	return nil
+}
+
+// CreateNotice publishes a notice, with its audience, first revision and audit row, in
+// one transaction.
+func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev Event) (Notice, error) {
+	if in.StartsAt.IsZero() {
+		in.StartsAt = ev.At
+	}
+	var n Notice
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		now := FormatTime(ev.At)
+		res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
+			starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			author.ID, author.Username, in.Title, in.Body, in.Kind, in.Severity, FormatTime(in.StartsAt), nullTime(in.EndsAt), now, now)
+		if err != nil {
+			return fmt.Errorf("db: create notice: %w", err)
+		}
+		id, _ := res.LastInsertId()
+		n = Notice{ID: id, AuthorID: author.ID, AuthorName: author.Username, Title: in.Title, Body: in.Body,
+			Kind: in.Kind, Severity: in.Severity, StartsAt: in.StartsAt, EndsAt: in.EndsAt, Version: 1, Revision: 1,
+			CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience}
+		if err := writeAudience(ctx, tx, id, in.Audience); err != nil {
+			return err
+		}
+		if err := writeRevision(ctx, tx, n, author, false, ev.At); err != nil {
+			return err
+		}
+		ev.Subject = fmt.Sprintf("notice %d", id)
+		if ev.Detail == "" {
+			ev.Detail = in.Kind + ", " + in.Severity + ": " + in.Title
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
+}
+
+// UpdateNotice edits a notice. A must-read notice whose text changes asks its readers
+// again (version goes up) unless the edit is minor; so does turning a normal notice into a
+// must-read one. Every edit keeps the earlier text as a revision.
+func (d *DB) UpdateNotice(ctx context.Context, id int64, in NoticeInput, editor User, minor bool, ev Event) (Notice, error) {
+	var n Notice
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanNotice(tx.QueryRowContext(ctx, `SELECT `+noticeColumns+` FROM notices n WHERE n.id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("db: notice %d: %w", id, err)
+		}
+		if in.StartsAt.IsZero() {
+			in.StartsAt = old.StartsAt
+		}
+		n = old
+		textChanged := old.Title != in.Title || old.Body != in.Body
+		asksAgain := in.Kind == NoticeMustRead && ((textChanged && !minor) || old.Kind != NoticeMustRead)
+		if asksAgain {
+			n.Version++
+		}
+		n.Revision++
+		n.Title, n.Body, n.Kind, n.Severity, n.StartsAt, n.EndsAt = in.Title, in.Body, in.Kind, in.Severity, in.StartsAt, in.EndsAt
+		n.UpdatedAt, n.Audience = ev.At, in.Audience
+		_, err = tx.ExecContext(ctx, `UPDATE notices SET title = ?, body = ?, kind = ?, severity = ?, starts_at = ?,
+			ends_at = ?, version = ?, revision = ?, updated_at = ? WHERE id = ?`,
+			n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), nullTime(n.EndsAt), n.Version, n.Revision,
+			FormatTime(ev.At), id)
+		if err != nil {
+			return fmt.Errorf("db: update notice %d: %w", id, err)
+		}
+		if err := writeAudience(ctx, tx, id, in.Audience); err != nil {
+			return err
+		}
+		if err := writeRevision(ctx, tx, n, editor, minor, ev.At); err != nil {
+			return err
+		}
+		ev.Subject = fmt.Sprintf("notice %d", id)
+		ev.Detail = fmt.Sprintf("revision %d", n.Revision)
+		if asksAgain {
+			ev.Detail += fmt.Sprintf("; readers asked again (version %d)", n.Version)
+		} else if minor {
+			ev.Detail += "; minor edit"
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
+}
+
+// ArchiveNotice takes a notice off every page; its audience can still read it at /notices.
+func (d *DB) ArchiveNotice(ctx context.Context, id int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE notices SET archived_at = ?, updated_at = ? WHERE id = ? AND archived_at IS NULL`,
+			FormatTime(ev.At), FormatTime(ev.At), id)
+		if err != nil {
+			return fmt.Errorf("db: archive notice %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		ev.Subject = fmt.Sprintf("notice %d", id)
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT everyone, COALESCE(role, ''), COALESCE(group_id, 0)
+		FROM notice_audience WHERE notice_id = ? ORDER BY role, group_id`, id)
+	if err != nil {
+		return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
+	}
+	defer rows.Close()
+	var a Audience
+	for rows.Next() {
+		var everyone bool
+		var role string
+		var group int64
+		if err := rows.Scan(&everyone, &role, &group); err != nil {
+			return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
+		}
+		switch {
+		case everyone:
+			a.Everyone = true
+		case role != "":
+			a.Roles = append(a.Roles, role)
+		case group != 0:
+			a.GroupIDs = append(a.GroupIDs, group)
+		}
+	}
+	return a, rows.Err()
+}
+
+// NoticeByID returns a notice with its audience, for its author and admins.
+func (d *DB) NoticeByID(ctx context.Context, id int64) (Notice, error) {
+	n, err := scanNotice(d.read.QueryRowContext(ctx, `SELECT `+noticeColumns+` FROM notices n WHERE n.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Notice{}, ErrNotFound
+	}
+	if err != nil {
+		return Notice{}, fmt.Errorf("db: notice %d: %w", id, err)
+	}
+	if n.Audience, err = d.audienceOf(ctx, id); err != nil {
+		return Notice{}, err
+	}
+	return n, nil
+}
+
+// NoticeRow is a notice in the admin list, with its acknowledgement progress.
+type NoticeRow struct {
+	Notice
+	Acknowledged int
+}
+
+// ListNotices returns notices newest first; authorID 0 means everyone's.
+func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]NoticeRow, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 200
+	}
+	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+`,
+		(SELECT COUNT(*) FROM notice_acks k WHERE k.notice_id = n.id AND k.version = n.version)
+		FROM notices n WHERE (? = 0 OR n.author_id = ?) ORDER BY n.created_at DESC, n.id DESC LIMIT ?`,
+		authorID, authorID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("db: list notices: %w", err)
+	}
+	defer rows.Close()
+	var ns []NoticeRow
+	for rows.Next() {
+		var r NoticeRow
+		if r.Notice, err = scanNotice(rows, &r.Acknowledged); err != nil {
+			return nil, fmt.Errorf("db: list notices: %w", err)
+		}
+		ns = append(ns, r)
+	}
+	return ns, rows.Err()
+}
+
+// inAudience is the condition "user ? with role ? is in the audience of notice n".
+const inAudience = `EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1
+	OR a.role = ? OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?)))`
+
+// BannersFor returns the notices to show as banners on every page for u: current, in u's
+// audience, and not yet acknowledged (must-read, this version) or dismissed (normal).
+// Most severe first, must-read before normal. It is one query, so a page costs one read
+// for its banners however many notices exist.
+func (d *DB) BannersFor(ctx context.Context, u User, now time.Time) ([]Notice, error) {
+	ts := FormatTime(now)
+	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+` FROM notices n
+		WHERE n.archived_at IS NULL AND n.starts_at <= ? AND (n.ends_at IS NULL OR n.ends_at > ?)
+		AND `+inAudience+`
+		AND CASE n.kind
+			WHEN 'must_read' THEN NOT EXISTS (SELECT 1 FROM notice_acks k
+				WHERE k.notice_id = n.id AND k.user_id = ? AND k.version = n.version)
+			ELSE NOT EXISTS (SELECT 1 FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id)
+		END
+		ORDER BY CASE n.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+			n.kind = 'must_read' DESC, n.starts_at DESC, n.id DESC
+		LIMIT 50`, ts, ts, u.Role, u.ID, u.ID, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("db: banners for %d: %w", u.ID, err)
+	}
+	defer rows.Close()
+	var ns []Notice
+	for rows.Next() {
+		n, err := scanNotice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: banners for %d: %w", u.ID, err)
+		}
+		ns = append(ns, n)
+	}
+	return ns, rows.Err()
+}
+
+// NoticeState is a notice as one reader sees it.
+type NoticeState struct {
+	Notice
+	AckedAt     time.Time // acknowledgement of the current version; zero if none
+	AckedBefore bool      // acknowledged an earlier version only
+	DismissedAt time.Time
+}
+
+const readerColumns = `, COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = n.id
+		AND k.user_id = ? AND k.version = n.version), ''),
+	EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = ? AND k.version < n.version),
+	COALESCE((SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id), '')`
+
+func scanNoticeState(s scanner) (NoticeState, error) {
+	var st NoticeState
+	var acked, dismissed string
+	n, err := scanNotice(s, &acked, &st.AckedBefore, &dismissed)
+	if err != nil {
+		return NoticeState{}, err
+	}
+	st.Notice = n
+	if acked != "" {
+		st.AckedAt = mustTime(acked)
+	}
+	if dismissed != "" {
+		st.DismissedAt = mustTime(dismissed)
+	}
+	return st, nil
+}
+
+// NoticesFor lists every notice that has started for u's audience, current and past.
+func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeState, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
+		WHERE n.starts_at <= ? AND `+inAudience+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
+		u.ID, u.ID, u.ID, FormatTime(now), u.Role, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
+	}
+	defer rows.Close()
+	var ns []NoticeState
+	for rows.Next() {
+		st, err := scanNoticeState(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
+		}
+		ns = append(ns, st)
+	}
+	return ns, rows.Err()
+}
+
+// NoticeFor returns one notice as u sees it; a notice outside u's audience, or not yet
+// started, is ErrNotFound exactly like one that does not exist.
+func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (NoticeState, error) {
+	st, err := scanNoticeState(d.read.QueryRowContext(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
+		WHERE n.id = ? AND n.starts_at <= ? AND `+inAudience,
+		u.ID, u.ID, u.ID, id, FormatTime(now), u.Role, u.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return NoticeState{}, ErrNotFound
+	}
+	if err != nil {
+		return NoticeState{}, fmt.Errorf("db: notice %d for %d: %w", id, u.ID, err)
+	}
+	return st, nil
+}
+
+// currentFor checks inside a transaction that notice id is current and in u's audience.
+func currentFor(ctx context.Context, tx *sql.Tx, id int64, u User, now time.Time) (kind string, version int, err error) {
+	ts := FormatTime(now)
+	err = tx.QueryRowContext(ctx, `SELECT n.kind, n.version FROM notices n WHERE n.id = ? AND n.archived_at IS NULL
+		AND n.starts_at <= ? AND (n.ends_at IS NULL OR n.ends_at > ?) AND `+inAudience,
+		id, ts, ts, u.Role, u.ID).Scan(&kind, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, ErrNotFound
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("db: notice %d: %w", id, err)
+	}
+	return kind, version, nil
+}
+
+// AckNotice records that u has read the current version of a current notice. Doing it
+// twice is harmless: the first acknowledgement stands.
+func (d *DB) AckNotice(ctx context.Context, id int64, u User, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		_, version, err := currentFor(ctx, tx, id, u, ev.At)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_acks (notice_id, user_id, version, acknowledged_at)
+			VALUES (?, ?, ?, ?)`, id, u.ID, version, FormatTime(ev.At))
+		if err != nil {
+			return fmt.Errorf("db: acknowledge notice %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		ev.Subject = fmt.Sprintf("notice %d", id)
+		ev.Detail = fmt.Sprintf("version %d", version)
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+// DismissNotice hides a current normal notice from u's banners on every device.
+func (d *DB) DismissNotice(ctx context.Context, id int64, u User, now time.Time) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		kind, _, err := currentFor(ctx, tx, id, u, now)
+		if err != nil {
+			return err
+		}
+		if kind == NoticeMustRead {
+			return ErrNotDismissable
+		}
+		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_dismissals (notice_id, user_id, dismissed_at)
+			VALUES (?, ?, ?)`, id, u.ID, FormatTime(now))
+		if err != nil {
+			return fmt.Errorf("db: dismiss notice %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// audienceFilter builds "user u is in audience a" for the reach preview, before the
+// notice exists.
+func audienceFilter(a Audience) (string, []any) {
+	if a.Everyone {
+		return "1 = 1", nil
+	}
+	var parts []string
+	var args []any
+	if len(a.Roles) > 0 {
+		parts = append(parts, "u.role IN ("+placeholders(len(a.Roles))+")")
+		for _, r := range a.Roles {
+			args = append(args, r)
+		}
+	}
+	if len(a.GroupIDs) > 0 {
+		parts = append(parts, "EXISTS (SELECT 1 FROM group_members m WHERE m.user_id = u.id AND m.group_id IN ("+
+			placeholders(len(a.GroupIDs))+"))")
+		for _, g := range a.GroupIDs {
+			args = append(args, g)
+		}
+	}
+	if len(parts) == 0 {
+		return "0 = 1", nil
+	}
+	return "(" + strings.Join(parts, " OR ") + ")", args
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// AudienceSize counts the active users an audience reaches.
+func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
+	cond, args := audienceFilter(a)
+	var n int
+	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("db: audience size: %w", err)
+	}
+	return n, nil
+}
+
+// Receipt is one audience member's state for a notice.
+type Receipt struct {
+	User         User
+	Groups       string // the user's group names, comma-separated
+	AckedAt      time.Time
+	AckedVersion int
+	DismissedAt  time.Time
+}
+
+// NoticeReceipts lists the notice's audience (active users) with who acknowledged the
+// current version and when, by username.
+func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
+	cond, args := audienceFilter(n.Audience)
+	args = append([]any{n.ID, n.Version, n.ID}, args...)
+	rows, err := d.read.QueryContext(ctx, `SELECT `+userColumns+`,
+		COALESCE((SELECT group_concat(name, ', ') FROM (SELECT g.name FROM groups g JOIN group_members m
+			ON m.group_id = g.id WHERE m.user_id = u.id ORDER BY g.name)), ''),
+		COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?), ''),
+		COALESCE((SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id), '')
+		FROM users u WHERE u.disabled = 0 AND `+cond+` ORDER BY u.username`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
+	}
+	defer rows.Close()
+	var rs []Receipt
+	for rows.Next() {
+		var r Receipt
+		var acked, dismissed, created, last string
+		u := &r.User
+		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
+			&u.Disabled, &created, &last, &u.HasMFA, &r.Groups, &acked, &dismissed); err != nil {
+			return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
+		}
+		u.PasswordHash = ""
+		if acked != "" {
+			r.AckedAt, r.AckedVersion = mustTime(acked), n.Version
+		}
+		if dismissed != "" {
+			r.DismissedAt = mustTime(dismissed)
+		}
+		rs = append(rs, r)
+	}
+	return rs, rows.Err()
+}
