@@ -32,6 +32,9 @@ var flashes = map[string]string{
 	"mfa-enabled":      "Two-step verification is on.",
 	"welcome":          "Your administrator account is ready.",
 	"saved":            "Saved.",
+	"notice-posted":    "The notice is published.",
+	"notice-updated":   "The notice is updated.",
+	"notice-archived":  "The notice is archived: it no longer shows as a banner.",
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the
@@ -50,13 +53,36 @@ func (h *Handler) pageFor(c echo.Context, title string) views.Page {
 		RequestID: requestID(c),
 		Status:    http.StatusOK,
 		Location:  h.cfg.Location,
-		Path:      c.Request().URL.Path,
+		Path:      returnPath(c),
 		Flash:     flashes[c.QueryParam("msg")],
+		Now:       h.now(),
 	}
 	if u, ok := currentUser(c); ok {
 		p.Me = &u
 		s, _ := currentSession(c)
 		p.Partial = s.Stage != db.StageFull
+		if !p.Partial {
+			h.loadBanners(c, &p, u)
+		}
 	}
 	return p
+}
+
+// loadBanners fills the page's banner slot. A failure is logged and the page still renders:
+// a broken banner query must not take every page down with it.
+func (h *Handler) loadBanners(c echo.Context, p *views.Page, u db.User) {
+	banners, err := h.db.BannersFor(c.Request().Context(), u, p.Now)
+	if err != nil {
+		h.log.Error("banners failed", "err", err, "request_id", requestID(c))
+		return
+	}
+	p.Banners = banners
+}
+
+// returnPath is where a banner's form brings the reader back: this page, for GETs.
+func returnPath(c echo.Context) string {
+	if c.Request().Method != http.MethodGet {
+		return "/"
+	}
+	return safeNext(c.Request().URL.RequestURI())
 }

@@ -60,12 +60,32 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/account/sessions/revoke-others", h.sessionsRevokeOthers, full)
 	e.POST("/account/sessions/:id/revoke", h.sessionRevoke, full)
 
+	e.GET("/notices", h.noticesIndex, full)
+	e.GET("/notices/:id", h.noticeShow, full)
+	e.POST("/notices/:id/ack", h.noticeAck, full)
+	e.POST("/notices/:id/dismiss", h.noticeDismiss, full)
+
+	publisher := requireRole(db.RoleAdmin, db.RolePublisher)
+	e.GET("/admin/notices", h.adminNoticesIndex, full, publisher)
+	e.POST("/admin/notices", h.adminNoticesCreate, full, publisher)
+	e.GET("/admin/notices/:id", h.adminNoticeShow, full, publisher)
+	e.GET("/admin/notices/:id/edit", h.adminNoticeEdit, full, publisher)
+	e.POST("/admin/notices/:id", h.adminNoticeUpdate, full, publisher)
+	e.POST("/admin/notices/:id/archive", h.adminNoticeArchive, full, publisher)
+	e.GET("/admin/notices/:id/receipts.csv", h.adminNoticeReceiptsCSV, full, publisher)
+
 	admin := requireRole(db.RoleAdmin)
 	e.GET("/admin/users", h.adminUsersIndex, full, admin)
 	e.GET("/admin/users/new", h.adminUserNew, full, admin)
 	e.POST("/admin/users", h.adminUserCreate, full, admin)
 	e.GET("/admin/users/:id", h.adminUserShow, full, admin)
 	e.POST("/admin/users/:id/:action", h.adminUserAction, full, admin)
+	e.GET("/admin/groups", h.adminGroupsIndex, full, admin)
+	e.POST("/admin/groups", h.adminGroupsCreate, full, admin)
+	e.GET("/admin/groups/:id", h.adminGroupShow, full, admin)
+	e.POST("/admin/groups/:id/members", h.adminGroupAddMember, full, admin)
+	e.POST("/admin/groups/:id/members/:uid/remove", h.adminGroupRemoveMember, full, admin)
+	e.POST("/admin/groups/:id/delete", h.adminGroupDelete, full, admin)
 	return e
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"gatehouse/auth"
 )
 
 type flagSet = *flag.FlagSet
@@ -57,9 +55,13 @@ func cmdBackup(e env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	keys, err := auth.LoadKey(cfg.KeyFile)
+	// The key must be the one the database was set up with, or the pair would not restore.
+	keys, err := openKeys(e.ctx, store, cfg.KeyFile, false)
 	if err != nil {
-		return fmt.Errorf("key file %s (--key-file): %w", cfg.KeyFile, err)
+		return err
+	}
+	if keys == nil {
+		return fmt.Errorf("key file %s (--key-file) does not exist yet; start serve once to create it, then back up", cfg.KeyFile)
 	}
 	if _, err := os.Stat(dest + ".key"); err == nil {
 		return fmt.Errorf("%s.key already exists; choose a new DEST", dest)

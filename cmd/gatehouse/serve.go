@@ -30,9 +30,9 @@ func cmdServe(e env, args []string) error {
 	log := newLogger(e.stderr, cfg.LogFormat)
 	ctx := e.ctx
 
-	store, err := db.Open(ctx, cfg.DB)
+	store, err := createStore(ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
+		return err
 	}
 	defer store.Close()
 	keys, err := openKeys(ctx, store, cfg.KeyFile, true)

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,16 +32,31 @@ func openStore(ctx context.Context, s *settings, existing bool) (*db.DB, Config,
 	if err != nil {
 		return nil, cfg, err
 	}
-	var store *db.DB
-	if existing {
-		store, err = db.OpenExisting(ctx, cfg.DB)
-	} else {
-		store, err = db.Open(ctx, cfg.DB)
+	if !existing {
+		store, err := createStore(ctx, cfg.DB)
+		return store, cfg, err
 	}
+	store, err := db.OpenExisting(ctx, cfg.DB)
 	if err != nil {
 		return nil, cfg, fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
 	}
 	return store, cfg, nil
+}
+
+// createStore opens the database at path, creating and migrating it. A missing directory
+// is named as such: SQLite would only say "unable to open database file".
+func createStore(ctx context.Context, path string) (*db.DB, error) {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("cannot open database %s: directory %s does not exist (--db)", path, dir)
+	} else if err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("cannot open database %s: %s is not a directory (--db)", path, dir)
+	}
+	store, err := db.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open database %s: %w", path, err)
+	}
+	return store, nil
 }
 
 // readPassword reads one line from r and strips only its line ending: spaces and every
