@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -79,8 +80,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // OpenExisting opens a database that must already exist and be at exactly this binary's
 // schema version; it never creates or migrates, so inspecting a file cannot change it.
 func OpenExisting(ctx context.Context, path string) (*DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("db: %w", err)
+	if err := checkHeader(path); err != nil {
+		return nil, err
 	}
 	d, err := open(path, false)
 	if err != nil {
@@ -99,11 +100,13 @@ func open(path string, create bool) (*DB, error) {
 	}
 	// Per-connection pragmas live in the DSN so every pooled connection gets them.
 	// synchronous(FULL): writes are rare and a power cut must not lose one we confirmed.
-	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 	mode := "rw"
 	if create {
+		// WAL is a property of the file, set once by the opener that may create it; an
+		// inspecting open must not rewrite the header of a file it only reads.
 		mode = "rwc"
+		common += "&_pragma=journal_mode(WAL)"
 	}
 	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=" + mode + "&" + common
 	w, err := sql.Open("sqlite", name+"&_txlock=immediate")
@@ -186,6 +189,27 @@ func migrations() ([]migration, error) {
 		ms = append(ms, migration{version: v, name: base, sql: string(body)})
 	}
 	return ms, nil
+}
+
+// sqliteMagic starts every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkHeader refuses, without opening it, a file that is missing or not SQLite.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("db: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteMagic))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return fmt.Errorf("%w: %s is empty", ErrNotInitialised, path)
+	}
+	if err != nil || string(head) != sqliteMagic {
+		return fmt.Errorf("db: %s is not an SQLite database", path)
+	}
+	return nil
 }
 
 // SchemaVersion is the newest migration this binary carries.

@@ -284,15 +284,28 @@ func TestOpenExisting(t *testing.T) {
 					t.Fatal(err)
 				}
 				raw.Close()
+				orig, _ := os.ReadFile(path)
+				os.WriteFile(path+".orig", orig, 0o600)
 			},
 			wantErr: ErrNotInitialised,
-			after:   assertNoTables,
+			after: func(t *testing.T, path string) {
+				assertNoTables(t, path)
+				got, _ := os.ReadFile(path)
+				want, _ := os.ReadFile(path + ".orig")
+				if !bytes.Equal(got[:100], want[:100]) {
+					t.Error("inspecting the file rewrote its header (journal mode)")
+				}
+			},
 		},
 		{
-			name:    "a zero-byte file is not initialised and gets no schema",
+			name:    "a zero-byte file is not initialised and stays empty",
 			prepare: func(t *testing.T, path string) { os.WriteFile(path, nil, 0o600) },
 			wantErr: ErrNotInitialised,
-			after:   assertNoTables,
+			after: func(t *testing.T, path string) {
+				if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+					t.Fatalf("inspecting an empty file changed it: %v, %v", fi, err)
+				}
+			},
 		},
 		{
 			name: "a database behind this binary is refused, not migrated",

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"gatehouse/auth"
-	"gatehouse/db"
 )
 
 // lockKeyFile takes an advisory lock on the key file: serve holds a shared one while it
@@ -113,11 +112,15 @@ func finishRotation(keyFile, backup string) error {
 }
 
 // recoverRotation finishes a rotation interrupted after its commit: if the key file does
-// not open the canary but the new key beside it does, the new key takes its place.
-func recoverRotation(store *db.DB, keyFile string, canary []byte) (*auth.Keyring, bool) {
+// not open the canary but the new key beside it does, the new key takes its place. With
+// finish unset (check) it only reports that serve would do so.
+func recoverRotation(keyFile string, canary []byte, finish bool) (*auth.Keyring, bool) {
 	next, err := auth.LoadKey(rotatingKeyPath(keyFile))
 	if err != nil || next.CheckCanary(canary) != nil {
 		return nil, false
+	}
+	if !finish {
+		return next, true
 	}
 	backup := keyFile + "." + time.Now().UTC().Format("20060102T150405Z") + ".old"
 	if finishRotation(keyFile, backup) != nil {

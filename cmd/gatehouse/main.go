@@ -69,6 +69,7 @@ func commands() []command {
 		{"user reset-mfa", "remove U's second factor and recovery codes; U enrolls again at next sign-in", cmdUserResetMFA},
 		{"user unlock", "clear U's sign-in throttle", cmdUserUnlock},
 		{"sessions revoke", "end sessions: sessions revoke --user U | --all", cmdSessionsRevoke},
+		{"key rotate", "re-encrypt every TOTP secret under a new key (stop serve first); the old key is kept as a dated backup", cmdKeyRotate},
 		{"check", "validate config, key file and database without changing anything", cmdCheck},
 		{"backup", "copy the live database to DEST and its key to DEST.key: backup DEST", cmdBackup},
 		{"version", "print the version", cmdVersion},

@@ -39,6 +39,12 @@ func cmdServe(e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Held while serving, so key rotation cannot swap the key under a running server.
+	releaseKey, err := lockKeyFile(cfg.KeyFile, false)
+	if err != nil {
+		return fmt.Errorf("key file %s (--key-file) is locked: a key rotation is running", cfg.KeyFile)
+	}
+	defer releaseKey()
 	if keys.PermsTooOpen() {
 		log.Warn("key file is readable by other users; run chmod 600 on it", "key_file", cfg.KeyFile)
 	}
@@ -151,6 +157,9 @@ func openKeys(ctx context.Context, store *db.DB, path string, create bool) (*aut
 	}
 	if hasCanary {
 		if err := keys.CheckCanary(canary); err != nil {
+			if next, ok := recoverRotation(path, canary, create); ok {
+				return next, nil
+			}
 			return nil, fmt.Errorf("key file %s (--key-file) is not the key this database was set up with", path)
 		}
 		return keys, nil
@@ -182,6 +191,9 @@ func housekeeping(ctx context.Context, store *db.DB, log *slog.Logger, cfg Confi
 		}
 		if _, err := store.PurgeThrottle(ctx, now); err != nil && ctx.Err() == nil {
 			log.Error("purging throttle failed", "err", err)
+		}
+		if _, err := store.PurgeExpiredEnrollments(ctx, now); err != nil && ctx.Err() == nil {
+			log.Error("purging enrollments failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
