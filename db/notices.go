@@ -72,8 +72,18 @@ type NoticeInput struct {
 	Audience Audience
 }
 
+// noEnd is how a notice without an end time is stored.
+const noEnd = "9999-12-31T23:59:59.999Z"
+
+func endValue(t time.Time) string {
+	if t.IsZero() {
+		return noEnd
+	}
+	return FormatTime(t)
+}
+
 const noticeColumns = `n.id, COALESCE(n.author_id, 0), n.author_name, n.title, n.body, n.kind, n.severity,
-	n.starts_at, COALESCE(n.ends_at, ''), n.version, n.revision, COALESCE(n.archived_at, ''), n.created_at, n.updated_at`
+	n.starts_at, n.ends_at, n.version, n.revision, COALESCE(n.archived_at, ''), n.created_at, n.updated_at`
 
 func scanNotice(s scanner, extra ...any) (Notice, error) {
 	var n Notice
@@ -84,7 +94,7 @@ func scanNotice(s scanner, extra ...any) (Notice, error) {
 		return Notice{}, err
 	}
 	n.StartsAt, n.CreatedAt, n.UpdatedAt = mustTime(starts), mustTime(created), mustTime(updated)
-	if ends != "" {
+	if ends != noEnd {
 		n.EndsAt = mustTime(ends)
 	}
 	if archived != "" {
@@ -148,7 +158,7 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 		now := FormatTime(ev.At)
 		res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
 			starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			author.ID, author.Username, in.Title, in.Body, in.Kind, in.Severity, FormatTime(in.StartsAt), nullTime(in.EndsAt), now, now)
+			author.ID, author.Username, in.Title, in.Body, in.Kind, in.Severity, FormatTime(in.StartsAt), endValue(in.EndsAt), now, now)
 		if err != nil {
 			return fmt.Errorf("db: create notice: %w", err)
 		}
@@ -198,7 +208,7 @@ func (d *DB) UpdateNotice(ctx context.Context, id int64, in NoticeInput, editor 
 		n.UpdatedAt, n.Audience = ev.At, in.Audience
 		_, err = tx.ExecContext(ctx, `UPDATE notices SET title = ?, body = ?, kind = ?, severity = ?, starts_at = ?,
 			ends_at = ?, version = ?, revision = ?, updated_at = ? WHERE id = ?`,
-			n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), nullTime(n.EndsAt), n.Version, n.Revision,
+			n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt), n.Version, n.Revision,
 			FormatTime(ev.At), id)
 		if err != nil {
 			return fmt.Errorf("db: update notice %d: %w", id, err)
@@ -320,7 +330,7 @@ const inAudience = `EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = 
 func (d *DB) BannersFor(ctx context.Context, u User, now time.Time) ([]Notice, error) {
 	ts := FormatTime(now)
 	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+` FROM notices n
-		WHERE n.archived_at IS NULL AND n.starts_at <= ? AND (n.ends_at IS NULL OR n.ends_at > ?)
+		WHERE n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
 		AND `+inAudience+`
 		AND CASE n.kind
 			WHEN 'must_read' THEN NOT EXISTS (SELECT 1 FROM notice_acks k
@@ -414,7 +424,7 @@ func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (No
 func currentFor(ctx context.Context, tx *sql.Tx, id int64, u User, now time.Time) (kind string, version int, err error) {
 	ts := FormatTime(now)
 	err = tx.QueryRowContext(ctx, `SELECT n.kind, n.version FROM notices n WHERE n.id = ? AND n.archived_at IS NULL
-		AND n.starts_at <= ? AND (n.ends_at IS NULL OR n.ends_at > ?) AND `+inAudience,
+		AND n.ends_at > ? AND n.starts_at <= ? AND `+inAudience,
 		id, ts, ts, u.Role, u.ID).Scan(&kind, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, ErrNotFound

@@ -18,7 +18,25 @@ func (h *Handler) accountShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.AccountPage(h.pageFor(c, "Your account"), views.AccountInfo{RecoveryLeft: len(left)}))
+	rule, err := h.ruleFor(c, u)
+	if err != nil {
+		return err
+	}
+	p := h.pageFor(c, "Your account")
+	return render(c, http.StatusOK, views.AccountPage(p, views.AccountInfo{RecoveryLeft: len(left), Rule: ruleWords(p, rule)}))
+}
+
+// ruleWords says in a sentence which two-step rule applies and where it comes from.
+func ruleWords(p views.Page, r effectiveRule) string {
+	switch {
+	case r.Mode == db.MFARequired && r.Paused:
+		return "required (" + r.Source + "), but enforcement is paused"
+	case r.Mode == db.MFARequired:
+		return "required from " + p.When(r.Deadline) + " (" + r.Source + ")"
+	case r.Mode == db.MFAOptional:
+		return "optional, and recommended (" + r.Source + ")"
+	}
+	return "not required"
 }
 
 func (h *Handler) passwordEdit(c echo.Context) error {

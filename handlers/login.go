@@ -168,7 +168,21 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		}
 		return c.Redirect(http.StatusSeeOther, target)
 	}
-	return c.Redirect(http.StatusSeeOther, safeNext(f.Next))
+	return h.afterSignIn(c, u, f.Next)
+}
+
+// afterSignIn sends a fully signed-in user straight to a pending step (a forced password
+// change, a required enrollment) or else to where they were going.
+func (h *Handler) afterSignIn(c echo.Context, u db.User, next string) error {
+	c.Set(userKey, u)
+	step, err := h.pendingStep(c)
+	if err != nil {
+		return err
+	}
+	if step != "" {
+		return c.Redirect(http.StatusSeeOther, step)
+	}
+	return c.Redirect(http.StatusSeeOther, safeNext(next))
 }
 
 // startSession ends whatever session this browser had, then issues a new token: a token

@@ -85,7 +85,7 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return err
 	}
 	h.setSessionCookie(c, token)
-	return c.Redirect(http.StatusSeeOther, safeNext(f.Next))
+	return h.afterSignIn(c, u, f.Next)
 }
 
 // checkSecondFactor accepts a TOTP code once, or an unused recovery code once, and audits
@@ -376,6 +376,13 @@ func (h *Handler) mfaDisable(c echo.Context) error {
 	s, _ := currentSession(c)
 	if !u.HasMFA {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	}
+	if rule, err := h.ruleFor(c, u); err != nil {
+		return err
+	} else if rule.Required() {
+		return &userError{Status: http.StatusConflict,
+			Message: "Two-step verification is required for your account (" + rule.Source + "), so it cannot be turned off.",
+			Hint:    "You can move to a new authenticator instead."}
 	}
 	ok, err := h.checkPasswordAgain(c, u)
 	if err != nil {

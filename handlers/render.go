@@ -63,6 +63,7 @@ func (h *Handler) pageFor(c echo.Context, title string) views.Page {
 		p.Partial = s.Stage != db.StageFull
 		if !p.Partial {
 			h.loadBanners(c, &p, u)
+			p.MFADeadline = h.mfaWarning(c, u, p.Now)
 		}
 	}
 	return p

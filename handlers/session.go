@@ -162,15 +162,18 @@ func (h *Handler) loginRedirect(c echo.Context) error {
 // requireFull lets through only a fully signed-in user whose account has no step pending
 // (a forced password change, a required MFA enrollment): those are sent to that step.
 func (h *Handler) requireFull(next echo.HandlerFunc) echo.HandlerFunc {
-	return h.requireSession(true, next)
+	return h.requireSession("", next)
 }
 
-// requireFullUngated is requireFull for the pages that resolve a pending step themselves.
-func (h *Handler) requireFullUngated(next echo.HandlerFunc) echo.HandlerFunc {
-	return h.requireSession(false, next)
+// requireStep is requireFull for the page of one pending step: it is open while that step
+// (or none) is pending, so the page that resolves a step never redirects to itself.
+func (h *Handler) requireStep(step string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return h.requireSession(step, next)
+	}
 }
 
-func (h *Handler) requireSession(gated bool, next echo.HandlerFunc) echo.HandlerFunc {
+func (h *Handler) requireSession(allowed string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		s, ok := currentSession(c)
 		if !ok {
@@ -179,22 +182,15 @@ func (h *Handler) requireSession(gated bool, next echo.HandlerFunc) echo.Handler
 		if s.Stage != db.StageFull {
 			return c.Redirect(http.StatusSeeOther, "/login/mfa")
 		}
-		if gated {
-			if target := h.pendingStep(c); target != "" {
-				return c.Redirect(http.StatusSeeOther, target)
-			}
+		target, err := h.pendingStep(c)
+		if err != nil {
+			return err
+		}
+		if target != "" && target != allowed {
+			return c.Redirect(http.StatusSeeOther, target)
 		}
 		return next(c)
 	}
-}
-
-// pendingStep names the page a signed-in user must finish before any other, or "".
-func (h *Handler) pendingStep(c echo.Context) string {
-	u, _ := currentUser(c)
-	if u.MustChangePassword {
-		return "/account/password"
-	}
-	return ""
 }
 
 // requireRole answers 403 unless the signed-in user has one of roles. It runs after

@@ -98,7 +98,7 @@ func noticeForm(p Page, f NoticeForm) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = Banner(Page{CSRF: p.CSRF, Path: p.Path}, f.Preview.Notice).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = BannerPreview(f.Preview.Notice).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

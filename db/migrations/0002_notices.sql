@@ -22,15 +22,17 @@ CREATE TABLE notices (
 	kind        TEXT    NOT NULL CHECK (kind IN ('normal', 'must_read')),
 	severity    TEXT    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
 	starts_at   TEXT    NOT NULL,
-	ends_at     TEXT,
+	-- No end is stored as the far future, so "not ended" is one index range.
+	ends_at     TEXT    NOT NULL,
 	version     INTEGER NOT NULL DEFAULT 1,
 	revision    INTEGER NOT NULL DEFAULT 1,
 	archived_at TEXT,
 	created_at  TEXT    NOT NULL,
 	updated_at  TEXT    NOT NULL
 );
--- The banner query looks only at notices that are not archived.
-CREATE INDEX notices_live ON notices (starts_at) WHERE archived_at IS NULL;
+-- The banner query reads only notices that are neither archived nor ended, however long
+-- the history grows.
+CREATE INDEX notices_live ON notices (ends_at, starts_at) WHERE archived_at IS NULL;
 
 CREATE TABLE notice_audience (
 	notice_id INTEGER NOT NULL REFERENCES notices (id) ON DELETE CASCADE,

@@ -1,0 +1,305 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"gatehouse/db"
+	"gatehouse/views"
+)
+
+// effectiveRule is the rule that applies to one user: the strictest of their role's and
+// groups' rules; among required ones, the earliest deadline.
+type effectiveRule struct {
+	Mode     string
+	Deadline time.Time
+	Source   string // the scope the rule came from
+	Paused   bool
+}
+
+func strictness(mode string) int {
+	switch mode {
+	case db.MFARequired:
+		return 2
+	case db.MFAOptional:
+		return 1
+	}
+	return 0
+}
+
+func strictest(rules []db.MFARule) effectiveRule {
+	best := effectiveRule{Mode: db.MFAOff}
+	for _, r := range rules {
+		s, b := strictness(r.Mode), strictness(best.Mode)
+		if s > b || (s == b && r.Mode == db.MFARequired && r.Deadline.Before(best.Deadline)) {
+			best = effectiveRule{Mode: r.Mode, Deadline: r.Deadline, Source: r.Scope()}
+		}
+	}
+	return best
+}
+
+// Required reports whether the user must have a factor (now or from the deadline).
+func (r effectiveRule) Required() bool { return r.Mode == db.MFARequired }
+
+// enforcedAt reports whether, at now, a user without a factor must enroll before anything
+// else. A paused rollout enforces nothing.
+func (r effectiveRule) enforcedAt(now time.Time) bool {
+	return r.Required() && !r.Paused && !now.Before(r.Deadline)
+}
+
+func (h *Handler) mfaRuleFor(ctx context.Context, u db.User) (effectiveRule, error) {
+	rules, err := h.db.MFARulesFor(ctx, u)
+	if err != nil {
+		return effectiveRule{}, err
+	}
+	rule := strictest(rules)
+	if rule.Required() {
+		if rule.Paused, err = h.db.MFAPaused(ctx); err != nil {
+			return effectiveRule{}, err
+		}
+	}
+	return rule, nil
+}
+
+// ruleContext caches the user's rule for the request: the gate and the banner both need it.
+const ruleKey = "gatehouse.mfa_rule"
+
+func (h *Handler) ruleFor(c echo.Context, u db.User) (effectiveRule, error) {
+	if r, ok := c.Get(ruleKey).(effectiveRule); ok {
+		return r, nil
+	}
+	r, err := h.mfaRuleFor(c.Request().Context(), u)
+	if err != nil {
+		return effectiveRule{}, err
+	}
+	c.Set(ruleKey, r)
+	return r, nil
+}
+
+// Steps a signed-in user may have to finish before anything else.
+const (
+	stepPassword = "/account/password"
+	stepMFA      = "/account/mfa"
+)
+
+// pendingStep names the page a signed-in user must finish before any other, or "". A
+// forced password change comes first, then a required enrollment past its deadline.
+func (h *Handler) pendingStep(c echo.Context) (string, error) {
+	u, _ := currentUser(c)
+	if u.MustChangePassword {
+		return stepPassword, nil
+	}
+	if u.HasMFA {
+		return "", nil
+	}
+	rule, err := h.ruleFor(c, u)
+	if err != nil {
+		return "", err
+	}
+	if rule.enforcedAt(h.now()) {
+		return stepMFA, nil
+	}
+	return "", nil
+}
+
+// mfaWarning is the deadline to warn a user about, or zero.
+func (h *Handler) mfaWarning(c echo.Context, u db.User, now time.Time) time.Time {
+	if u.HasMFA {
+		return time.Time{}
+	}
+	rule, err := h.ruleFor(c, u)
+	if err != nil {
+		h.log.Error("mfa rule failed", "err", err, "request_id", requestID(c))
+		return time.Time{}
+	}
+	if rule.Required() && !rule.Paused && now.Before(rule.Deadline) {
+		return rule.Deadline
+	}
+	return time.Time{}
+}
+
+// policyScopes lists every role and group with its rule and progress.
+func (h *Handler) policyScopes(ctx context.Context) ([]views.PolicyScope, error) {
+	rules, err := h.db.MFARules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := h.db.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byScope := map[string]db.MFARule{}
+	for _, r := range rules {
+		byScope[scopeValue(r.Role, r.GroupID)] = r
+	}
+	var scopes []views.PolicyScope
+	add := func(role string, groupID int64, label string) error {
+		members, err := h.db.ScopeMembers(ctx, role, groupID)
+		if err != nil {
+			return err
+		}
+		s := views.PolicyScope{Value: scopeValue(role, groupID), Label: label, Mode: db.MFAOff, Members: len(members)}
+		if r, ok := byScope[s.Value]; ok {
+			s.Mode, s.Deadline, s.UpdatedBy, s.UpdatedAt = r.Mode, r.Deadline, r.UpdatedBy, r.UpdatedAt
+		}
+		for _, u := range members {
+			switch {
+			case u.HasMFA:
+				s.Enrolled++
+			case s.Mode == db.MFARequired && !h.now().Before(s.Deadline):
+				s.PastDeadline++
+			default:
+				s.Pending++
+			}
+		}
+		scopes = append(scopes, s)
+		return nil
+	}
+	for _, r := range db.Roles {
+		if err := add(r, 0, "Role: "+r); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range groups {
+		if err := add("", g.ID, "Group: "+g.Name); err != nil {
+			return nil, err
+		}
+	}
+	return scopes, nil
+}
+
+func scopeValue(role string, groupID int64) string {
+	if role != "" {
+		return "role:" + role
+	}
+	return "group:" + strconv.FormatInt(groupID, 10)
+}
+
+func (h *Handler) mfaPolicyShow(c echo.Context) error {
+	return h.renderPolicy(c, http.StatusOK, views.PolicyForm{Mode: db.MFARequired})
+}
+
+func (h *Handler) renderPolicy(c echo.Context, status int, f views.PolicyForm) error {
+	ctx := c.Request().Context()
+	scopes, err := h.policyScopes(ctx)
+	if err != nil {
+		return err
+	}
+	paused, err := h.db.MFAPaused(ctx)
+	if err != nil {
+		return err
+	}
+	return render(c, status, views.PolicyPage(h.pageWithStatus(c, "Two-step verification policy", status),
+		views.Policy{Scopes: scopes, Paused: paused, Form: f}))
+}
+
+// mfaPolicyUpdate shows a dry run of the change; only the dry run's own confirm button
+// saves it, so no rule changes without the admin having seen whom it affects.
+func (h *Handler) mfaPolicyUpdate(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := views.PolicyForm{Scope: c.FormValue("scope"), Mode: c.FormValue("mode"), Deadline: c.FormValue("deadline"),
+		Errors: map[string]string{}}
+	rule := db.MFARule{Mode: f.Mode}
+	kind, arg, _ := strings.Cut(f.Scope, ":")
+	switch kind {
+	case "role":
+		if db.ValidRole(arg) {
+			rule.Role = arg
+		}
+	case "group":
+		if id, err := strconv.ParseInt(arg, 10, 64); err == nil && id > 0 {
+			if _, err := h.db.GroupByID(ctx, id); err == nil {
+				rule.GroupID = id
+			}
+		}
+	}
+	if rule.Role == "" && rule.GroupID == 0 {
+		f.Errors["scope"] = "Choose a role or a group."
+	}
+	if !db.ValidMFAMode(f.Mode) {
+		f.Errors["mode"] = "Choose off, optional or required."
+	}
+	if f.Mode == db.MFARequired {
+		t, err := h.parseFormTime(f.Deadline)
+		switch {
+		case err != nil:
+			f.Errors["deadline"] = "Enter a date and time."
+		case t.IsZero():
+			f.Errors["deadline"] = "A required rule needs a deadline. A time in the past means: from now."
+		}
+		rule.Deadline = t
+	}
+	if len(f.Errors) > 0 {
+		return h.renderPolicy(c, http.StatusUnprocessableEntity, f)
+	}
+	if c.FormValue("confirm") == "" {
+		dry, err := h.dryRun(ctx, rule)
+		if err != nil {
+			return err
+		}
+		f.DryRun = &dry
+		return h.renderPolicy(c, http.StatusOK, f)
+	}
+	err := h.db.SetMFARule(ctx, rule, h.event(c, "mfa.policy_changed", ""))
+	if errors.Is(err, db.ErrNotFound) {
+		f.Errors["scope"] = "That group was just deleted."
+		return h.renderPolicy(c, http.StatusUnprocessableEntity, f)
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/mfa-policy?msg=saved")
+}
+
+// dryRun counts whom a rule would affect, and who would be sent to enrollment if it
+// applied now.
+func (h *Handler) dryRun(ctx context.Context, rule db.MFARule) (views.DryRun, error) {
+	members, err := h.db.ScopeMembers(ctx, rule.Role, rule.GroupID)
+	if err != nil {
+		return views.DryRun{}, err
+	}
+	d := views.DryRun{Scope: rule.Scope(), Mode: rule.Mode, Deadline: rule.Deadline, Affected: len(members)}
+	if rule.GroupID != 0 {
+		g, err := h.db.GroupByID(ctx, rule.GroupID)
+		if err != nil {
+			return views.DryRun{}, err
+		}
+		d.Scope = "group " + g.Name
+	}
+	for _, u := range members {
+		if u.HasMFA {
+			d.Enrolled++
+			continue
+		}
+		if rule.Mode == db.MFARequired {
+			// Another rule may already be stricter for this user; the dry run shows the
+			// effect of this one.
+			d.WouldEnroll = append(d.WouldEnroll, u.Username)
+		}
+	}
+	d.EnforcedNow = rule.Mode == db.MFARequired && !h.now().Before(rule.Deadline)
+	return d, nil
+}
+
+func (h *Handler) mfaPolicyPause(c echo.Context) error {
+	paused := c.Param("action") == "pause"
+	if !paused && c.Param("action") != "resume" {
+		return errNotFound
+	}
+	kind := "mfa.enforcement_resumed"
+	if paused {
+		kind = "mfa.enforcement_paused"
+	}
+	ev := h.event(c, kind, "mfa policy")
+	ev.Detail = map[bool]string{true: "enforcement paused; rules kept", false: "enforcement resumed"}[paused]
+	if err := h.db.SetMFAPaused(c.Request().Context(), paused, ev); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/mfa-policy?msg=saved")
+}
