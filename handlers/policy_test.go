@@ -234,3 +234,25 @@ func TestStackedGatesEndWithinTwoRedirects(t *testing.T) {
 	c.enroll(t)
 	wantStatus(t, c.get("/"), http.StatusOK)
 }
+
+func TestUserInTwoGroupsGetsTheStrictestRule(t *testing.T) {
+	w := newRollout(t)
+	ctx := context.Background()
+	early, err := w.a.db.CreateGroup(ctx, "early birds", db.Event{At: w.a.clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.a.db.AddGroupMember(ctx, early.ID, w.nightOwl.ID, db.Event{At: w.a.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	later := w.a.clock().Add(30 * 24 * time.Hour).Format(formTime)
+	setRule(t, w.admin, w.group(), "optional", "")
+	setRule(t, w.admin, "group:"+strconv.FormatInt(early.ID, 10), "required", later)
+	owl := w.a.client()
+	wantRedirect(t, owl.login("owl", "correct horse battery"), "/")
+	if b := body(t, owl.get("/account")); !strings.Contains(b, "(group early birds)") || !strings.Contains(b, "required from") {
+		t.Fatalf("effective rule: %.200s", b[strings.Index(b, "Rule for your account"):])
+	}
+	setRule(t, w.admin, w.group(), "required", "2020-01-01T00:00")
+	wantRedirect(t, owl.get("/"), "/account/mfa") // the earlier of two required deadlines wins
+}
