@@ -3,6 +3,7 @@ package handlers
 
 import (
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -16,6 +17,9 @@ type Config struct {
 	SessionIdle time.Duration
 	SessionMax  time.Duration
 	Location    *time.Location
+	// TrustedProxies are the peers whose X-Forwarded-For names the client; with none, the
+	// TCP peer is the client and the header is ignored.
+	TrustedProxies []*net.IPNet
 }
 
 // Secure reports whether the portal is served over https, which turns on Secure cookies,

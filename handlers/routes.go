@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"net"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -27,8 +28,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.handleError
-	// Only the connecting peer is believed; X-Forwarded-For is client-controlled.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = clientAddr(cfg.TrustedProxies)
 
 	e.Use(assignRequestID, h.securityHeaders, h.accessLog, h.recoverPanic, parseForm,
 		skipFor(infraPath, h.loadSession), skipFor(infraPath, h.csrf()))
@@ -91,6 +91,20 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/admin/groups/:id/members/:uid/remove", h.adminGroupRemoveMember, full, admin)
 	e.POST("/admin/groups/:id/delete", h.adminGroupDelete, full, admin)
 	return e
+}
+
+// clientAddr decides where a request comes from. X-Forwarded-For is written by whoever
+// sends the request, so it is believed only when the peer is a configured proxy, and then
+// only as far back as the chain stays within trusted proxies.
+func clientAddr(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // infraPath marks requests that need neither a session nor CSRF state: probes and assets.

@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -250,5 +252,39 @@ func TestUnauthenticatedPagesRedirectOnce(t *testing.T) {
 			t.Errorf("%s: %d hops", path, hops)
 		}
 		wantStatus(t, resp, http.StatusOK)
+	}
+}
+
+func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
+	_, proxy, _ := net.ParseCIDR("10.0.0.0/8")
+	for _, tc := range []struct {
+		name    string
+		trusted []*net.IPNet
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"ignored by default", nil, "192.0.2.10:1234", "203.0.113.7", "192.0.2.10"},
+		{"ignored from an untrusted peer", []*net.IPNet{proxy}, "192.0.2.10:1234", "203.0.113.7", "192.0.2.10"},
+		{"believed from a trusted proxy", []*net.IPNet{proxy}, "10.1.2.3:1234", "203.0.113.7", "203.0.113.7"},
+		{"a forged head of the chain is not believed", []*net.IPNet{proxy}, "10.1.2.3:1234", "6.6.6.6, 203.0.113.7", "203.0.113.7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTestApp(t, func(c *Config) { c.TrustedProxies = tc.trusted })
+			a.createUser("alice", db.RoleStaff, "correct horse battery")
+			c := a.client()
+			c.get("/login")
+			req := httptest.NewRequest(http.MethodPost, testBase+"/login", strings.NewReader(url.Values{
+				"username": {"alice"}, "password": {"wrong horse battery"}, "_csrf": {c.csrf()}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			req.Header.Set("X-Forwarded-For", tc.xff)
+			req.RemoteAddr = tc.peer
+			c.do(req)
+			evs, _ := a.db.ListEvents(context.Background(), db.AuditFilter{Kind: "signin.password"})
+			if len(evs) != 1 || evs[0].ClientAddr != tc.want {
+				t.Fatalf("audited address %+v, want %s", evs, tc.want)
+			}
+		})
 	}
 }

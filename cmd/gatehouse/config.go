@@ -22,11 +22,16 @@ type Config struct {
 	LogFormat   string // "text", "json" or "" (text on a terminal, else json)
 	Location    *time.Location
 	KeyFile     string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed; none by default.
+	TrustedProxies []*net.IPNet
+	AuditRetention time.Duration
+	MetricsAddr    string
 }
 
 // settings holds the raw strings until validation, so a bad value is reported by name.
 type settings struct {
 	db, addr, baseURL, idle, max, logFormat, timezone, keyFile string
+	trustedProxies, auditRetention, metricsAddr                string
 }
 
 type setting struct {
@@ -44,6 +49,9 @@ func (s *settings) table() []setting {
 		{"log-format", "GATEHOUSE_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", &s.logFormat},
 		{"timezone", "GATEHOUSE_TIMEZONE", "", "IANA zone for times shown and entered (default: the machine's zone)", &s.timezone},
 		{"key-file", "GATEHOUSE_KEY_FILE", "", "key that encrypts TOTP secrets (default: <db>.key)", &s.keyFile},
+		{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none)", &s.trustedProxies},
+		{"audit-retention", "GATEHOUSE_AUDIT_RETENTION", "400d", "how long audit rows are kept before they are purged (accepts d for days)", &s.auditRetention},
+		{"metrics-addr", "GATEHOUSE_METRICS_ADDR", "", "address for Prometheus metrics, e.g. 127.0.0.1:9090 (default: off)", &s.metricsAddr},
 	}
 }
 
@@ -108,6 +116,36 @@ func (s *settings) config() (Config, error) {
 		c.LogFormat = s.logFormat
 	default:
 		return c, invalid("log-format", s.logFormat, "want text or json")
+	}
+	for _, part := range strings.Split(s.trustedProxies, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") { // a single address
+			if ip := net.ParseIP(part); ip != nil && ip.To4() != nil {
+				part += "/32"
+			} else {
+				part += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(part)
+		if err != nil {
+			return c, invalid("trusted-proxies", s.trustedProxies, "want comma-separated CIDRs such as 10.0.0.0/8,::1/128")
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	if c.AuditRetention, err = parseDuration(s.auditRetention); err != nil {
+		return c, invalid("audit-retention", s.auditRetention, err.Error())
+	}
+	if c.AuditRetention < 24*time.Hour {
+		return c, invalid("audit-retention", s.auditRetention, "keep audit rows for at least a day")
+	}
+	if s.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(s.metricsAddr); err != nil {
+			return c, invalid("metrics-addr", s.metricsAddr, "want host:port, for example 127.0.0.1:9090")
+		}
+		c.MetricsAddr = s.metricsAddr
 	}
 	c.Location = time.Local
 	if s.timezone != "" {

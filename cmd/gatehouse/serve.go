@@ -61,10 +61,11 @@ func cmdServe(e env, args []string) error {
 	}
 
 	app := handlers.New(handlers.Config{
-		BaseURL:     cfg.BaseURL,
-		SessionIdle: cfg.SessionIdle,
-		SessionMax:  cfg.SessionMax,
-		Location:    cfg.Location,
+		BaseURL:        cfg.BaseURL,
+		SessionIdle:    cfg.SessionIdle,
+		SessionMax:     cfg.SessionMax,
+		Location:       cfg.Location,
+		TrustedProxies: cfg.TrustedProxies,
 	}, handlers.Deps{
 		DB:     store,
 		Log:    log,
