@@ -77,36 +77,3 @@ func clean(s string) string {
 // isControl covers C0, DEL and C1 (whose U+0085 is a line break) and the Unicode line and
 // paragraph separators.
 func isControl(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
-
-// AuditFilter narrows ListEvents; zero fields match everything.
-type AuditFilter struct {
-	Kind  string
-	Actor string
-	Limit int
-}
-
-// ListEvents returns the newest events first.
-func (d *DB) ListEvents(ctx context.Context, f AuditFilter) ([]Event, error) {
-	if f.Limit <= 0 || f.Limit > 1000 {
-		f.Limit = 100
-	}
-	q := `SELECT id, at, COALESCE(actor_id, 0), actor, event, subject, client_addr, outcome, detail, request_id
-		FROM audit_log WHERE (? = '' OR event = ?) AND (? = '' OR actor = ?) ORDER BY id DESC LIMIT ?`
-	rows, err := d.read.QueryContext(ctx, q, f.Kind, f.Kind, f.Actor, f.Actor, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("db: list audit: %w", err)
-	}
-	defer rows.Close()
-	var evs []Event
-	for rows.Next() {
-		var ev Event
-		var at string
-		if err := rows.Scan(&ev.ID, &at, &ev.ActorID, &ev.Actor, &ev.Kind, &ev.Subject, &ev.ClientAddr,
-			&ev.Outcome, &ev.Detail, &ev.RequestID); err != nil {
-			return nil, fmt.Errorf("db: list audit: %w", err)
-		}
-		ev.At = mustTime(at)
-		evs = append(evs, ev)
-	}
-	return evs, rows.Err()
-}

@@ -173,3 +173,42 @@ func TestListEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestPurgeAuditKeepsWhatIsInDate(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, age := range []time.Duration{500 * 24 * time.Hour, 401 * 24 * time.Hour, 399 * 24 * time.Hour, time.Hour} {
+		if err := d.Audit(ctx, Event{At: now.Add(-age), Kind: "signin.password", Actor: "a", Subject: age.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.AddEventCounts(ctx, now.Add(-500*24*time.Hour), map[string]int64{"csrf_refused": 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddEventCounts(ctx, now, map[string]int64{"csrf_refused": 2}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.PurgeAudit(ctx, now.Add(-400*24*time.Hour), Event{At: now, Actor: "system", Kind: "audit.purged"})
+	if err != nil || n != 2 {
+		t.Fatalf("purged %d, %v; want 2", n, err)
+	}
+	left, _ := d.ListEvents(ctx, AuditFilter{Kind: "signin.password"})
+	if len(left) != 2 {
+		t.Fatalf("%d in-date rows left, want 2", len(left))
+	}
+	purged, _ := d.ListEvents(ctx, AuditFilter{Kind: "audit.purged"})
+	if len(purged) != 1 || !strings.Contains(purged[0].Detail, "2 audit rows") {
+		t.Fatalf("the purge is not audited: %+v", purged)
+	}
+	counts, _ := d.EventCountsSince(ctx, now.Add(-1000*24*time.Hour))
+	if counts["csrf_refused"] != 2 {
+		t.Fatalf("counters after purge %v", counts)
+	}
+	if n, _ := d.PurgeAudit(ctx, now.Add(-400*24*time.Hour), Event{At: now, Actor: "system", Kind: "audit.purged"}); n != 0 {
+		t.Fatal("a second purge found rows")
+	}
+	if purged, _ := d.ListEvents(ctx, AuditFilter{Kind: "audit.purged"}); len(purged) != 1 {
+		t.Fatal("an empty purge wrote an audit row")
+	}
+}

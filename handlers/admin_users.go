@@ -113,6 +113,8 @@ func (h *Handler) adminUserAction(c echo.Context) error {
 		ev.Kind = "mfa.reset"
 		ev.Detail = "reset by an admin; sessions ended"
 		_, err = h.db.ResetMFA(ctx, u.ID, ev)
+	case "delete":
+		return h.adminUserDelete(c)
 	case "role":
 		role := c.FormValue("role")
 		if !db.ValidRole(role) {
@@ -128,6 +130,10 @@ func (h *Handler) adminUserAction(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if u.ID == me.ID && c.Param("action") == "role" && c.FormValue("role") != db.RoleAdmin {
+		// Reached only when another admin exists; still, say plainly what just happened.
+		return c.Redirect(http.StatusSeeOther, "/?msg=saved")
 	}
 	if u.ID == me.ID && c.Param("action") == "reset-mfa" {
 		h.clearSessionCookies(c)

@@ -79,7 +79,7 @@ func csrfRefusal(cause error) error {
 	return &userError{Status: http.StatusForbidden,
 		Message: "This form was refused because it did not come from this portal's own page, or it had expired.",
 		Hint:    "Go back, reload the page and send the form again. If you followed a link from another site, open the portal directly.",
-		Cause:   cause}
+		Cause:   cause, Count: countCSRF}
 }
 
 func isUnsafe(method string) bool {

@@ -21,6 +21,7 @@ type userError struct {
 	Message string
 	Hint    string
 	Cause   error
+	Count   string // a health-panel counter this refusal adds to, if any
 }
 
 func (e *userError) Error() string {
@@ -109,6 +110,12 @@ func (h *Handler) handleError(err error, c echo.Context) {
 			d = [2]string{http.StatusText(status), ""}
 		}
 		msg, hint = d[0], d[1]
+	}
+	if ue != nil && ue.Count != "" {
+		h.counts.add(ue.Count)
+	}
+	if status >= 500 {
+		h.counts.add(countServerError)
 	}
 	rid := requestID(c)
 	attrs := []any{"err", err, "status", status, "request_id", rid, "method", c.Request().Method,

@@ -45,6 +45,7 @@ type Handler struct {
 	now     func() time.Time
 	csrfKey []byte
 	addrs   *addrLimiter
+	counts  *counters
 }
 
 // partialSessionMax bounds how long the password step stays valid without the second one.

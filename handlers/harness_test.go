@@ -127,11 +127,12 @@ type client struct {
 	jar       http.CookieJar
 	fetchSite string // Sec-Fetch-Site on POSTs; "" sends none (a script, not a browser)
 	lastBody  string
+	addr      string // the client's address as the server sees it
 }
 
 func (a *testApp) client() *client {
 	jar, _ := cookiejar.New(nil)
-	return &client{app: a, jar: jar, fetchSite: "same-origin"}
+	return &client{app: a, jar: jar, fetchSite: "same-origin", addr: "192.0.2.10:5555"}
 }
 
 var baseURL, _ = url.Parse(testBase + "/")
@@ -153,7 +154,7 @@ func (c *client) do(req *http.Request) *http.Response {
 
 func (c *client) get(path string) *http.Response {
 	req := httptest.NewRequest(http.MethodGet, testBase+path, nil)
-	req.RemoteAddr = "192.0.2.10:5555"
+	req.RemoteAddr = c.addr
 	return c.do(req)
 }
 
@@ -166,7 +167,7 @@ func (c *client) post(path string, form url.Values) *http.Response {
 	}
 	req := httptest.NewRequest(http.MethodPost, testBase+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.RemoteAddr = "192.0.2.10:5555"
+	req.RemoteAddr = c.addr
 	if c.fetchSite != "" {
 		req.Header.Set("Sec-Fetch-Site", c.fetchSite)
 		req.Header.Set("Origin", testBase)
@@ -248,3 +249,5 @@ func (a *testApp) countRows(table string) int {
 }
 
 func hashOf(token string) []byte { return auth.HashToken(token) }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -25,6 +25,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		csrfKey: deps.Keys.Derive("csrf-token"),
 		addrs:   newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow),
 	}
+	h.counts = newCounters(deps.DB, deps.Log, deps.Now)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.handleError
@@ -76,6 +77,14 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.GET("/admin/notices/:id/receipts.csv", h.adminNoticeReceiptsCSV, full, publisher)
 
 	admin := requireRole(db.RoleAdmin)
+	e.GET("/admin", h.adminHome, full, admin)
+	e.GET("/admin/sessions", h.adminSessions, full, admin)
+	e.POST("/admin/sessions/revoke-all", h.adminSessionsRevokeAll, full, admin)
+	e.GET("/admin/audit", h.adminAudit, full, admin)
+	e.GET("/admin/audit.csv", h.adminAuditCSV, full, admin)
+	e.GET("/admin/users/:id/delete", h.adminUserDeleteForm, full, admin)
+	e.GET("/admin/groups/:id/reset-mfa", h.adminGroupResetForm, full, admin)
+	e.POST("/admin/groups/:id/reset-mfa", h.adminGroupReset, full, admin)
 	e.GET("/admin/users", h.adminUsersIndex, full, admin)
 	e.GET("/admin/users/new", h.adminUserNew, full, admin)
 	e.POST("/admin/users", h.adminUserCreate, full, admin)

@@ -63,6 +63,7 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			for _, v := range legacyNames {
 				expireCookie(c, v, h.cfg.Secure())
 			}
+			h.counts.add(countStaleCookie)
 		}
 		if len(values) == 0 {
 			if legacy {
@@ -77,6 +78,7 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.ID == 0 {
 			h.clearSessionCookies(c)
 			c.Set(sessionEndedKey, true)
+			h.counts.add(countStaleCookie)
 			h.log.Info("stale session cookie cleared", "request_id", requestID(c))
 			return next(c)
 		}

@@ -68,6 +68,7 @@ func commands() []command {
 		{"user set-password", "set U's password: user set-password U --password-stdin", cmdUserSetPassword},
 		{"user reset-mfa", "remove U's second factor and recovery codes; U enrolls again at next sign-in", cmdUserResetMFA},
 		{"user unlock", "clear U's sign-in throttle", cmdUserUnlock},
+		{"user delete", "delete U with their sessions, factor and receipts: user delete U", cmdUserDelete},
 		{"sessions revoke", "end sessions: sessions revoke --user U | --all", cmdSessionsRevoke},
 		{"mfa pause", "suspend MFA enforcement at once, keeping every rule (the way out of a rollout gone wrong)", cmdMFAPause},
 		{"mfa resume", "enforce the MFA rules again", cmdMFAResume},

@@ -290,7 +290,7 @@ func TestCommandDispatch(t *testing.T) {
 	}{
 		{"no command at all is a usage error", nil, "no command given"},
 		{"an unknown command is a usage error", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"an unknown subcommand is a usage error", []string{"user", "delete", "alice"}, `unknown command "user delete"`},
+		{"an unknown subcommand is a usage error", []string{"user", "frobnicate", "alice"}, `unknown command "user frobnicate"`},
 		{"a group word alone is not a command", []string{"sessions"}, `unknown command "sessions"`},
 		{"an unknown flag is a usage error", []string{"version", "--verbose"}, "flag provided but not defined"},
 	}

@@ -327,3 +327,14 @@ func cmdSessionsRevoke(e env, args []string) error {
 	fmt.Fprintf(e.stdout, "ended %d sessions of %s\n", n, u.Username)
 	return nil
 }
+
+func cmdUserDelete(e env, args []string) error {
+	return userCommand(e, args, "user delete", "delete U with their sessions, factor and receipts (audit rows keep the name)", nil,
+		func(store *db.DB, u db.User) (string, error) {
+			err := store.DeleteUser(e.ctx, u.ID, cliEvent("user.deleted", u.Username))
+			if errors.Is(err, db.ErrLastAdmin) {
+				return "", fmt.Errorf("%s is the last active admin; make someone else an admin first", u.Username)
+			}
+			return "deleted " + u.Username, err
+		})
+}

@@ -431,3 +431,31 @@ func TestSessionsRevoke(t *testing.T) {
 		})
 	}
 }
+
+func TestUserDelete(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	root := addUser(t, store, "root", db.RoleAdmin)
+	bob := addUser(t, store, "bob", db.RoleStaff)
+	startSession(t, store, bob.ID)
+
+	_, _, err := runCLI(t, "user", "delete", "--db", path, "root")
+	assertOneLine(t, err, "last active admin")
+	if _, err := store.UserByID(context.Background(), root.ID); err != nil {
+		t.Fatal("the last admin was deleted")
+	}
+	out := mustRun(t, "", "user", "delete", "--db", path, "bob")
+	if !strings.Contains(out, "deleted bob") {
+		t.Fatalf("output %q", out)
+	}
+	if _, err := store.UserByID(context.Background(), bob.ID); !errors.Is(err, db.ErrNotFound) {
+		t.Fatal("bob still exists")
+	}
+	if n := sessionsOf(t, store, bob.ID); n != 0 {
+		t.Fatalf("bob's sessions outlived him: %d", n)
+	}
+	evs, _ := store.ListEvents(context.Background(), db.AuditFilter{Kind: "user.deleted"})
+	if len(evs) != 1 || evs[0].Subject != "bob" || evs[0].Actor != "cli" {
+		t.Fatalf("audit %+v", evs)
+	}
+}
