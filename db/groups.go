@@ -162,3 +162,23 @@ func (d *DB) DeleteGroup(ctx context.Context, groupID int64, ev Event) error {
 		return insertEvent(ctx, tx, ev)
 	})
 }
+
+// GroupNamesByUser maps each user in any group to their group names, comma-separated.
+func (d *DB) GroupNamesByUser(ctx context.Context) (map[int64]string, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT m.user_id, group_concat(g.name, ', ') FROM
+		(SELECT * FROM group_members) m JOIN groups g ON g.id = m.group_id GROUP BY m.user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("db: group names: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var names string
+		if err := rows.Scan(&id, &names); err != nil {
+			return nil, fmt.Errorf("db: group names: %w", err)
+		}
+		out[id] = names
+	}
+	return out, rows.Err()
+}

@@ -130,3 +130,21 @@ func (d *DB) ReleaseSignInAttempt(ctx context.Context, username string, backoff 
 		return nil
 	})
 }
+
+// LockedUsernames returns the (lower-case) names whose accounts are locked at now.
+func (d *DB) LockedUsernames(ctx context.Context, now time.Time) (map[string]bool, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT lower(username) FROM login_throttle WHERE locked_until > ?`, FormatTime(now))
+	if err != nil {
+		return nil, fmt.Errorf("db: locked names: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("db: locked names: %w", err)
+		}
+		out[n] = true
+	}
+	return out, rows.Err()
+}

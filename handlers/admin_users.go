@@ -19,18 +19,22 @@ func (h *Handler) adminUsersIndex(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	groups, err := h.db.GroupNamesByUser(ctx)
+	if err != nil {
+		return err
+	}
+	locked, err := h.db.LockedUsernames(ctx, h.now())
+	if err != nil {
+		return err
+	}
 	q := strings.ToLower(strings.TrimSpace(c.QueryParam("q")))
 	rows := make([]views.AdminUserRow, 0, len(users))
-	now := h.now()
 	for _, u := range users {
-		if q != "" && !strings.Contains(strings.ToLower(u.Username), q) && !strings.Contains(strings.ToLower(u.DisplayName), q) {
+		if q != "" && !strings.Contains(strings.ToLower(u.Username), q) && !strings.Contains(strings.ToLower(u.DisplayName), q) &&
+			!strings.Contains(strings.ToLower(groups[u.ID]), q) {
 			continue
 		}
-		_, until, err := h.db.ThrottleOf(ctx, strings.ToLower(u.Username))
-		if err != nil {
-			return err
-		}
-		rows = append(rows, views.AdminUserRow{User: u, Throttled: until.After(now)})
+		rows = append(rows, views.AdminUserRow{User: u, Groups: groups[u.ID], Throttled: locked[strings.ToLower(u.Username)]})
 	}
 	return render(c, http.StatusOK, views.AdminUsersPage(h.pageFor(c, "Users"), rows, c.QueryParam("q")))
 }

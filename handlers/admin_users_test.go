@@ -137,3 +137,29 @@ func TestAdminResetsMFAAndDisables(t *testing.T) {
 		wantStatus(t, admin.post("/admin/users/"+id+"/explode", nil), http.StatusNotFound)
 	})
 }
+
+func TestAdminUserListSearchAndColumns(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	owl := a.createUser("owl", db.RoleStaff, "correct horse battery")
+	a.createUser("lark", db.RoleStaff, "correct horse battery")
+	g, _ := a.db.CreateGroup(context.Background(), "night shift", db.Event{At: a.clock()})
+	_ = a.db.AddGroupMember(context.Background(), g.ID, owl.ID, db.Event{At: a.clock()})
+	for i := 0; i < lockAfter; i++ {
+		c := a.client()
+		c.get("/login")
+		c.post("/login", url.Values{"username": {"lark"}, "password": {"wrong horse battery"}})
+	}
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	b := body(t, admin.get("/admin/users"))
+	for _, want := range []string{"<td>night shift</td>", "throttled"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("list lacks %q", want)
+		}
+	}
+	b = body(t, admin.get("/admin/users?q=night"))
+	if !strings.Contains(b, ">owl</a>") || strings.Contains(b, ">lark</a>") {
+		t.Fatal("search by group failed")
+	}
+}
