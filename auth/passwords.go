@@ -159,9 +159,12 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 
 // VerifyDummy does the same work as Verify against a hash made with the
 // Hasher's parameters that no password matches. Call it when the username is
-// unknown so that the response takes as long as for a wrong password.
-func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
-	_, _ = h.Verify(ctx, h.dummy(), password)
+// unknown so that the response takes as long as for a wrong password. Like
+// Verify it returns ErrBusy when no slot frees up, so an overloaded server
+// answers unknown and known usernames alike.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	_, err := h.Verify(ctx, h.dummy(), password)
+	return err
 }
 
 // NeedsRehash reports whether encoded was made with parameters other than

@@ -386,3 +386,46 @@ func boolInt(b bool) int {
 func isUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// PendingMigrations reports the schema version of the file at path and the version this
+// binary would migrate it to, without changing the file. A missing or empty file is
+// version 0 (nothing to back up).
+func PendingMigrations(ctx context.Context, path string) (current, target int, err error) {
+	target = SchemaVersion()
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
+		return 0, target, nil
+	}
+	if err != nil {
+		return 0, target, fmt.Errorf("db: %w", err)
+	}
+	if err := checkHeader(path); err != nil {
+		return 0, target, err
+	}
+	d, err := open(path, false)
+	if err != nil {
+		return 0, target, err
+	}
+	defer d.Close()
+	var n int
+	if err := d.read.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return 0, target, fmt.Errorf("db: read schema: %w", err)
+	}
+	if n == 0 {
+		return 0, target, nil
+	}
+	current, err = versionOf(ctx, d.read)
+	return current, target, err
+}
+
+// BackupFile copies the database at path to dest with VACUUM INTO, without migrating or
+// checking its version: it is how an upgrade keeps the file as it was before.
+func BackupFile(ctx context.Context, path, dest string) error {
+	d, err := open(path, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Backup(ctx, dest)
+}

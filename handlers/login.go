@@ -31,6 +31,9 @@ func signInBackoff(failures int) time.Duration {
 	return min(d, time.Hour)
 }
 
+// hashWait bounds how long a sign-in waits for a free password-hashing slot.
+const hashWait = 3 * time.Second
+
 // Per client address: this many failures within the window refuse the address.
 const (
 	addrFailLimit  = 50
@@ -104,14 +107,20 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	u, err := h.db.UserByUsername(ctx, username)
 	ok := false
 	reason := ""
+	// Password hashing is the one expensive thing a stranger can ask for; waiting for a
+	// slot is bounded, so a flood queues briefly and then gets a 503, never the whole server.
+	hctx, cancel := context.WithTimeout(ctx, hashWait)
+	defer cancel()
 	switch {
 	case errors.Is(err, db.ErrNotFound):
-		h.hasher.VerifyDummy(ctx, password)
+		if err := h.hasher.VerifyDummy(hctx, password); errors.Is(err, auth.ErrBusy) {
+			return busy(c, err)
+		}
 		reason = "unknown user"
 	case err != nil:
 		return err
 	default:
-		ok, err = h.hasher.Verify(ctx, u.PasswordHash, password)
+		ok, err = h.hasher.Verify(hctx, u.PasswordHash, password)
 		if errors.Is(err, auth.ErrBusy) {
 			return busy(c, err)
 		}

@@ -30,6 +30,9 @@ func cmdServe(e env, args []string) error {
 	log := newLogger(e.stderr, cfg.LogFormat)
 	ctx := e.ctx
 
+	if err := backupBeforeMigrating(ctx, cfg.DB, log); err != nil {
+		return err
+	}
 	store, err := createStore(ctx, cfg.DB)
 	if err != nil {
 		return err
@@ -104,6 +107,24 @@ func cmdServe(e env, args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// backupBeforeMigrating copies a database that this binary is about to migrate, so an
+// upgrade can always be undone by putting the old binary and this copy back.
+func backupBeforeMigrating(ctx context.Context, path string, log *slog.Logger) error {
+	current, target, err := db.PendingMigrations(ctx, path)
+	if err != nil {
+		return fmt.Errorf("cannot read database %s: %w", path, err)
+	}
+	if current == 0 || current >= target {
+		return nil
+	}
+	dest := fmt.Sprintf("%s.before-v%d-%s.bak", path, target, time.Now().UTC().Format("20060102T150405Z"))
+	if err := db.BackupFile(ctx, path, dest); err != nil {
+		return fmt.Errorf("cannot back up %s before migrating it: %w", path, err)
+	}
+	log.Info("database backed up before migrating", "backup", dest, "from_version", current, "to_version", target)
 	return nil
 }
 

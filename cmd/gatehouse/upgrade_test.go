@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gatehouse/db"
+)
+
+func TestServeBacksUpBeforeMigrating(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	addUser(t, store, "alice", db.RoleStaff)
+	store.Close()
+	// Turn the file back into what the previous binary left: undo the newest migration.
+	if db.SchemaVersion() != 4 {
+		t.Fatal("a migration was added: make this test undo the newest one")
+	}
+	rawExec(t, path, `DROP TABLE event_counts`)
+	rawExec(t, path, `DELETE FROM schema_migrations WHERE version = 4`)
+	current, target, err := db.PendingMigrations(context.Background(), path)
+	if err != nil || current != db.SchemaVersion()-1 || target != db.SchemaVersion() {
+		t.Fatalf("pending %d → %d, %v", current, target, err)
+	}
+	srv := startServe(t, path)
+	backups, _ := filepath.Glob(path + ".before-v*.bak")
+	if len(backups) != 1 {
+		t.Fatalf("backups %v", backups)
+	}
+	if !strings.Contains(srv.stderr.String(), backups[0]) {
+		t.Fatal("the log does not name the backup")
+	}
+	old, _, err := db.PendingMigrations(context.Background(), backups[0])
+	if err != nil || old != db.SchemaVersion()-1 {
+		t.Fatalf("the backup is not the file as it was: version %d, %v", old, err)
+	}
+	if err := srv.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, path) // already current: no second backup
+	if backups, _ := filepath.Glob(path + ".before-v*.bak"); len(backups) != 1 {
+		t.Fatalf("a current database was backed up again: %v", backups)
+	}
+}
