@@ -559,3 +559,20 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	}
 	return rs, rows.Err()
 }
+
+// MustReadOutstanding counts, over every active user, the current must-read notices in
+// their audience that they have not acknowledged in their current version.
+func (d *DB) MustReadOutstanding(ctx context.Context, now time.Time) (int, error) {
+	ts := FormatTime(now)
+	var n int
+	err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM notices n JOIN users u ON u.disabled = 0
+		WHERE n.kind = 'must_read' AND n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
+		AND EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1 OR a.role = u.role
+			OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id)))
+		AND NOT EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = u.id AND k.version = n.version)`,
+		ts, ts).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("db: outstanding must-reads: %w", err)
+	}
+	return n, nil
+}

@@ -15,6 +15,8 @@ const (
 	countStaleCookie = "stale_cookie_cleared"
 	countCSRF        = "csrf_refused"
 	countServerError = "server_error"
+	countThrottled   = "throttled"
+	countReplay      = "totp_replay_refused"
 )
 
 // counters accumulate in memory and are added to the database at most every flushEvery,
@@ -27,6 +29,8 @@ type counters struct {
 	since time.Time
 	n     map[string]int64
 	busy  atomic.Bool
+	// metrics mirrors every count as a Prometheus counter.
+	metrics *metrics
 }
 
 const flushEvery = 30 * time.Second
@@ -36,6 +40,7 @@ func newCounters(store *db.DB, log *slog.Logger, now func() time.Time) *counters
 }
 
 func (k *counters) add(kind string) {
+	k.metrics.event(kind)
 	k.mu.Lock()
 	k.n[kind]++
 	due := k.now().Sub(k.since) >= flushEvery

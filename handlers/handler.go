@@ -4,6 +4,8 @@ package handlers
 import (
 	"log/slog"
 	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"net/url"
 	"time"
 
@@ -33,6 +35,8 @@ type Deps struct {
 	Hasher *auth.Hasher
 	Keys   *auth.Keyring
 	Now    func() time.Time // time.Now in main; fixed in tests (TOTP, sessions)
+	// Metrics, when set, receives the portal's Prometheus series.
+	Metrics prometheus.Registerer
 }
 
 // Handler carries the dependencies of every route.
@@ -46,6 +50,7 @@ type Handler struct {
 	csrfKey []byte
 	addrs   *addrLimiter
 	counts  *counters
+	metrics *metrics
 }
 
 // partialSessionMax bounds how long the password step stays valid without the second one.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"gatehouse/auth"
 	"gatehouse/db"
@@ -54,6 +55,7 @@ type testApp struct {
 	keys *auth.Keyring
 	log  *syncBuffer
 	cfg  Config
+	reg  *prometheus.Registry
 	mu   sync.Mutex
 	now  time.Time
 }
@@ -78,7 +80,9 @@ func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
 	for _, f := range tweak {
 		f(&a.cfg)
 	}
+	a.reg = prometheus.NewRegistry()
 	a.e = New(a.cfg, Deps{
+		Metrics: a.reg,
 		DB:     store,
 		Log:    slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Hasher: auth.NewHasher(cheapParams, 4),

@@ -92,6 +92,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	addr := c.RealIP()
 	now := h.now()
 	if wait := h.addrs.wait(addr, now); wait > 0 {
+		h.throttled(c, "password")
 		h.audit(c, h.failure(c, "signin.throttled", username, "client address throttled"))
 		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
 	}
@@ -100,6 +101,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		return err
 	}
 	if wait > 0 {
+		h.throttled(c, "password")
 		h.audit(c, h.failure(c, "signin.throttled", username, "account throttled"))
 		return tooMany(c, wait, "Too many failed sign-in attempts for this account.")
 	}
@@ -140,11 +142,13 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 			detail += "; account locked"
 		}
 		h.audit(c, h.failure(c, "signin.password", username, detail))
+		h.metrics.signin("password", "failure")
 		f.Error = errSignIn
 		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
 	}
 
 	h.addrs.clear(addr)
+	h.metrics.signin("password", "success")
 	// Only a complete sign-in clears the account's failures; with a second step to come,
 	// this attempt is merely given back, so failed codes keep counting across sign-ins.
 	if u.HasMFA {
@@ -221,6 +225,12 @@ func (h *Handler) rehash(ctx context.Context, c echo.Context, u db.User, passwor
 	if err != nil {
 		h.log.Warn("password rehash failed", "err", err, "user_id", u.ID, "request_id", requestID(c))
 	}
+}
+
+// throttled counts a refused attempt for the health panel and metrics.
+func (h *Handler) throttled(c echo.Context, step string) {
+	h.metrics.signin(step, "throttled")
+	h.counts.add(countThrottled)
 }
 
 func busy(c echo.Context, cause error) error {

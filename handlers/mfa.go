@@ -59,6 +59,7 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return err
 	}
 	if wait > 0 {
+		h.throttled(c, "mfa")
 		h.audit(c, h.failure(c, "signin.throttled", u.Username, "second step throttled"))
 		return tooMany(c, wait, "Too many failed attempts for this account.")
 	}
@@ -68,8 +69,10 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return err
 	}
 	if !ok {
+		h.metrics.signin("mfa", "failure")
 		return again(http.StatusUnauthorized, errCode)
 	}
+	h.metrics.signin(strings.TrimPrefix(kind, "signin."), "success")
 	if _, err := h.db.ClearThrottle(ctx, key, db.Event{}); err != nil {
 		return err
 	}
@@ -115,6 +118,7 @@ func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.Us
 			return "", false, err
 		}
 		if !claimed {
+			h.counts.add(countReplay)
 			h.audit(c, h.failure(c, "mfa.replay_refused", u.Username, "code of an already used time step"))
 			h.log.Warn("totp replay refused", "user_id", u.ID, "request_id", requestID(c))
 			return "", false, nil

@@ -37,6 +37,7 @@ func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err) // renders the error page now, so the status below is the real one
 		}
+		h.metrics.observe(c, time.Since(start))
 		h.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", c.Response().Status, "dur_ms", time.Since(start).Milliseconds(),
 			"request_id", requestID(c))

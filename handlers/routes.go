@@ -25,7 +25,9 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		csrfKey: deps.Keys.Derive("csrf-token"),
 		addrs:   newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow),
 	}
+	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)
 	h.counts = newCounters(deps.DB, deps.Log, deps.Now)
+	h.counts.metrics = h.metrics
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.handleError

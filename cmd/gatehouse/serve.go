@@ -10,6 +10,10 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/handlers"
@@ -63,6 +67,11 @@ func cmdServe(e env, args []string) error {
 		return err
 	}
 
+	var registry *prometheus.Registry
+	if cfg.MetricsAddr != "" {
+		registry = prometheus.NewRegistry()
+		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	app := handlers.New(handlers.Config{
 		BaseURL:        cfg.BaseURL,
 		SessionIdle:    cfg.SessionIdle,
@@ -70,11 +79,12 @@ func cmdServe(e env, args []string) error {
 		Location:       cfg.Location,
 		TrustedProxies: cfg.TrustedProxies,
 	}, handlers.Deps{
-		DB:     store,
-		Log:    log,
-		Hasher: auth.NewHasher(auth.DefaultParams, runtime.NumCPU()),
-		Keys:   keys,
-		Now:    time.Now,
+		DB:      store,
+		Log:     log,
+		Hasher:  auth.NewHasher(auth.DefaultParams, runtime.NumCPU()),
+		Keys:    keys,
+		Now:     time.Now,
+		Metrics: registryOrNil(registry),
 	})
 	srv := &http.Server{
 		Handler:           app,
@@ -90,8 +100,19 @@ func cmdServe(e env, args []string) error {
 	defer stopHK()
 	go housekeeping(hkCtx, store, log, cfg)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if registry != nil {
+		// Metrics listen on their own address, so they can stay private while the portal is public.
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s (--metrics-addr): %w", cfg.MetricsAddr, err)
+		}
+		msrv := &http.Server{Handler: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("serving metrics", "addr", mln.Addr().String())
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String(), "db", cfg.DB,
 		"version", version, "schema", db.SchemaVersion())
 
@@ -108,6 +129,14 @@ func cmdServe(e env, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// registryOrNil keeps a nil registry a nil interface, which turns metrics off.
+func registryOrNil(r *prometheus.Registry) prometheus.Registerer {
+	if r == nil {
+		return nil
+	}
+	return r
 }
 
 // backupBeforeMigrating copies a database that this binary is about to migrate, so an

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,5 +43,27 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	startServe(t, path) // already current: no second backup
 	if backups, _ := filepath.Glob(path + ".before-v*.bak"); len(backups) != 1 {
 		t.Fatalf("a current database was backed up again: %v", backups)
+	}
+}
+
+func TestServeExportsMetricsOnItsOwnAddress(t *testing.T) {
+	path := newDatabase(t)
+	srv := startServe(t, path, "--metrics-addr", "127.0.0.1:0")
+	var metricsAddr string
+	for _, line := range strings.Split(srv.stderr.String(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics" {
+			metricsAddr = rec.Addr
+		}
+	}
+	if metricsAddr == "" || metricsAddr == srv.addr {
+		t.Fatalf("metrics address %q (portal %q)", metricsAddr, srv.addr)
+	}
+	code, body := get(t, "http://"+metricsAddr+"/metrics")
+	if code != 200 || !strings.Contains(body, "gatehouse_active_sessions 0") || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("metrics %d:\n%.500s", code, body)
+	}
+	if code, _ := get(t, "http://"+srv.addr+"/metrics"); code != 404 {
+		t.Fatalf("the portal itself serves /metrics: %d", code)
 	}
 }
