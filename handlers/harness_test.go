@@ -83,11 +83,11 @@ func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
 	a.reg = prometheus.NewRegistry()
 	a.e = New(a.cfg, Deps{
 		Metrics: a.reg,
-		DB:     store,
-		Log:    slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Hasher: auth.NewHasher(cheapParams, 4),
-		Keys:   keys,
-		Now:    a.clock,
+		DB:      store,
+		Log:     slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Hasher:  auth.NewHasher(cheapParams, 4),
+		Keys:    keys,
+		Now:     a.clock,
 	})
 	return a
 }
