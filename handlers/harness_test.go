@@ -255,3 +255,9 @@ func (a *testApp) countRows(table string) int {
 func hashOf(token string) []byte { return auth.HashToken(token) }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newGet(path string) *http.Request {
+	req := httptest.NewRequest(http.MethodGet, testBase+path, nil)
+	req.RemoteAddr = "192.0.2.10:5555"
+	return req
+}

@@ -63,9 +63,16 @@ func linkify(line string) []bodyPart {
 	return parts
 }
 
-// indexURL finds the next "http://" or "https://" (any case).
+// indexURL finds the next "http://" or "https://" (any case). Only ASCII letters are
+// folded, so byte offsets in the folded copy are offsets in s.
 func indexURL(s string) int {
-	lower := strings.ToLower(s)
+	folded := []byte(s)
+	for i, c := range folded {
+		if c >= 'A' && c <= 'Z' {
+			folded[i] = c + ('a' - 'A')
+		}
+	}
+	lower := string(folded)
 	a, b := strings.Index(lower, "http://"), strings.Index(lower, "https://")
 	switch {
 	case a < 0:
