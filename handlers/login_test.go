@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -277,4 +279,25 @@ func (a *testApp) sessionID(c *client) int64 {
 		a.tb.Fatal(err)
 	}
 	return s.ID
+}
+
+// TestLimiterMemoryUnderAFlood measures the address limiter's heap after failures from
+// 100,000 distinct addresses with the production cap, and bounds it.
+func TestLimiterMemoryUnderAFlood(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l := newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow)
+	now := time.Now()
+	for i := 0; i < 100_000; i++ {
+		l.fail(fmt.Sprintf("2001:db8::%x:%x", i>>16, i&0xffff), now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	used := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("address limiter after 100,000 addresses: %d entries, %.1f MiB heap", l.size(), float64(used)/(1<<20))
+	if l.size() > addrMaxEntries || used > 8<<20 {
+		t.Fatalf("%d entries, %d bytes", l.size(), used)
+	}
+	runtime.KeepAlive(l)
 }
