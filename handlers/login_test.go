@@ -3,10 +3,10 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
