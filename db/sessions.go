@@ -167,6 +167,20 @@ func (d *DB) EndSession(ctx context.Context, id int64) error {
 	})
 }
 
+// EndSessionAudited deletes one session with an audit row (server-side expiry).
+func (d *DB) EndSessionAudited(ctx context.Context, id int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("db: end session %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // another request ended it first
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
 // RevokeUserSession ends a session only if it belongs to userID; anyone else's id is
 // ErrNotFound, so ids never let one user act on another's session.
 func (d *DB) RevokeUserSession(ctx context.Context, userID, sessionID int64, ev Event) error {

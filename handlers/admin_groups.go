@@ -27,7 +27,7 @@ func (h *Handler) renderGroups(c echo.Context, status int, name, problem string)
 
 func (h *Handler) adminGroupsCreate(c echo.Context) error {
 	name := strings.TrimSpace(c.FormValue("name"))
-	if name == "" || utf8.RuneCountInString(name) > 64 {
+	if name == "" || utf8.RuneCountInString(name) > 64 || !singleLine(name) {
 		return h.renderGroups(c, http.StatusUnprocessableEntity, name, "Give the group a name of at most 64 characters.")
 	}
 	g, err := h.db.CreateGroup(c.Request().Context(), name, h.event(c, "group.created", name))

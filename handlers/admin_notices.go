@@ -151,6 +151,8 @@ func (h *Handler) parseNoticeForm(c echo.Context, f views.NoticeForm, groups map
 		f.Errors["title"] = "Give the notice a title."
 	case n > maxTitleLen:
 		f.Errors["title"] = fmt.Sprintf("Use at most %d characters.", maxTitleLen)
+	case !singleLine(f.Title):
+		f.Errors["title"] = "Keep the title on one line."
 	}
 	switch n := utf8.RuneCountInString(f.Body); {
 	case n == 0:

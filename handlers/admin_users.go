@@ -176,7 +176,10 @@ func (h *Handler) adminUserCreate(c echo.Context) error {
 	again := func() error {
 		return render(c, http.StatusUnprocessableEntity, views.AdminNewUserPage(h.pageWithStatus(c, "Add a user", http.StatusUnprocessableEntity), f))
 	}
-	if len(f.Errors) > 0 || len([]rune(f.DisplayName)) > 100 {
+	if len([]rune(f.DisplayName)) > 100 || !singleLine(f.DisplayName) {
+		f.Errors["display_name"] = "Use at most 100 characters on one line."
+	}
+	if len(f.Errors) > 0 {
 		return again()
 	}
 	hash, err := h.hasher.Hash(ctx, password)

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -71,7 +70,7 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return next(c)
 		}
-		s, u, err := h.resolveSession(req.Context(), values)
+		s, u, err := h.resolveSession(c, values)
 		if err != nil {
 			return err
 		}
@@ -96,7 +95,8 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 // maxCookieValues bounds the work a request with many repeated cookies can cause.
 const maxCookieValues = 4
 
-func (h *Handler) resolveSession(ctx context.Context, values []string) (db.Session, db.User, error) {
+func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, db.User, error) {
+	ctx := c.Request().Context()
 	var best db.Session
 	var bestUser db.User
 	for i, v := range values {
@@ -113,8 +113,10 @@ func (h *Handler) resolveSession(ctx context.Context, values []string) (db.Sessi
 		if err != nil {
 			return db.Session{}, db.User{}, err
 		}
-		if !h.sessionAlive(s, u) {
-			if err := h.db.EndSession(ctx, s.ID); err != nil {
+		if why := h.sessionDead(s, u); why != "" {
+			ev := h.event(c, "session.expired", u.Username)
+			ev.ActorID, ev.Actor, ev.Detail = u.ID, u.Username, why
+			if err := h.db.EndSessionAudited(ctx, s.ID, ev); err != nil {
 				return db.Session{}, db.User{}, err
 			}
 			continue
@@ -126,20 +128,21 @@ func (h *Handler) resolveSession(ctx context.Context, values []string) (db.Sessi
 	return best, bestUser, nil
 }
 
-// sessionAlive applies the server-side limits: idle, absolute, partial, disabled account.
-func (h *Handler) sessionAlive(s db.Session, u db.User) bool {
+// sessionDead applies the server-side limits (idle, absolute, partial, disabled account)
+// and says which one ended the session, or "" while it lives.
+func (h *Handler) sessionDead(s db.Session, u db.User) string {
 	now := h.now()
 	switch {
 	case u.Disabled:
-		return false
+		return "account disabled"
 	case now.Sub(s.LastSeenAt) > h.cfg.SessionIdle:
-		return false
+		return "idle limit reached"
 	case now.Sub(s.CreatedAt) > h.cfg.SessionMax:
-		return false
+		return "absolute limit reached"
 	case s.Stage == db.StageMFA && now.Sub(s.CreatedAt) > partialSessionMax:
-		return false
+		return "second step not completed in time"
 	}
-	return true
+	return ""
 }
 
 // loginRedirect sends a browser to sign in, at most once: the login page itself never

@@ -73,8 +73,8 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if len([]rune(f.DisplayName)) > 100 {
-		f.Errors["display_name"] = "Use at most 100 characters."
+	if len([]rune(f.DisplayName)) > 100 || !singleLine(f.DisplayName) {
+		f.Errors["display_name"] = "Use at most 100 characters on one line."
 	}
 	if len(f.Errors) > 0 {
 		return render(c, http.StatusUnprocessableEntity, views.SetupPage(h.pageWithStatus(c, "First administrator", http.StatusUnprocessableEntity), f))

@@ -17,6 +17,12 @@ func pathID(c echo.Context) (int64, error) {
 	return id, nil
 }
 
+// singleLine reports whether s has no control characters: names and titles are shown on
+// one line, stored as typed, and must not smuggle line breaks into logs or CSV.
+func singleLine(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 })
+}
+
 // browserSummary turns a User-Agent into a few words people recognise.
 func browserSummary(ua string) string {
 	browser := "Unknown browser"
