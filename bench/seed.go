@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -387,8 +388,11 @@ func seedLarge(ctx context.Context, path, hash string) (*seeded, error) {
 	ids := make(map[int64]bool, largeSessions)
 	for i := range largeSessions {
 		id := int64(rng.Uint64()>>11) | 1
-		for ids[id] {
+		for try := 0; ids[id] && try < 100; try++ { // a collision in 2^52 is rare; 100 in a row is impossible
 			id = int64(rng.Uint64()>>11) | 1
+		}
+		if ids[id] {
+			return nil, errors.New("seed large: no free session id")
 		}
 		ids[id] = true
 		tok := auth.NewToken()

@@ -340,6 +340,10 @@ func (d *DB) Backup(ctx context.Context, dest string) error {
 	if _, err := d.write.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
 		return fmt.Errorf("db: backup to %s: %w", dest, err)
 	}
+	// A copy holds everything the live file does (hashes, sealed secrets): owner-only.
+	if err := os.Chmod(dest, 0o600); err != nil {
+		return fmt.Errorf("db: backup to %s: %w", dest, err)
+	}
 	return nil
 }
 

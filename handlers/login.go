@@ -233,10 +233,13 @@ func (h *Handler) throttled(c echo.Context, step string) {
 	h.counts.add(countThrottled)
 }
 
+// busy refuses a sign-in that found every password-hashing slot taken for too long. It
+// is a 429, not a 5xx: nothing is broken, the portal is shedding a burst of sign-ins so
+// that every other page stays fast, and the client should come back after Retry-After.
 func busy(c echo.Context, cause error) error {
 	c.Response().Header().Set("Retry-After", "5")
-	return &userError{Status: http.StatusServiceUnavailable, Message: "The portal is handling many sign-ins right now.",
-		Hint: "Try again in a few seconds.", Cause: cause}
+	return &userError{Status: http.StatusTooManyRequests, Message: "The portal is handling many sign-ins right now.",
+		Hint: "Try again in a few seconds.", Cause: cause, Count: countThrottled}
 }
 
 func (h *Handler) failure(c echo.Context, kind, subject, detail string) db.Event {

@@ -80,10 +80,11 @@ func (h *Handler) loadBanners(c echo.Context, p *views.Page, u db.User) {
 	p.Banners = banners
 }
 
-// returnPath is where a banner's form brings the reader back: this page, for GETs.
+// returnPath is where a banner's form brings the reader back: this page. A page rendered
+// in answer to a POST (a form with errors, a preview) comes back to the same path by GET.
 func returnPath(c echo.Context) string {
 	if c.Request().Method != http.MethodGet {
-		return "/"
+		return safeNext(c.Request().URL.Path)
 	}
 	return safeNext(c.Request().URL.RequestURI())
 }

@@ -39,6 +39,7 @@ func setPaused(e env, args []string, paused bool) error {
 func cmdMFAStatus(e env, args []string) error {
 	fs := newFlags("mfa status")
 	s := addConfigFlags(fs, e.getenv)
+	asJSON := fs.Bool("json", false, "print a JSON object instead of a table")
 	if _, err := parse(e, fs, args, "print the MFA rules and enrollment progress", 0); err != nil {
 		return err
 	}
@@ -55,6 +56,27 @@ func cmdMFAStatus(e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	status := mfaStatusJSON{Paused: paused, Rules: make([]mfaRuleJSON, 0, len(rules))}
+	for _, r := range rules {
+		members, err := store.ScopeMembers(e.ctx, r.Role, r.GroupID)
+		if err != nil {
+			return err
+		}
+		row := mfaRuleJSON{Scope: r.Scope(), Mode: r.Mode, Members: len(members)}
+		if r.Mode == db.MFARequired {
+			row.Deadline = jsonOptionalTime(r.Deadline)
+		}
+		for _, u := range members {
+			if u.HasMFA {
+				row.Enrolled++
+			}
+		}
+		status.Rules = append(status.Rules, row)
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, status)
+	}
+
 	state := "enforcing"
 	if paused {
 		state = "PAUSED (no rule is enforced)"
@@ -67,17 +89,8 @@ func cmdMFAStatus(e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COHORT\tRULE\tMEMBERS\tENROLLED\tNOT ENROLLED")
 	now := time.Now()
-	for _, r := range rules {
-		members, err := store.ScopeMembers(e.ctx, r.Role, r.GroupID)
-		if err != nil {
-			return err
-		}
-		enrolled := 0
-		for _, u := range members {
-			if u.HasMFA {
-				enrolled++
-			}
-		}
+	for i, r := range rules {
+		row := status.Rules[i]
 		rule := r.Mode
 		if r.Mode == db.MFARequired {
 			rule = "required from " + r.Deadline.In(cfg.Location).Format("2006-01-02 15:04 MST")
@@ -85,7 +98,7 @@ func cmdMFAStatus(e env, args []string) error {
 				rule += " (in force)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", r.Scope(), rule, len(members), enrolled, len(members)-enrolled)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", row.Scope, rule, row.Members, row.Enrolled, row.Members-row.Enrolled)
 	}
 	return tw.Flush()
 }

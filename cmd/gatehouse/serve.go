@@ -144,7 +144,7 @@ func registryOrNil(r *prometheus.Registry) prometheus.Registerer {
 func backupBeforeMigrating(ctx context.Context, path string, log *slog.Logger) error {
 	current, target, err := db.PendingMigrations(ctx, path)
 	if err != nil {
-		return fmt.Errorf("cannot read database %s: %w", path, err)
+		return fmt.Errorf("cannot read database %s (--db): %w", path, err)
 	}
 	if current == 0 || current >= target {
 		return nil

@@ -105,7 +105,7 @@ func cmdUserAdd(e env, args []string) error {
 	username := fs.String("username", "", "the new user's sign-in name")
 	role := fs.String("role", db.RoleStaff, "staff, publisher or admin")
 	display := fs.String("display-name", "", "the name shown in the portal")
-	stdin := fs.Bool("password-stdin", false, "read the password, one line, from standard input")
+	stdin := fs.Bool("password-stdin", false, "read the password, one line, from standard input (default: ask at the terminal)")
 	if _, err := parse(e, fs, args, "create a user", 0); err != nil {
 		return err
 	}
@@ -115,10 +115,15 @@ func cmdUserAdd(e env, args []string) error {
 	if !db.ValidRole(*role) {
 		return usageError{fmt.Sprintf("--role %q: want staff, publisher or admin", *role)}
 	}
-	if !*stdin {
+	var password string
+	var err error
+	if *stdin {
+		password, err = readPassword(e.stdin)
+	} else if prompt := terminalReader(e.ctx, e.stdin); prompt != nil {
+		password, err = promptPassword(e.stderr, prompt)
+	} else {
 		return usageError{"--password-stdin is required: pipe the password in, for example from a password manager"}
 	}
-	password, err := readPassword(e.stdin)
 	if err != nil {
 		return err
 	}
@@ -152,6 +157,7 @@ func cmdUserAdd(e env, args []string) error {
 func cmdUserList(e env, args []string) error {
 	fs := newFlags("user list")
 	s := addConfigFlags(fs, e.getenv)
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
 	if _, err := parse(e, fs, args, "list users", 0); err != nil {
 		return err
 	}
@@ -163,6 +169,9 @@ func cmdUserList(e env, args []string) error {
 	users, err := store.ListUsers(e.ctx)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, usersJSON(users))
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tROLE\tMFA\tSTATUS\tLAST SIGN-IN\tDISPLAY NAME")
@@ -237,19 +246,30 @@ func cmdUserEnable(e env, args []string) error {
 func cmdUserSetPassword(e env, args []string) error {
 	var fromStdin *bool
 	var password string
+	var prompt func() ([]byte, error)
 	return userCommand(e, args, "user set-password", "set U's password (final, not temporary)",
 		func(fs flagSet) func() error {
-			fromStdin = fs.Bool("password-stdin", false, "read the password, one line, from standard input")
+			fromStdin = fs.Bool("password-stdin", false, "read the password, one line, from standard input (default: ask at the terminal)")
 			return func() error {
-				if !*fromStdin {
+				if *fromStdin {
+					var err error
+					password, err = readPassword(e.stdin)
+					return err
+				}
+				if prompt = terminalReader(e.ctx, e.stdin); prompt == nil {
 					return usageError{"--password-stdin is required"}
 				}
-				var err error
-				password, err = readPassword(e.stdin)
-				return err
+				return nil
 			}
 		},
 		func(store *db.DB, u db.User) (string, error) {
+			// Asked only once U is known to exist, so nobody types a password for a typo.
+			if prompt != nil {
+				var err error
+				if password, err = promptPassword(e.stderr, prompt); err != nil {
+					return "", err
+				}
+			}
 			hash, err := hashNewPassword(e.ctx, password, u.Username)
 			if err != nil {
 				return "", err

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// window is the measured part of a round; requests before start are warm-up.
+type window struct{ start, end time.Time }
+
+func (w window) contains(t time.Time) bool { return !t.Before(w.start) && !t.After(w.end) }
+
+// maxPerWorker bounds any one worker's requests in a round, whatever the server's speed.
+const maxPerWorker = 2_000_000
+
+// loadResult is what one closed-loop client saw in the window: every response that
+// completed inside it.
+type loadResult struct {
+	lat      []time.Duration // of the 200s
+	ok       int
+	errs     int
+	statuses map[int]int // non-200 statuses; 0 counts transport errors
+	sample   string      // the first error, for the report
+}
+
+func (r *loadResult) merge(o loadResult) {
+	r.lat = append(r.lat, o.lat...)
+	r.ok += o.ok
+	r.errs += o.errs
+	if r.statuses == nil {
+		r.statuses = map[int]int{}
+	}
+	for k, v := range o.statuses {
+		r.statuses[k] += v
+	}
+	if r.sample == "" {
+		r.sample = o.sample
+	}
+}
+
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		MaxIdleConns:        2 * conns,
+		MaxIdleConnsPerHost: 2 * conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+func newClient(tr *http.Transport, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		// A redirect (to /login, to a pending step) is an error here, not a page to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// dashboardLoad runs conns closed-loop workers, each sending GET / with the next session
+// cookie in round-robin order, from now until w.end.
+func dashboardLoad(ctx context.Context, addr string, tokens []string, conns int, w window) loadResult {
+	tr := newTransport(conns)
+	defer tr.CloseIdleConnections()
+	client := newClient(tr, 10*time.Second)
+	target := "http://" + addr + "/"
+	var next atomic.Uint64
+	results := make([]loadResult, conns)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			r := loadResult{statuses: map[int]int{}, lat: make([]time.Duration, 0, 1<<14)}
+			for n := 0; n < maxPerWorker && ctx.Err() == nil && time.Now().Before(w.end); n++ {
+				tok := tokens[next.Add(1)%uint64(len(tokens))]
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+				req.Header.Set("Cookie", "gatehouse_session="+tok)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				status := 0
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				t1 := time.Now()
+				if !w.contains(t1) {
+					continue
+				}
+				switch {
+				case err == nil && status == http.StatusOK:
+					r.ok++
+					r.lat = append(r.lat, t1.Sub(t0))
+				default:
+					r.errs++
+					r.statuses[status]++
+					if r.sample == "" {
+						if err != nil {
+							r.sample = err.Error()
+						} else {
+							r.sample = fmt.Sprintf("GET / answered %d (Location %q)", status, resp.Header.Get("Location"))
+						}
+					}
+				}
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	var all loadResult
+	for _, r := range results {
+		all.merge(r)
+	}
+	return all
+}
+
+// floodResult is what the login flood saw in the window.
+type floodResult struct {
+	done     int             // responses completed in the window (any status)
+	statuses map[int]int     // by status; 0 counts transport errors
+	lat      []time.Duration // of every response in the window
+}
+
+// loginFlood runs flooders closed-loop clients posting wrong passwords for random seeded
+// accounts from random X-Forwarded-For addresses, from now until w.end. Requests still
+// waiting at w.end are cancelled.
+func loginFlood(ctx context.Context, addr string, usernames []string, flooders int, w window) floodResult {
+	ctx, cancel := context.WithDeadline(ctx, w.end)
+	defer cancel()
+	tr := newTransport(flooders)
+	defer tr.CloseIdleConnections()
+	client := newClient(tr, 30*time.Second)
+	target := "http://" + addr + "/login"
+	results := make([]floodResult, flooders)
+	var wg sync.WaitGroup
+	for i := range flooders {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 99))
+			r := floodResult{statuses: map[int]int{}}
+			for n := 0; n < maxPerWorker && ctx.Err() == nil; n++ {
+				form := url.Values{
+					"username": {usernames[rng.IntN(len(usernames))]},
+					"password": {fmt.Sprintf("wrong-%d", rng.Uint32())},
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Sec-Fetch-Site", "same-origin")
+				// 10.0.0.0/8 holds 16M addresses: none comes near the per-address limit.
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), 1+rng.IntN(254)))
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				status := 0
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				t1 := time.Now()
+				if ctx.Err() != nil {
+					break // cancelled at the end of the window: not a response
+				}
+				if err != nil {
+					status = 0
+				}
+				if w.contains(t1) {
+					r.done++
+					r.statuses[status]++
+					r.lat = append(r.lat, t1.Sub(t0))
+				}
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	all := floodResult{statuses: map[int]int{}}
+	for _, r := range results {
+		all.done += r.done
+		all.lat = append(all.lat, r.lat...)
+		for k, v := range r.statuses {
+			all.statuses[k] += v
+		}
+	}
+	return all
+}

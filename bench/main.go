@@ -1,0 +1,335 @@
+// Command bench measures the real gatehouse binary over loopback: signed-in dashboard
+// throughput, latency, CPU per request, peak memory and start-up time, against a trivial
+// echo server as the ceiling, on a small and a large database, and under a login flood.
+// It prints one table, the ratios between cases and which targets are met.
+//
+//	go run ./bench              # what make bench runs
+//	go run ./bench -rounds 1 -duration 2s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gatehouse/auth"
+)
+
+type options struct {
+	rounds   int
+	warmup   time.Duration
+	duration time.Duration
+	conns    int
+	flooders int
+	timeout  time.Duration
+	keep     bool
+	strict   bool
+	bin      string
+	quiet    time.Duration
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every case once, in turn")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measured window")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured window per case and round")
+	flag.IntVar(&o.conns, "conns", 50, "concurrent keep-alive connections of the dashboard load")
+	flag.IntVar(&o.flooders, "flooders", 50, "concurrent clients of the login flood")
+	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "give up (and stop every server) after this long")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, binaries)")
+	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
+	flag.DurationVar(&o.quiet, "quiet-wait", time.Minute, "before each case wait (at most 10s each, this long in all) "+
+		"until other processes use under 0.15 cores")
+	flag.StringVar(&o.bin, "bin", "", "measure this gatehouse binary instead of building ./cmd/gatehouse")
+	flag.Parse()
+	if o.rounds < 1 || o.rounds > 20 || o.conns < 1 || o.conns > 1000 || o.flooders < 0 || o.flooders > 1000 ||
+		o.duration <= 0 || o.duration > time.Minute || o.warmup < 0 || o.warmup > time.Minute {
+		fmt.Fprintln(os.Stderr, "bench: a flag is out of range (rounds 1-20, conns 1-1000, flooders 0-1000, durations up to 1m)")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	start := time.Now()
+	missed, err := run(ctx, o)
+	stopAll() // every child, on every path
+	cancel()
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nbench finished in %v\n", time.Since(start).Round(time.Second))
+	if o.strict && missed > 0 {
+		os.Exit(1)
+	}
+}
+
+// benchCase is one row of the table.
+type benchCase struct {
+	name  string
+	hello bool
+	data  *seeded
+	flood bool
+}
+
+// sample is one case measured in one round.
+type sample struct {
+	rps       float64
+	p50, p99  time.Duration
+	errs      int
+	cpuPerReq float64 // server CPU µs per response (dashboard and login)
+	cores     float64 // server CPU time over the window's length: cores kept busy
+	other     float64 // cores busy with anything but the server and the harness
+	clientCPU float64 // the load generator's CPU µs per response
+	rss       int64
+	startup   time.Duration
+	pid       int
+	requests  int
+	flood     floodResult
+	sample    string
+}
+
+func run(ctx context.Context, o options) (missed int, err error) {
+	dir, err := os.MkdirTemp("", "gatehouse-bench-")
+	if err != nil {
+		return 0, err
+	}
+	if o.keep {
+		fmt.Println("temporary directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	printMachine(o)
+
+	// Build both servers first, so compiling never competes with a measurement.
+	// The flags of make build, from the module root wherever bench was started.
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil || len(strings.TrimSpace(string(gomod))) == 0 {
+		return 0, fmt.Errorf("cannot find the module root (go env GOMOD): %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	gatehouseBin, helloBin := filepath.Join(dir, "gatehouse"), filepath.Join(dir, "hello")
+	builds := [][2]string{{gatehouseBin, "./cmd/gatehouse"}, {helloBin, "./bench/hello"}}
+	if o.bin != "" {
+		if err := copyFile(o.bin, gatehouseBin); err != nil {
+			return 0, err
+		}
+		if err := os.Chmod(gatehouseBin, 0o755); err != nil {
+			return 0, err
+		}
+		builds = builds[1:]
+	}
+	for _, b := range builds {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", b[0], b[1])
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("go build %s: %w\n%s", b[1], err, out)
+		}
+	}
+
+	t := time.Now()
+	hash, err := auth.NewHasher(auth.DefaultParams, 1).Hash(ctx, benchPassword)
+	if err != nil {
+		return 0, err
+	}
+	small, err := seedSmall(ctx, filepath.Join(dir, "small.db"), hash)
+	if err != nil {
+		return 0, err
+	}
+	large, err := seedLarge(ctx, filepath.Join(dir, "large.db"), hash)
+	if err != nil {
+		return 0, err
+	}
+	// The flood gets its own copy of the large database and its own process, so neither
+	// its writes nor its memory touch the no-flood measurement.
+	floodData := *large
+	floodData.name, floodData.path = "flood", filepath.Join(dir, "flood.db")
+	if err := copyFile(large.path, floodData.path); err != nil {
+		return 0, err
+	}
+	fmt.Printf("seeded in %v\n  small: %s\n  large: %s\n\n", time.Since(t).Round(time.Millisecond), small.summary, large.summary)
+
+	cases := []benchCase{
+		{name: "hello (ceiling)", hello: true, data: small},
+		{name: "dashboard small", data: small},
+		{name: "dashboard large", data: large},
+		{name: "large + login flood", data: &floodData, flood: true},
+	}
+	if o.flooders == 0 {
+		cases = cases[:3]
+	}
+	tck := clockTicks()
+	results := make([][]sample, len(cases))
+	quietLeft := o.quiet
+	for r := range o.rounds {
+		for i, c := range cases {
+			quietLeft -= waitForQuiet(ctx, tck, min(quietLeft, 10*time.Second))
+			s, err := runCase(ctx, o, c, tck, r == 0)
+			if err != nil {
+				return 0, fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
+			}
+			results[i] = append(results[i], s)
+			fmt.Printf("round %d %-20s pid %-7d %6.0f req/s  p50 %-8v p99 %-8v errors %d  CPU %.0f µs/req (%.2f cores)  "+
+				"RSS %.1f MiB  startup %v  other load %.2f cores\n", r+1, c.name, s.pid, s.rps, s.p50.Round(time.Microsecond),
+				s.p99.Round(time.Microsecond), s.errs, s.cpuPerReq, s.cores, float64(s.rss)/(1<<20), s.startup.Round(time.Millisecond),
+				s.other)
+		}
+	}
+	return report(o, cases, results), nil
+}
+
+// runCase starts a fresh server, loads it for warm-up plus the window, samples its CPU at
+// the window's edges and its peak RSS at the end, and stops it.
+func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool) (sample, error) {
+	var srv *server
+	var err error
+	bin := filepath.Join(filepath.Dir(c.data.path), "gatehouse")
+	if c.hello {
+		srv, err = startServer(ctx, "hello", "/", filepath.Join(filepath.Dir(c.data.path), "hello"), "--addr", "127.0.0.1:0")
+	} else {
+		if err := restamp(ctx, c.data.path); err != nil {
+			return sample{}, err
+		}
+		// Every gatehouse gets the same flags, so the flood case differs only by the flood.
+		srv, err = startServer(ctx, c.name, "/healthz", bin, "serve", "--db", c.data.path, "--addr", "127.0.0.1:0",
+			"--log-format", "json", "--trusted-proxies", "127.0.0.0/8")
+	}
+	if err != nil {
+		return sample{}, err
+	}
+	defer srv.stop()
+	if first {
+		if err := preflight(ctx, srv.addr, c); err != nil {
+			return sample{}, err
+		}
+	}
+
+	t0 := time.Now()
+	w := window{start: t0.Add(o.warmup), end: t0.Add(o.warmup + o.duration)}
+	var load loadResult
+	var fl floodResult
+	var wg sync.WaitGroup
+	wg.Go(func() { load = dashboardLoad(ctx, srv.addr, c.data.tokens, o.conns, w) })
+	if c.flood {
+		wg.Go(func() { fl = loginFlood(ctx, srv.addr, c.data.usernames, o.flooders, w) })
+	}
+	var before, after, selfBefore, selfAfter, allBefore, allAfter int64
+	var cpuErr error
+	if sleepUntil(ctx, w.start) {
+		before, err = cpuTicks(srv.pid)
+		selfBefore, _ = cpuTicks(os.Getpid())
+		allBefore, _ = machineBusyTicks()
+		cpuErr = errors.Join(cpuErr, err)
+		if sleepUntil(ctx, w.end) {
+			after, err = cpuTicks(srv.pid)
+			selfAfter, _ = cpuTicks(os.Getpid())
+			allAfter, _ = machineBusyTicks()
+			cpuErr = errors.Join(cpuErr, err)
+		}
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return sample{}, ctx.Err()
+	}
+	if cpuErr != nil {
+		return sample{}, fmt.Errorf("reading server CPU: %w", cpuErr)
+	}
+	rss, err := peakRSS(srv.pid)
+	if err != nil {
+		return sample{}, err
+	}
+
+	slices.Sort(load.lat)
+	responses := load.ok + load.errs + fl.done
+	s := sample{
+		rps:      float64(load.ok) / o.duration.Seconds(),
+		p50:      quantile(load.lat, 0.50),
+		p99:      quantile(load.lat, 0.99),
+		errs:     load.errs,
+		rss:      rss,
+		startup:  srv.startup,
+		pid:      srv.pid,
+		requests: load.ok,
+		flood:    fl,
+		sample:   load.sample,
+	}
+	if responses > 0 {
+		s.cpuPerReq = float64(after-before) / float64(tck) * 1e6 / float64(responses)
+		s.clientCPU = float64(selfAfter-selfBefore) / float64(tck) * 1e6 / float64(responses)
+	}
+	s.cores = float64(after-before) / float64(tck) / o.duration.Seconds()
+	other := (allAfter - allBefore) - (after - before) - (selfAfter - selfBefore)
+	s.other = max(0, float64(other)/float64(tck)/o.duration.Seconds())
+	if load.errs > 0 {
+		fmt.Printf("  %s: %d errors %v, first: %s\n", c.name, load.errs, load.statuses, load.sample)
+	}
+	if c.flood {
+		slices.Sort(fl.lat)
+		fmt.Printf("  login flood: %d responses in the window %v (status 0 = transport error), login p50 %v p99 %v\n",
+			fl.done, fl.statuses, quantile(fl.lat, 0.5).Round(time.Millisecond), quantile(fl.lat, 0.99).Round(time.Millisecond))
+	}
+	return s, nil
+}
+
+// waitForQuiet waits, at most max, until the machine has been nearly idle (under 0.15
+// cores busy) for half a second; the benchmark's own servers are all stopped here. It
+// returns how long it waited.
+func waitForQuiet(ctx context.Context, tck int64, max time.Duration) time.Duration {
+	start := time.Now()
+	for time.Since(start) < max {
+		a, err := machineBusyTicks()
+		if err != nil || !sleepUntil(ctx, time.Now().Add(500*time.Millisecond)) {
+			break
+		}
+		b, err := machineBusyTicks()
+		if err != nil || float64(b-a)/float64(tck)/0.5 < 0.15 {
+			break
+		}
+	}
+	return time.Since(start)
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Until(t)):
+		return true
+	}
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*q+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func printMachine(o options) {
+	model := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	fmt.Printf("machine: %d CPUs (%s), %s/%s, %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Printf("load: %d connections, %d rounds of %v warm-up + %v measured per case; flood: %d clients\n\n",
+		o.conns, o.rounds, o.warmup, o.duration, o.flooders)
+}

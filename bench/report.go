@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// preflight checks, before the first measurement of a case, that its requests get what
+// the benchmark claims to measure: the dashboard with banners, or hello.
+func preflight(ctx context.Context, addr string, c benchCase) error {
+	client := newClient(newTransport(1), 30*time.Second)
+	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	get := func(tok string) (int, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+		req.Header.Set("Cookie", "gatehouse_session="+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	if c.hello {
+		status, body, err := get(c.data.tokens[0])
+		if err != nil || status != http.StatusOK || body != "hello" {
+			return fmt.Errorf("preflight: hello answered %d %q (%v)", status, body, err)
+		}
+		return nil
+	}
+	n := min(len(c.data.tokens), 50)
+	banners, size := 0, 0
+	for i := range n {
+		status, body, err := get(c.data.tokens[i*len(c.data.tokens)/n])
+		if err != nil || status != http.StatusOK || !strings.Contains(body, "Dashboard") {
+			return fmt.Errorf("preflight: GET / answered %d (%v); body starts %.300q", status, err, body)
+		}
+		banners += strings.Count(body, "data-notice-id=")
+		size += len(body)
+	}
+	fmt.Printf("  %s: %d sampled sessions see the dashboard, %.1f banners and %d bytes per page on average\n",
+		c.name, n, float64(banners)/float64(n), size/n)
+	if banners == 0 {
+		return fmt.Errorf("preflight: no banner rendered for %d sessions; the seed is wrong", n)
+	}
+	if c.flood {
+		form := url.Values{"username": {c.data.usernames[1]}, "password": {"wrong password"}}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("X-Forwarded-For", "10.255.255.1")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("preflight: POST /login: %w", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("preflight: a wrong password answered %d, want 401", resp.StatusCode)
+		}
+	}
+	return nil
+}
+
+// summary is a case over all rounds: medians, except errors (summed) and peak RSS (max).
+type summary struct {
+	rps, cpu, clientCPU float64
+	cores, other        float64
+	p50, p99, startup   time.Duration
+	maxStartup          time.Duration
+	errs                int
+	rssMiB              float64
+	flood               floodResult
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func summarize(ss []sample) summary {
+	var rps, cpu, client, cores, other []float64
+	var p50, p99, startup []time.Duration
+	sum := summary{flood: floodResult{statuses: map[int]int{}}}
+	for _, s := range ss {
+		rps, cpu, client = append(rps, s.rps), append(cpu, s.cpuPerReq), append(client, s.clientCPU)
+		cores, other = append(cores, s.cores), append(other, s.other)
+		p50, p99, startup = append(p50, s.p50), append(p99, s.p99), append(startup, s.startup)
+		sum.errs += s.errs
+		sum.rssMiB = max(sum.rssMiB, float64(s.rss)/(1<<20))
+		sum.maxStartup = max(sum.maxStartup, s.startup)
+		sum.flood.done += s.flood.done
+		for k, v := range s.flood.statuses {
+			sum.flood.statuses[k] += v
+		}
+	}
+	sum.rps, sum.cpu, sum.clientCPU, sum.cores = median(rps), median(cpu), median(client), median(cores)
+	sum.other = median(other)
+	sum.p50, sum.p99, sum.startup = median(p50), median(p99), median(startup)
+	return sum
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+// report prints the table, the ratios and the verdicts, and returns how many targets were missed.
+func report(o options, cases []benchCase, results [][]sample) int {
+	sums := make([]summary, len(cases))
+	for i := range cases {
+		sums[i] = summarize(results[i])
+	}
+	fmt.Printf("\nResults: median of %d rounds (errors: total; peak RSS: highest VmHWM of the fresh process per round)\n\n", o.rounds)
+	fmt.Printf("| %-20s | %9s | %8s | %8s | %6s | %10s | %12s | %10s |\n",
+		"case", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req", "peak RSS MiB", "startup ms")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 22), strings.Repeat("-", 11), strings.Repeat("-", 10),
+		strings.Repeat("-", 10), strings.Repeat("-", 8), strings.Repeat("-", 12), strings.Repeat("-", 14), strings.Repeat("-", 12))
+	for i, c := range cases {
+		s := sums[i]
+		fmt.Printf("| %-20s | %9.0f | %8s | %8s | %6d | %10.0f | %12.1f | %10.0f |\n", c.name, s.rps, ms(s.p50), ms(s.p99),
+			s.errs, s.cpu, s.rssMiB, float64(s.startup)/float64(time.Millisecond))
+	}
+	fmt.Println()
+	fmt.Println("CPU µs/req is the server's utime+stime over the window divided by the responses it completed in it")
+	fmt.Println("(dashboard and, in the flood case, login responses). The load generator shares the machine; its own")
+	fmt.Println("CPU per response, how many cores each server kept busy, and other processes' load, were:")
+	noisy := false
+	for i, c := range cases {
+		fmt.Printf("  %-20s load generator %4.0f µs/resp; server busy %.2f cores; other load %.2f cores\n",
+			c.name, sums[i].clientCPU, sums[i].cores, sums[i].other)
+		noisy = noisy || sums[i].other > 0.2
+	}
+	if noisy {
+		fmt.Println("  WARNING: other processes used more than 0.2 cores during the windows; the numbers are not clean.")
+	}
+	hello, small, large := sums[0], sums[1], sums[2]
+	var fl summary
+	hasFlood := len(sums) > 3
+	if hasFlood {
+		fl = sums[3]
+		fmt.Printf("Login flood over all rounds: %d responses in the windows, by status %v (0 = transport error); "+
+			"dashboard p50 %s ms under it.\n", fl.flood.done, fl.flood.statuses, ms(fl.p50))
+	}
+
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	fmt.Println("\nRatios")
+	fmt.Printf("  dashboard/hello throughput:   small %.3f, large %.3f\n", ratio(small.rps, hello.rps), ratio(large.rps, hello.rps))
+	fmt.Printf("  dashboard/hello CPU per req:  small %.2f×, large %.2f×\n", ratio(small.cpu, hello.cpu), ratio(large.cpu, hello.cpu))
+	fmt.Printf("  large/small throughput:       %.3f (small is %.2f× large)\n", ratio(large.rps, small.rps), ratio(small.rps, large.rps))
+	fmt.Printf("  large/small p99:              %.2f×\n", ratio(float64(large.p99), float64(small.p99)))
+	if hasFlood {
+		fmt.Printf("  flood/no-flood p99 (large):   %.2f×\n", ratio(float64(fl.p99), float64(large.p99)))
+	}
+
+	missed := 0
+	verdict := func(ok bool, what, detail string) {
+		mark := "MET   "
+		if !ok {
+			mark = "MISSED"
+			missed++
+		}
+		fmt.Printf("  [%s] %-52s %s\n", mark, what, detail)
+	}
+	fmt.Println("\nTargets")
+	minShare := min(ratio(small.rps, hello.rps), ratio(large.rps, hello.rps))
+	verdict(minShare >= 0.20, "dashboard throughput ≥ 20% of hello",
+		fmt.Sprintf("small %.1f%%, large %.1f%%", 100*ratio(small.rps, hello.rps), 100*ratio(large.rps, hello.rps)))
+	maxCPU := max(ratio(small.cpu, hello.cpu), ratio(large.cpu, hello.cpu))
+	verdict(maxCPU <= 9, "CPU per dashboard request ≤ 9× hello",
+		fmt.Sprintf("small %.2f×, large %.2f× (%.0f / %.0f / %.0f µs)", ratio(small.cpu, hello.cpu), ratio(large.cpu, hello.cpu),
+			small.cpu, large.cpu, hello.cpu))
+	verdict(ratio(small.rps, large.rps) <= 1.2, "large within 1.2× small: throughput",
+		fmt.Sprintf("%.0f vs %.0f req/s (%.2f×)", large.rps, small.rps, ratio(small.rps, large.rps)))
+	verdict(ratio(float64(large.p99), float64(small.p99)) <= 1.2, "large within 1.2× small: p99",
+		fmt.Sprintf("%s vs %s ms (%.2f×)", ms(large.p99), ms(small.p99), ratio(float64(large.p99), float64(small.p99))))
+	if hasFlood {
+		verdict(ratio(float64(fl.p99), float64(large.p99)) <= 1.5, "flood p99 ≤ 1.5× no-flood p99",
+			fmt.Sprintf("%s vs %s ms (%.2f×)", ms(fl.p99), ms(large.p99), ratio(float64(fl.p99), float64(large.p99))))
+		verdict(fl.rssMiB <= 100, "flood peak RSS ≤ 100 MiB", fmt.Sprintf("%.1f MiB", fl.rssMiB))
+	}
+	verdict(large.startup <= 150*time.Millisecond, "/healthz ≤ 150 ms after exec on the large DB",
+		fmt.Sprintf("median %s ms, worst %s ms", ms(large.startup), ms(large.maxStartup)))
+	return missed
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"gatehouse/db"
+)
+
+// The --json shapes are a contract for scripts: field names stay, times are RFC 3339 in
+// UTC whatever --timezone says, and a missing time is null rather than a made-up zero.
+
+type userJSON struct {
+	Username    string  `json:"username"`
+	DisplayName string  `json:"display_name"`
+	Role        string  `json:"role"`
+	MFA         bool    `json:"mfa"`
+	Disabled    bool    `json:"disabled"`
+	LastLogin   *string `json:"last_login"`
+	Created     string  `json:"created"`
+}
+
+type mfaStatusJSON struct {
+	Paused bool          `json:"paused"`
+	Rules  []mfaRuleJSON `json:"rules"`
+}
+
+type mfaRuleJSON struct {
+	Scope    string  `json:"scope"`
+	Mode     string  `json:"mode"`
+	Deadline *string `json:"deadline"`
+	Members  int     `json:"members"`
+	Enrolled int     `json:"enrolled"`
+}
+
+func jsonTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// jsonOptionalTime is null for the zero time.
+func jsonOptionalTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := jsonTime(t)
+	return &s
+}
+
+func usersJSON(users []db.User) []userJSON {
+	out := make([]userJSON, 0, len(users)) // an empty list is [], not null
+	for _, u := range users {
+		out = append(out, userJSON{
+			Username:    u.Username,
+			DisplayName: u.DisplayName,
+			Role:        u.Role,
+			MFA:         u.HasMFA,
+			Disabled:    u.Disabled,
+			LastLogin:   jsonOptionalTime(u.LastLoginAt),
+			Created:     jsonTime(u.CreatedAt),
+		})
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
