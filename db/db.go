@@ -278,6 +278,35 @@ func versionOf(ctx context.Context, q querier) (int, error) {
 	return int(v.Int64), nil
 }
 
+// OpenToInspect is OpenExisting that also accepts a database an older binary left (serve
+// would migrate it); it reports the file's version. It never changes the file.
+func OpenToInspect(ctx context.Context, path string) (*DB, int, error) {
+	if err := checkHeader(path); err != nil {
+		return nil, 0, err
+	}
+	d, err := open(path, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	err = d.checkVersion(ctx)
+	var behind *behindError
+	if errors.As(err, &behind) && behind.have > 0 {
+		return d, behind.have, nil
+	}
+	if err != nil {
+		d.Close()
+		return nil, 0, err
+	}
+	return d, SchemaVersion(), nil
+}
+
+// behindError is a database at an older schema version than this binary's.
+type behindError struct{ have, want int }
+
+func (e *behindError) Error() string {
+	return fmt.Sprintf("db: database at schema version %d needs migrating to %d (serve migrates on start)", e.have, e.want)
+}
+
 func (d *DB) checkVersion(ctx context.Context) error {
 	var n int
 	err := d.read.QueryRowContext(ctx,
@@ -297,7 +326,7 @@ func (d *DB) checkVersion(ctx context.Context) error {
 	case v > want:
 		return fmt.Errorf("%w (database at version %d, binary knows %d)", ErrTooNew, v, want)
 	case v < want:
-		return fmt.Errorf("db: database at schema version %d needs migrating to %d (serve migrates on start)", v, want)
+		return &behindError{have: v, want: want}
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"flag"
+
 	"fmt"
+	"gatehouse/db"
 	"os"
 	"path/filepath"
 )
@@ -17,9 +19,13 @@ func cmdCheck(e env, args []string) error {
 	if _, err := parse(e, fs, args, "validate config, key file and database", 0); err != nil {
 		return err
 	}
-	store, cfg, err := openStore(e.ctx, s, true)
+	cfg, err := s.config()
 	if err != nil {
 		return err
+	}
+	store, version, err := db.OpenToInspect(e.ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
 	}
 	defer store.Close()
 	if err := store.IntegrityCheck(e.ctx); err != nil {
@@ -33,11 +39,11 @@ func cmdCheck(e env, args []string) error {
 	if keys == nil {
 		keyState = "key file " + cfg.KeyFile + " will be created on first start"
 	}
-	v, err := store.Version(e.ctx)
-	if err != nil {
-		return err
+	schema := fmt.Sprintf("schema %d", version)
+	if version < db.SchemaVersion() {
+		schema = fmt.Sprintf("schema %d (serve will back it up, then migrate it to %d)", version, db.SchemaVersion())
 	}
-	fmt.Fprintf(e.stdout, "ok: %s at schema %d, integrity ok, %s\n", cfg.DB, v, keyState)
+	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s\n", cfg.DB, schema, keyState)
 	return nil
 }
 

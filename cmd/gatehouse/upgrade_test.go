@@ -21,6 +21,14 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	}
 	rawExec(t, path, `DROP TABLE event_counts`)
 	rawExec(t, path, `DELETE FROM schema_migrations WHERE version = 4`)
+	before := dumpTables(t, path)
+	out := mustRun(t, "", "check", "--db", path)
+	if !strings.Contains(out, "serve will back it up, then migrate it to") {
+		t.Fatalf("check on an older database: %q", out)
+	}
+	if after := dumpTables(t, path); len(after) != len(before) {
+		t.Fatal("check migrated the database")
+	}
 	current, target, err := db.PendingMigrations(context.Background(), path)
 	if err != nil || current != db.SchemaVersion()-1 || target != db.SchemaVersion() {
 		t.Fatalf("pending %d → %d, %v", current, target, err)
