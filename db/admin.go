@@ -57,7 +57,7 @@ type SessionStats struct {
 // SessionCounts counts sessions.
 func (d *DB) SessionCounts(ctx context.Context) (SessionStats, error) {
 	var s SessionStats
-	err := d.read.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id),
+	err := d.queryRow(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id),
 		COALESCE(SUM(stage = 'mfa'), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
 	if err != nil {
 		return SessionStats{}, fmt.Errorf("db: session counts: %w", err)
@@ -218,7 +218,7 @@ func (d *DB) ListEvents(ctx context.Context, f AuditFilter) ([]Event, error) {
 		f.Limit = 100
 	}
 	where, args := f.where()
-	rows, err := d.read.QueryContext(ctx, `SELECT id, at, COALESCE(actor_id, 0), actor, event, subject, client_addr,
+	rows, err := d.query(ctx, `SELECT id, at, COALESCE(actor_id, 0), actor, event, subject, client_addr,
 		outcome, detail, request_id FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("db: list audit: %w", err)
@@ -242,7 +242,7 @@ func (d *DB) ListEvents(ctx context.Context, f AuditFilter) ([]Event, error) {
 func (d *DB) CountEvents(ctx context.Context, f AuditFilter) (int, error) {
 	where, args := f.where()
 	var n int
-	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log`+where, args...).Scan(&n); err != nil {
+	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM audit_log`+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("db: count audit: %w", err)
 	}
 	return n, nil
@@ -288,7 +288,7 @@ func (d *DB) AddEventCounts(ctx context.Context, hour time.Time, counts map[stri
 
 // EventCountsSince sums the counts of each kind from the hour containing since.
 func (d *DB) EventCountsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT kind, SUM(n) FROM event_counts WHERE hour >= ? GROUP BY kind`,
+	rows, err := d.query(ctx, `SELECT kind, SUM(n) FROM event_counts WHERE hour >= ? GROUP BY kind`,
 		FormatTime(since.UTC().Truncate(time.Hour)))
 	if err != nil {
 		return nil, fmt.Errorf("db: event counts: %w", err)

@@ -58,6 +58,7 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	path  string
+	stmts stmtCache
 }
 
 // Path is the database file the store was opened on.
@@ -135,6 +136,7 @@ func open(path string, create bool) (*DB, error) {
 
 // Close closes both pools.
 func (d *DB) Close() error {
+	d.stmts.close()
 	return errors.Join(d.read.Close(), d.write.Close())
 }
 

@@ -36,7 +36,7 @@ func (d *DB) CreateGroup(ctx context.Context, name string, ev Event) (Group, err
 
 // ListGroups returns every group with its member count, by name.
 func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT g.id, g.name, g.created_at,
+	rows, err := d.query(ctx, `SELECT g.id, g.name, g.created_at,
 		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g ORDER BY g.name`)
 	if err != nil {
 		return nil, fmt.Errorf("db: list groups: %w", err)
@@ -59,7 +59,7 @@ func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
 func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
 	var g Group
 	var created string
-	err := d.read.QueryRowContext(ctx, `SELECT g.id, g.name, g.created_at,
+	err := d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
 		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id).
 		Scan(&g.ID, &g.Name, &created, &g.Members)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -74,7 +74,7 @@ func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
 
 // GroupMembers returns the users of a group, by username.
 func (d *DB) GroupMembers(ctx context.Context, groupID int64) ([]User, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users u
+	rows, err := d.query(ctx, `SELECT `+userColumns+` FROM users u
 		JOIN group_members m ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.username`, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
@@ -93,7 +93,7 @@ func (d *DB) GroupMembers(ctx context.Context, groupID int64) ([]User, error) {
 
 // GroupsOf returns the groups a user belongs to.
 func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]Group, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT g.id, g.name, g.created_at FROM groups g
+	rows, err := d.query(ctx, `SELECT g.id, g.name, g.created_at FROM groups g
 		JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
@@ -165,7 +165,7 @@ func (d *DB) DeleteGroup(ctx context.Context, groupID int64, ev Event) error {
 
 // GroupNamesByUser maps each user in any group to their group names, comma-separated.
 func (d *DB) GroupNamesByUser(ctx context.Context) (map[int64]string, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT m.user_id, group_concat(g.name, ', ') FROM
+	rows, err := d.query(ctx, `SELECT m.user_id, group_concat(g.name, ', ') FROM
 		(SELECT * FROM group_members) m JOIN groups g ON g.id = m.group_id GROUP BY m.user_id`)
 	if err != nil {
 		return nil, fmt.Errorf("db: group names: %w", err)

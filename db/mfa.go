@@ -23,7 +23,7 @@ type Factor struct {
 func (d *DB) FactorOf(ctx context.Context, userID int64) (Factor, error) {
 	f := Factor{UserID: userID}
 	var created string
-	err := d.read.QueryRowContext(ctx, `SELECT secret_enc, last_step, created_at FROM mfa_factors WHERE user_id = ?`,
+	err := d.queryRow(ctx, `SELECT secret_enc, last_step, created_at FROM mfa_factors WHERE user_id = ?`,
 		userID).Scan(&f.SecretEnc, &f.LastStep, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Factor{}, ErrNotFound
@@ -66,7 +66,7 @@ type Pending struct {
 func (d *DB) PendingOf(ctx context.Context, userID, sessionID int64, now time.Time) (Pending, error) {
 	p := Pending{UserID: userID, SessionID: sessionID}
 	var created, expires string
-	err := d.read.QueryRowContext(ctx, `SELECT secret_enc, created_at, expires_at FROM mfa_pending
+	err := d.queryRow(ctx, `SELECT secret_enc, created_at, expires_at FROM mfa_pending
 		WHERE user_id = ? AND session_id = ? AND expires_at > ?`, userID, sessionID, FormatTime(now)).
 		Scan(&p.SecretEnc, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -168,7 +168,7 @@ type RecoveryCode struct {
 
 // UnusedRecoveryCodes returns the user's codes that are still valid.
 func (d *DB) UnusedRecoveryCodes(ctx context.Context, userID int64) ([]RecoveryCode, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL
+	rows, err := d.query(ctx, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL
 		ORDER BY id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
@@ -229,7 +229,7 @@ func (d *DB) ResetMFA(ctx context.Context, userID int64, ev Event) (hadFactor bo
 // KeyCanary returns the stored canary, or ErrNotFound on a database that has none yet.
 func (d *DB) KeyCanary(ctx context.Context) ([]byte, error) {
 	var c []byte
-	err := d.read.QueryRowContext(ctx, `SELECT value FROM key_canary WHERE id = 1`).Scan(&c)
+	err := d.queryRow(ctx, `SELECT value FROM key_canary WHERE id = 1`).Scan(&c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -256,7 +256,7 @@ func (d *DB) SetKeyCanary(ctx context.Context, c []byte) error {
 // HasSealedData reports whether anything encrypted with the key file is stored.
 func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
 	var n int
-	err := d.read.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM mfa_factors) + (SELECT COUNT(*) FROM mfa_pending)`).Scan(&n)
+	err := d.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM mfa_factors) + (SELECT COUNT(*) FROM mfa_pending)`).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("db: sealed data: %w", err)
 	}

@@ -248,7 +248,7 @@ func (d *DB) ArchiveNotice(ctx context.Context, id int64, ev Event) error {
 }
 
 func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT everyone, COALESCE(role, ''), COALESCE(group_id, 0)
+	rows, err := d.query(ctx, `SELECT everyone, COALESCE(role, ''), COALESCE(group_id, 0)
 		FROM notice_audience WHERE notice_id = ? ORDER BY role, group_id`, id)
 	if err != nil {
 		return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
@@ -276,7 +276,7 @@ func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
 
 // NoticeByID returns a notice with its audience, for its author and admins.
 func (d *DB) NoticeByID(ctx context.Context, id int64) (Notice, error) {
-	n, err := scanNotice(d.read.QueryRowContext(ctx, `SELECT `+noticeColumns+` FROM notices n WHERE n.id = ?`, id))
+	n, err := scanNotice(d.queryRow(ctx, `SELECT `+noticeColumns+` FROM notices n WHERE n.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Notice{}, ErrNotFound
 	}
@@ -300,7 +300,7 @@ func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]Noti
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+`,
+	rows, err := d.query(ctx, `SELECT `+noticeColumns+`,
 		(SELECT COUNT(*) FROM notice_acks k WHERE k.notice_id = n.id AND k.version = n.version)
 		FROM notices n WHERE (? = 0 OR n.author_id = ?) ORDER BY n.created_at DESC, n.id DESC LIMIT ?`,
 		authorID, authorID, limit)
@@ -329,7 +329,7 @@ const inAudience = `EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = 
 // for its banners however many notices exist.
 func (d *DB) BannersFor(ctx context.Context, u User, now time.Time) ([]Notice, error) {
 	ts := FormatTime(now)
-	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+` FROM notices n
+	rows, err := d.query(ctx, `SELECT `+noticeColumns+` FROM notices n
 		WHERE n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
 		AND `+inAudience+`
 		AND CASE n.kind
@@ -387,7 +387,7 @@ func scanNoticeState(s scanner) (NoticeState, error) {
 
 // NoticesFor lists every notice that has started for u's audience, current and past.
 func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeState, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
+	rows, err := d.query(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
 		WHERE n.starts_at <= ? AND `+inAudience+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
 		u.ID, u.ID, u.ID, FormatTime(now), u.Role, u.ID)
 	if err != nil {
@@ -408,7 +408,7 @@ func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeSta
 // NoticeFor returns one notice as u sees it; a notice outside u's audience, or not yet
 // started, is ErrNotFound exactly like one that does not exist.
 func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (NoticeState, error) {
-	st, err := scanNoticeState(d.read.QueryRowContext(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
+	st, err := scanNoticeState(d.queryRow(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
 		WHERE n.id = ? AND n.starts_at <= ? AND `+inAudience,
 		u.ID, u.ID, u.ID, id, FormatTime(now), u.Role, u.ID))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -509,7 +509,7 @@ func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, "
 func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
 	cond, args := audienceFilter(a)
 	var n int
-	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&n); err != nil {
+	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("db: audience size: %w", err)
 	}
 	return n, nil
@@ -529,7 +529,7 @@ type Receipt struct {
 func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	cond, args := audienceFilter(n.Audience)
 	args = append([]any{n.ID, n.Version, n.ID}, args...)
-	rows, err := d.read.QueryContext(ctx, `SELECT `+userColumns+`,
+	rows, err := d.query(ctx, `SELECT `+userColumns+`,
 		COALESCE((SELECT group_concat(name, ', ') FROM (SELECT g.name FROM groups g JOIN group_members m
 			ON m.group_id = g.id WHERE m.user_id = u.id ORDER BY g.name)), ''),
 		COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?), ''),
@@ -565,7 +565,7 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 func (d *DB) MustReadOutstanding(ctx context.Context, now time.Time) (int, error) {
 	ts := FormatTime(now)
 	var n int
-	err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM notices n JOIN users u ON u.disabled = 0
+	err := d.queryRow(ctx, `SELECT COUNT(*) FROM notices n JOIN users u ON u.disabled = 0
 		WHERE n.kind = 'must_read' AND n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
 		AND EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1 OR a.role = u.role
 			OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id)))

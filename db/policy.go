@@ -62,7 +62,7 @@ func scanRule(s scanner) (MFARule, error) {
 }
 
 func (d *DB) queryRules(ctx context.Context, where string, args ...any) ([]MFARule, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT `+ruleColumns+` FROM mfa_rules r
+	rows, err := d.query(ctx, `SELECT `+ruleColumns+` FROM mfa_rules r
 		LEFT JOIN groups g ON g.id = r.group_id `+where+` ORDER BY r.role IS NULL, r.role, g.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("db: mfa rules: %w", err)
@@ -143,7 +143,7 @@ const pausedKey = "mfa_enforcement_paused"
 // MFAPaused reports whether enforcement is suspended.
 func (d *DB) MFAPaused(ctx context.Context) (bool, error) {
 	var v string
-	err := d.read.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, pausedKey).Scan(&v)
+	err := d.queryRow(ctx, `SELECT value FROM settings WHERE key = ?`, pausedKey).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -175,7 +175,7 @@ func (d *DB) ScopeMembers(ctx context.Context, role string, groupID int64) ([]Us
 	} else {
 		q, arg = q+`u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id = ?)`, groupID
 	}
-	rows, err := d.read.QueryContext(ctx, q+` ORDER BY u.username`, arg)
+	rows, err := d.query(ctx, q+` ORDER BY u.username`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("db: scope members: %w", err)
 	}

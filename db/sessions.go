@@ -93,7 +93,7 @@ func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev 
 
 // SessionByTokenHash returns the session and its user in one read.
 func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User, error) {
-	row := d.read.QueryRowContext(ctx, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
+	row := d.queryRow(ctx, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
 		s.client_addr, s.user_agent, `+userColumns+`
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash)
 	var s Session
@@ -129,7 +129,7 @@ func (d *DB) TouchSession(ctx context.Context, id int64, now time.Time) error {
 
 // ListSessions returns one user's sessions, newest first.
 func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
+	rows, err := d.query(ctx, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
 		FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
@@ -151,7 +151,7 @@ func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) 
 // CountSessions returns how many sessions exist.
 func (d *DB) CountSessions(ctx context.Context) (int, error) {
 	var n int
-	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil {
+	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("db: count sessions: %w", err)
 	}
 	return n, nil
@@ -246,4 +246,15 @@ func (d *DB) PurgeExpiredSessions(ctx context.Context, idleCutoff, maxCutoff, pa
 		return nil
 	})
 	return n, err
+}
+
+// AccountCounts returns, in one read, how many sessions a user has and how many of their
+// recovery codes are unused: what the dashboard shows.
+func (d *DB) AccountCounts(ctx context.Context, userID int64) (sessions, recoveryLeft int, err error) {
+	err = d.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM sessions WHERE user_id = ?1),
+		(SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL)`, userID).Scan(&sessions, &recoveryLeft)
+	if err != nil {
+		return 0, 0, fmt.Errorf("db: account counts of %d: %w", userID, err)
+	}
+	return sessions, recoveryLeft, nil
 }

@@ -36,7 +36,7 @@ func (d *DB) SetSetupToken(ctx context.Context, hash []byte, now time.Time) erro
 // SetupTokenValid reports whether hash matches the live setup token.
 func (d *DB) SetupTokenValid(ctx context.Context, hash []byte) (bool, error) {
 	var stored []byte
-	err := d.read.QueryRowContext(ctx, `SELECT token_hash FROM setup_token WHERE id = 1
+	err := d.queryRow(ctx, `SELECT token_hash FROM setup_token WHERE id = 1
 		AND NOT EXISTS (SELECT 1 FROM users)`).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

@@ -77,7 +77,7 @@ func (d *DB) ClearThrottle(ctx context.Context, username string, ev Event) (bool
 // ThrottleOf reports the recorded failures and lock of username.
 func (d *DB) ThrottleOf(ctx context.Context, username string) (failures int, lockedUntil time.Time, err error) {
 	var locked sql.NullString
-	err = d.read.QueryRowContext(ctx, `SELECT failures, locked_until FROM login_throttle WHERE username = ?`,
+	err = d.queryRow(ctx, `SELECT failures, locked_until FROM login_throttle WHERE username = ?`,
 		username).Scan(&failures, &locked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, nil
@@ -133,7 +133,7 @@ func (d *DB) ReleaseSignInAttempt(ctx context.Context, username string, backoff 
 
 // LockedUsernames returns the (lower-case) names whose accounts are locked at now.
 func (d *DB) LockedUsernames(ctx context.Context, now time.Time) (map[string]bool, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT lower(username) FROM login_throttle WHERE locked_until > ?`, FormatTime(now))
+	rows, err := d.query(ctx, `SELECT lower(username) FROM login_throttle WHERE locked_until > ?`, FormatTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("db: locked names: %w", err)
 	}

@@ -115,7 +115,7 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 
 // UserByID returns one user or ErrNotFound.
 func (d *DB) UserByID(ctx context.Context, id int64) (User, error) {
-	u, err := scanUser(d.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id))
+	u, err := scanUser(d.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
@@ -127,7 +127,7 @@ func (d *DB) UserByID(ctx context.Context, id int64) (User, error) {
 
 // UserByUsername looks a user up case-insensitively.
 func (d *DB) UserByUsername(ctx context.Context, username string) (User, error) {
-	u, err := scanUser(d.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username = ?`, username))
+	u, err := scanUser(d.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username = ?`, username))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
@@ -139,7 +139,7 @@ func (d *DB) UserByUsername(ctx context.Context, username string) (User, error) 
 
 // ListUsers returns every user ordered by username.
 func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := d.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
+	rows, err := d.query(ctx, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
 	if err != nil {
 		return nil, fmt.Errorf("db: list users: %w", err)
 	}
@@ -158,7 +158,7 @@ func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
 // CountUsers returns how many accounts exist.
 func (d *DB) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := d.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("db: count users: %w", err)
 	}
 	return n, nil

@@ -11,16 +11,12 @@ import (
 func (h *Handler) dashboard(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
-	ss, err := h.db.ListSessions(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	codes, err := h.db.UnusedRecoveryCodes(ctx, u.ID)
+	sessions, codes, err := h.db.AccountCounts(ctx, u.ID)
 	if err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.DashboardPage(h.pageFor(c, "Dashboard"),
-		views.Dashboard{Sessions: len(ss), RecoveryLeft: len(codes)}))
+		views.Dashboard{Sessions: sessions, RecoveryLeft: codes}))
 }
 
 func (h *Handler) healthz(c echo.Context) error {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,9 @@ func cmdServe(e env, args []string) error {
 	}
 	log := newLogger(e.stderr, cfg.LogFormat)
 	ctx := e.ctx
+	if e.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 
 	if err := backupBeforeMigrating(ctx, cfg.DB, log); err != nil {
 		return err
@@ -130,6 +134,15 @@ func cmdServe(e env, args []string) error {
 	log.Info("stopped")
 	return nil
 }
+
+// hashingSlots leaves one core free of password hashing, so a flood of sign-ins slows
+// sign-ins and not every other page.
+func hashingSlots() int { return max(1, runtime.NumCPU()-1) }
+
+// memoryLimit is the heap size the garbage collector works to stay under unless
+// GOMEMLIMIT says otherwise: each argon2id check allocates 19 MiB, and without a limit a
+// burst of sign-ins lets garbage pile up far beyond what the portal needs.
+const memoryLimit = 64 << 20
 
 // registryOrNil keeps a nil registry a nil interface, which turns metrics off.
 func registryOrNil(r *prometheus.Registry) prometheus.Registerer {

@@ -1,0 +1,78 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// Reads go through prepared statements kept for the life of the store: parsing SQL was the
+// largest single cost of a page view, and the same few queries serve every request.
+type stmtCache struct {
+	mu    sync.RWMutex
+	stmts map[string]*sql.Stmt
+}
+
+// maxStmts bounds the cache; queries built from filters vary a little, never unboundedly,
+// but a bound keeps it so.
+const maxStmts = 256
+
+func (d *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	c := &d.stmts
+	c.mu.RLock()
+	st, ok := c.stmts[query]
+	c.mu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := d.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	if len(c.stmts) < maxStmts {
+		c.stmts[query] = st
+	}
+	return st, nil
+}
+
+// queryRow runs a read through a prepared statement.
+func (d *DB) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := d.prepared(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a read returning rows through a prepared statement.
+func (d *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := d.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.stmts {
+		st.Close()
+	}
+	c.stmts = nil
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+// errRow is a row whose query could not be prepared: Scan reports why.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
