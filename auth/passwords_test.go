@@ -155,7 +155,7 @@ func TestHasherDefaultParams(t *testing.T) {
 	t.Run("a default hash starts with the OWASP parameters", func(t *testing.T) {
 		h := NewHasher(DefaultParams, 1)
 		encoded := mustHash(t, h, "the one expensive hash in the suite")
-		const prefix = "$argon2id$v=19$m=19456,t=2,p=1$"
+		const prefix = "$argon2id$v=19$m=12288,t=3,p=1$"
 		if !strings.HasPrefix(encoded, prefix) {
 			t.Errorf("hash %q does not start with %q", encoded, prefix)
 		}
@@ -398,4 +398,27 @@ func TestNewHasherRejectsUnusableParams(t *testing.T) {
 			NewHasher(p, 1)
 		})
 	}
+}
+
+func TestRateLimitBoundsChecksPerSecond(t *testing.T) {
+	h := NewHasher(Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 4)
+	h.LimitRate(20, 2)
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < 6; i++ { // a burst of 2, then 4 more at 20/s: at least 200 ms
+		if _, err := h.Hash(ctx, "password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("6 checks took %v; the rate limit did not hold", d)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		if _, err := h.Hash(short, "password"); errors.Is(err, ErrBusy) {
+			return
+		}
+	}
+	t.Fatal("an exhausted bucket never answered ErrBusy within the deadline")
 }

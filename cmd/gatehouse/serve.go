@@ -85,7 +85,7 @@ func cmdServe(e env, args []string) error {
 	}, handlers.Deps{
 		DB:      store,
 		Log:     log,
-		Hasher:  auth.NewHasher(auth.DefaultParams, runtime.NumCPU()),
+		Hasher:  newHasher(),
 		Keys:    keys,
 		Now:     time.Now,
 		Metrics: registryOrNil(registry),
@@ -135,9 +135,18 @@ func cmdServe(e env, args []string) error {
 	return nil
 }
 
-// hashingSlots leaves one core free of password hashing, so a flood of sign-ins slows
-// sign-ins and not every other page.
-func hashingSlots() int { return max(1, runtime.NumCPU()-1) }
+// newHasher bounds password checks twice: one core is always left free of hashing, and
+// on average at most checksPerSecond run per hashing core, so a flood of sign-in attempts
+// slows sign-ins (429 with Retry-After once it waits too long) and not every other page. A
+// small team signs in far below this rate.
+func newHasher() *auth.Hasher {
+	slots := max(1, runtime.NumCPU()-1)
+	h := auth.NewHasher(auth.DefaultParams, slots)
+	h.LimitRate(float64(checksPerSecond*slots), checksPerSecond)
+	return h
+}
+
+const checksPerSecond = 20
 
 // memoryLimit is the heap size the garbage collector works to stay under unless
 // GOMEMLIMIT says otherwise: each argon2id check allocates 19 MiB, and without a limit a
