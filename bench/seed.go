@@ -495,7 +495,7 @@ func checkSeed(ctx context.Context, s *seeded, users, sessions int) error {
 		if u.HasMFA || u.MustChangePassword {
 			return fmt.Errorf("seed %s: user %s would not see the dashboard", s.name, u.Username)
 		}
-		if _, err := d.BannersFor(ctx, u, time.Now()); err != nil {
+		if _, err := d.LiveNotices(ctx, time.Now()); err != nil {
 			return fmt.Errorf("seed %s: %w", s.name, err)
 		}
 		if _, err := d.NoticesFor(ctx, u, time.Now()); err != nil {

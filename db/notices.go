@@ -323,36 +323,122 @@ func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]Noti
 const inAudience = `EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1
 	OR a.role = ? OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?)))`
 
-// BannersFor returns the notices to show as banners on every page for u: current, in u's
-// audience, and not yet acknowledged (must-read, this version) or dismissed (normal).
-// Most severe first, must-read before normal. It is one query, so a page costs one read
-// for its banners however many notices exist.
-func (d *DB) BannersFor(ctx context.Context, u User, now time.Time) ([]Notice, error) {
-	ts := FormatTime(now)
+// LiveNotices returns every notice that is not archived and has not ended at now (current
+// and scheduled), with its audience: the few notices that can be banners, which the HTTP
+// layer keeps in memory so a page view does not search the whole history.
+func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 	rows, err := d.query(ctx, `SELECT `+noticeColumns+` FROM notices n
-		WHERE n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
-		AND `+inAudience+`
-		AND CASE n.kind
-			WHEN 'must_read' THEN NOT EXISTS (SELECT 1 FROM notice_acks k
-				WHERE k.notice_id = n.id AND k.user_id = ? AND k.version = n.version)
-			ELSE NOT EXISTS (SELECT 1 FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id)
-		END
-		ORDER BY CASE n.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-			n.kind = 'must_read' DESC, n.starts_at DESC, n.id DESC
-		LIMIT 50`, ts, ts, u.Role, u.ID, u.ID, u.ID)
+		WHERE n.archived_at IS NULL AND n.ends_at > ? ORDER BY n.id`, FormatTime(now))
 	if err != nil {
-		return nil, fmt.Errorf("db: banners for %d: %w", u.ID, err)
+		return nil, fmt.Errorf("db: live notices: %w", err)
 	}
-	defer rows.Close()
 	var ns []Notice
+	index := map[int64]int{}
 	for rows.Next() {
 		n, err := scanNotice(rows)
 		if err != nil {
-			return nil, fmt.Errorf("db: banners for %d: %w", u.ID, err)
+			rows.Close()
+			return nil, fmt.Errorf("db: live notices: %w", err)
 		}
+		index[n.ID] = len(ns)
 		ns = append(ns, n)
 	}
-	return ns, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: live notices: %w", err)
+	}
+	aud, err := d.query(ctx, `SELECT a.notice_id, a.everyone, COALESCE(a.role, ''), COALESCE(a.group_id, 0)
+		FROM notice_audience a JOIN notices n ON n.id = a.notice_id
+		WHERE n.archived_at IS NULL AND n.ends_at > ?`, FormatTime(now))
+	if err != nil {
+		return nil, fmt.Errorf("db: live notices: %w", err)
+	}
+	defer aud.Close()
+	for aud.Next() {
+		var id, group int64
+		var everyone bool
+		var role string
+		if err := aud.Scan(&id, &everyone, &role, &group); err != nil {
+			return nil, fmt.Errorf("db: live notices: %w", err)
+		}
+		i, ok := index[id]
+		if !ok {
+			continue // ended or archived between the two reads
+		}
+		a := &ns[i].Audience
+		switch {
+		case everyone:
+			a.Everyone = true
+		case role != "":
+			a.Roles = append(a.Roles, role)
+		case group != 0:
+			a.GroupIDs = append(a.GroupIDs, group)
+		}
+	}
+	return ns, aud.Err()
+}
+
+// Reaches reports whether the audience includes a user with this role and these groups.
+func (a Audience) Reaches(role string, groups []int64) bool {
+	if a.Everyone {
+		return true
+	}
+	for _, r := range a.Roles {
+		if r == role {
+			return true
+		}
+	}
+	for _, g := range a.GroupIDs {
+		for _, mine := range groups {
+			if g == mine {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ReaderState says, for one user and some notices, which versions they acknowledged and
+// which they dismissed.
+type ReaderState struct {
+	Acked     map[int64]int // notice id → highest version acknowledged
+	Dismissed map[int64]bool
+}
+
+// ReaderStateOf reads a user's acknowledgements and dismissals of the given notices.
+func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64) (ReaderState, error) {
+	st := ReaderState{Acked: map[int64]int{}, Dismissed: map[int64]bool{}}
+	if len(ids) == 0 {
+		return st, nil
+	}
+	args := []any{userID}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	args = append(args, userID)
+	args = append(args, args[1:len(ids)+1]...)
+	in := placeholders(len(ids))
+	rows, err := d.query(ctx, `SELECT notice_id, MAX(version), 0 FROM notice_acks WHERE user_id = ? AND notice_id IN (`+in+`)
+		GROUP BY notice_id
+		UNION ALL SELECT notice_id, 0, 1 FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
+	if err != nil {
+		return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var version int
+		var dismissed bool
+		if err := rows.Scan(&id, &version, &dismissed); err != nil {
+			return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
+		}
+		if dismissed {
+			st.Dismissed[id] = true
+		} else {
+			st.Acked[id] = version
+		}
+	}
+	return st, rows.Err()
 }
 
 // NoticeState is a notice as one reader sees it.

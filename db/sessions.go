@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -93,16 +95,21 @@ func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev 
 
 // SessionByTokenHash returns the session and its user in one read.
 func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User, error) {
+	// One read answers everything a page needs about who is asking: the session, the user,
+	// their groups (for notice audiences) and whether any MFA rule could apply to them.
 	row := d.queryRow(ctx, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
-		s.client_addr, s.user_agent, `+userColumns+`
+		s.client_addr, s.user_agent, `+userColumns+`,
+		COALESCE((SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id), ''),
+		EXISTS (SELECT 1 FROM mfa_rules r WHERE r.role = u.role
+			OR r.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id))
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash)
 	var s Session
 	var created, seen string
 	var u User
-	var uCreated, uLast string
+	var uCreated, uLast, groups string
 	err := row.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent,
 		&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &uCreated, &uLast, &u.HasMFA)
+		&u.Disabled, &uCreated, &uLast, &u.HasMFA, &groups, &u.MFARuleScoped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, User{}, ErrNotFound
 	}
@@ -113,6 +120,11 @@ func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User
 	u.CreatedAt = mustTime(uCreated)
 	if uLast != "" {
 		u.LastLoginAt = mustTime(uLast)
+	}
+	for _, g := range strings.Split(groups, ",") {
+		if id, err := strconv.ParseInt(g, 10, 64); err == nil {
+			u.GroupIDs = append(u.GroupIDs, id)
+		}
 	}
 	return s, u, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestStartSession(t *testing.T) {
 		}
 		wantU := u
 		wantU.LastLoginAt = t0 // a full session records the sign-in
-		if gotU != wantU {
+		if !reflect.DeepEqual(gotU, wantU) {
 			t.Errorf("user = %+v, want %+v", gotU, wantU)
 		}
 	})
@@ -448,5 +449,30 @@ func TestSessionIDsAreNeverReused(t *testing.T) {
 		if err := d.EndSession(ctx, s.ID); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestSessionLookupCarriesGroupsAndRuleScope(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	u := mkUser(t, d, "alice")
+	hash := newTokenHash(t)
+	if _, err := d.StartSession(ctx, NewSession{TokenHash: hash, UserID: u.ID, Stage: StageFull}, Event{At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := d.SessionByTokenHash(ctx, hash)
+	if err != nil || len(got.GroupIDs) != 0 || got.MFARuleScoped {
+		t.Fatalf("fresh user: %+v, %v", got, err)
+	}
+	g1, _ := d.CreateGroup(ctx, "one", Event{At: t0})
+	g2, _ := d.CreateGroup(ctx, "two", Event{At: t0})
+	_ = d.AddGroupMember(ctx, g1.ID, u.ID, Event{At: t0})
+	_ = d.AddGroupMember(ctx, g2.ID, u.ID, Event{At: t0})
+	if err := d.SetMFARule(ctx, MFARule{GroupID: g2.ID, Mode: MFAOptional}, Event{At: t0, Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ = d.SessionByTokenHash(ctx, hash)
+	if len(got.GroupIDs) != 2 || !got.MFARuleScoped {
+		t.Fatalf("with groups and a rule: %+v", got)
 	}
 }

@@ -40,6 +40,9 @@ type User struct {
 	CreatedAt          time.Time
 	LastLoginAt        time.Time // zero when never
 	HasMFA             bool
+	// Set only by SessionByTokenHash, which loads them with the session for the request:
+	GroupIDs      []int64 // the groups the user is in
+	MFARuleScoped bool    // some MFA rule names the user's role or one of their groups
 }
 
 // Name is what the interface calls the user.

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestCreateUser(t *testing.T) {
 	}
 	want := User{ID: u.ID, Username: "Alice", DisplayName: "Alice A.", Role: RolePublisher, PasswordHash: "h1",
 		MustChangePassword: true, CreatedAt: t0}
-	if u != want {
+	if !reflect.DeepEqual(u, want) {
 		t.Errorf("CreateUser returned %+v, want %+v", u, want)
 	}
 	if n := auditCount(t, d, "user.created"); n != 1 {
@@ -63,7 +64,7 @@ func TestUserLookups(t *testing.T) {
 
 	t.Run("UserByID finds the user", func(t *testing.T) {
 		got, err := d.UserByID(ctx, bob.ID)
-		if err != nil || got != bob {
+		if err != nil || !reflect.DeepEqual(got, bob) {
 			t.Errorf("UserByID = %+v, %v; want %+v", got, err, bob)
 		}
 	})
@@ -263,7 +264,7 @@ func TestUpdatePasswordHash(t *testing.T) {
 		t.Errorf("hash = %q, want rehashed", got.PasswordHash)
 	}
 	got.PasswordHash = u.PasswordHash
-	if got != u {
+	if !reflect.DeepEqual(got, u) {
 		t.Errorf("rehash changed more than the hash: %+v, was %+v", got, u)
 	}
 }

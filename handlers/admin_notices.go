@@ -264,6 +264,7 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 		return h.renderNoticesIndex(c, http.StatusOK, f)
 	}
 	n, err := h.db.CreateNotice(ctx, in, u, h.event(c, "notice.posted", ""))
+	h.live.invalidate()
 	if errors.Is(err, db.ErrNotFound) { // a chosen group was deleted meanwhile
 		f.Errors["audience"] = "One of the chosen groups was just deleted. Choose again."
 		return h.renderNoticesIndex(c, http.StatusUnprocessableEntity, f)
@@ -389,6 +390,7 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 		return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 	}
 	_, err = h.db.UpdateNotice(ctx, n.ID, in, u, f.Minor, h.event(c, "notice.edited", ""))
+	h.live.invalidate()
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound
 	}
@@ -404,6 +406,7 @@ func (h *Handler) adminNoticeArchive(c echo.Context) error {
 		return err
 	}
 	err = h.db.ArchiveNotice(c.Request().Context(), n.ID, h.event(c, "notice.archived", ""))
+	h.live.invalidate()
 	if err != nil && !errors.Is(err, db.ErrNotFound) { // already archived: nothing to do
 		return err
 	}

@@ -51,6 +51,7 @@ type Handler struct {
 	addrs   *addrLimiter
 	counts  *counters
 	metrics *metrics
+	live    *liveNotices
 }
 
 // partialSessionMax bounds how long the password step stays valid without the second one.

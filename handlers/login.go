@@ -188,6 +188,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 // change, a required enrollment) or else to where they were going.
 func (h *Handler) afterSignIn(c echo.Context, u db.User, next string) error {
 	c.Set(userKey, u)
+	c.Set(ruleScopeKnownKey, false) // this user was read without the session's extras
 	step, err := h.pendingStep(c)
 	if err != nil {
 		return err

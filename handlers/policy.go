@@ -67,11 +67,23 @@ func (h *Handler) mfaRuleFor(ctx context.Context, u db.User) (effectiveRule, err
 	return rule, nil
 }
 
-// ruleContext caches the user's rule for the request: the gate and the banner both need it.
-const ruleKey = "gatehouse.mfa_rule"
+// ruleKey caches the user's rule for the request: the gate and the banner both need it.
+// ruleScopeKnownKey marks that the user in the context came from the session lookup, which
+// loads MFARuleScoped.
+const (
+	ruleKey           = "gatehouse.mfa_rule"
+	ruleScopeKnownKey = "gatehouse.mfa_rule_scope_known"
+)
 
 func (h *Handler) ruleFor(c echo.Context, u db.User) (effectiveRule, error) {
 	if r, ok := c.Get(ruleKey).(effectiveRule); ok {
+		return r, nil
+	}
+	// The session lookup already said whether any rule names this user's role or groups;
+	// when none does, there is nothing to read.
+	if known, _ := c.Get(ruleScopeKnownKey).(bool); known && !u.MFARuleScoped {
+		r := effectiveRule{Mode: db.MFAOff}
+		c.Set(ruleKey, r)
 		return r, nil
 	}
 	r, err := h.mfaRuleFor(c.Request().Context(), u)

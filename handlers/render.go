@@ -72,7 +72,7 @@ func (h *Handler) pageFor(c echo.Context, title string) views.Page {
 // loadBanners fills the page's banner slot. A failure is logged and the page still renders:
 // a broken banner query must not take every page down with it.
 func (h *Handler) loadBanners(c echo.Context, p *views.Page, u db.User) {
-	banners, err := h.db.BannersFor(c.Request().Context(), u, p.Now)
+	banners, err := h.bannersFor(c.Request().Context(), u, p.Now)
 	if err != nil {
 		h.log.Error("banners failed", "err", err, "request_id", requestID(c))
 		return

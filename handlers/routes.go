@@ -25,6 +25,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		csrfKey: deps.Keys.Derive("csrf-token"),
 		addrs:   newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow),
 	}
+	h.live = &liveNotices{db: deps.DB}
 	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)
 	h.counts = newCounters(deps.DB, deps.Log, deps.Now)
 	h.counts.metrics = h.metrics

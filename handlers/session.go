@@ -88,6 +88,7 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(sessionKey, s)
 		c.Set(userKey, u)
+		c.Set(ruleScopeKnownKey, true)
 		return next(c)
 	}
 }

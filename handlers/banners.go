@@ -1,0 +1,119 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"gatehouse/db"
+)
+
+// liveNotices keeps the notices that can be banners (not archived, not ended) in memory, so
+// a page view reads only the reader's own acknowledgements instead of searching every
+// notice. Notices, their audiences and groups change only through this process's handlers,
+// which call invalidate; the copy is also reloaded when a notice starts or ends, and at
+// least every liveNoticesTTL as a backstop.
+type liveNotices struct {
+	db  *db.DB
+	mu  sync.Mutex
+	all []db.Notice
+	// validUntil is the earliest of the next start or end among the cached notices and
+	// the backstop TTL.
+	validUntil time.Time
+}
+
+const liveNoticesTTL = 10 * time.Second
+
+func (l *liveNotices) invalidate() {
+	l.mu.Lock()
+	l.validUntil = time.Time{}
+	l.mu.Unlock()
+}
+
+func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.validUntil) {
+		return l.all, nil
+	}
+	all, err := l.db.LiveNotices(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	until := now.Add(liveNoticesTTL)
+	for _, n := range all {
+		if n.StartsAt.After(now) && n.StartsAt.Before(until) {
+			until = n.StartsAt
+		}
+		if !n.EndsAt.IsZero() && n.EndsAt.Before(until) {
+			until = n.EndsAt
+		}
+	}
+	l.all, l.validUntil = all, until
+	return all, nil
+}
+
+// maxBanners bounds how many banners one page shows.
+const maxBanners = 50
+
+// bannersFor returns the banners for u at now: current notices in u's audience that u has
+// not acknowledged (must-read, this version) or dismissed (normal); most severe first, then
+// must-read before normal, then newest.
+func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]db.Notice, error) {
+	all, err := h.live.get(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	var mine []db.Notice
+	var ids []int64
+	for _, n := range all {
+		if n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
+			mine = append(mine, n)
+			ids = append(ids, n.ID)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	st, err := h.db.ReaderStateOf(ctx, u.ID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := mine[:0:0]
+	for _, n := range mine {
+		if n.MustRead() && st.Acked[n.ID] >= n.Version || !n.MustRead() && st.Dismissed[n.ID] {
+			continue
+		}
+		out = append(out, n)
+	}
+	slices.SortStableFunc(out, func(a, b db.Notice) int {
+		if d := severityRank(a.Severity) - severityRank(b.Severity); d != 0 {
+			return d
+		}
+		if a.MustRead() != b.MustRead() {
+			if a.MustRead() {
+				return -1
+			}
+			return 1
+		}
+		if c := b.StartsAt.Compare(a.StartsAt); c != 0 {
+			return c
+		}
+		return int(b.ID - a.ID)
+	})
+	if len(out) > maxBanners {
+		out = out[:maxBanners]
+	}
+	return out, nil
+}
+
+func severityRank(s string) int {
+	switch s {
+	case db.SeverityCritical:
+		return 0
+	case db.SeverityWarning:
+		return 1
+	}
+	return 2
+}
