@@ -37,6 +37,11 @@ func cmdServe(e env, args []string) error {
 	if e.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
+	if e.getenv("GOGC") == "" {
+		// The live heap is small and the memory limit above caps its growth, so the
+		// collector can run a quarter as often as by default: measurably less CPU per page.
+		debug.SetGCPercent(gcPercent)
+	}
 
 	if err := backupBeforeMigrating(ctx, cfg.DB, log); err != nil {
 		return err
@@ -152,6 +157,9 @@ const checksPerSecond = 20
 // GOMEMLIMIT says otherwise: each argon2id check allocates 19 MiB, and without a limit a
 // burst of sign-ins lets garbage pile up far beyond what the portal needs.
 const memoryLimit = 64 << 20
+
+// gcPercent is the collector's target growth between cycles (Go's default is 100).
+const gcPercent = 400
 
 // registryOrNil keeps a nil registry a nil interface, which turns metrics off.
 func registryOrNil(r *prometheus.Registry) prometheus.Registerer {
