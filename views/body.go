@@ -1,9 +1,40 @@
 package views
 
 import (
+	"context"
+	"html"
+	"io"
 	"net/url"
 	"strings"
+
+	"github.com/a-h/templ"
 )
+
+// NoticeBody renders plain text with line breaks and bare links. It writes escaped text
+// directly instead of going through a template expression per piece, because it runs for
+// every banner on every page; html.EscapeString escapes the five characters that matter in
+// text and in a quoted attribute, and links are only ever http(s) URLs without quotes,
+// angle brackets or spaces.
+func NoticeBody(body string) templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		for _, part := range splitBody(body) {
+			var err error
+			switch {
+			case part.Break:
+				_, err = io.WriteString(w, "<br>")
+			case part.URL != "":
+				_, err = io.WriteString(w, `<a href="`+html.EscapeString(part.URL)+`" rel="noopener noreferrer nofollow">`+
+					html.EscapeString(part.Text)+"</a>")
+			default:
+				_, err = io.WriteString(w, html.EscapeString(part.Text))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
 // bodyPart is a piece of a notice body: text, a link, or a line break.
 type bodyPart struct {
