@@ -151,12 +151,12 @@ func newHasher() *auth.Hasher {
 	return h
 }
 
-const checksPerSecond = 20
+const checksPerSecond = 10
 
 // memoryLimit is the heap size the garbage collector works to stay under unless
 // GOMEMLIMIT says otherwise: each argon2id check allocates 19 MiB, and without a limit a
 // burst of sign-ins lets garbage pile up far beyond what the portal needs.
-const memoryLimit = 64 << 20
+const memoryLimit = 48 << 20
 
 // gcPercent is the collector's target growth between cycles (Go's default is 100).
 const gcPercent = 400
