@@ -31,6 +31,18 @@ type Audience struct {
 	GroupIDs []int64
 }
 
+// add records one notice_audience row.
+func (a *Audience) add(everyone bool, role string, group int64) {
+	switch {
+	case everyone:
+		a.Everyone = true
+	case role != "":
+		a.Roles = append(a.Roles, role)
+	case group != 0:
+		a.GroupIDs = append(a.GroupIDs, group)
+	}
+}
+
 // Empty reports whether the audience names nobody.
 func (a Audience) Empty() bool { return !a.Everyone && len(a.Roles) == 0 && len(a.GroupIDs) == 0 }
 
@@ -262,14 +274,7 @@ func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
 		if err := rows.Scan(&everyone, &role, &group); err != nil {
 			return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
 		}
-		switch {
-		case everyone:
-			a.Everyone = true
-		case role != "":
-			a.Roles = append(a.Roles, role)
-		case group != 0:
-			a.GroupIDs = append(a.GroupIDs, group)
-		}
+		a.add(everyone, role, group)
 	}
 	return a, rows.Err()
 }
@@ -365,15 +370,7 @@ func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 		if !ok {
 			continue // ended or archived between the two reads
 		}
-		a := &ns[i].Audience
-		switch {
-		case everyone:
-			a.Everyone = true
-		case role != "":
-			a.Roles = append(a.Roles, role)
-		case group != 0:
-			a.GroupIDs = append(a.GroupIDs, group)
-		}
+		ns[i].Audience.add(everyone, role, group)
 	}
 	return ns, aud.Err()
 }
