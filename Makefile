@@ -49,7 +49,7 @@ lint:
 # the in-process micro-benchmarks. About two minutes; go run ./bench -h lists its knobs.
 bench:
 	$(GO) run ./bench
-	$(GO) test -run '^$$$$' -bench . -benchmem ./handlers/ ./auth/ ./db/ ./views/
+	$(GO) test -run '^$$' -bench . -benchmem ./handlers/ ./auth/ ./db/ ./views/
 
 # Each fuzz target runs for FUZZTIME (CI uses a few seconds); seeds live in testdata/fuzz.
 FUZZTIME ?= 30s
