@@ -163,3 +163,43 @@ func TestAdminUserListSearchAndColumns(t *testing.T) {
 		t.Fatal("search by group failed")
 	}
 }
+
+// TestEveryAdminRouteIsGuarded walks the route table, so a route added later without a
+// guard fails here: staff get 403 on every /admin route, strangers are sent to sign in.
+func TestEveryAdminRouteIsGuarded(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("sam", db.RoleStaff, "correct horse battery")
+	staff := a.client()
+	staff.login("sam", "correct horse battery")
+	checked := 0
+	for _, r := range a.e.Routes() {
+		if !strings.HasPrefix(r.Path, "/admin") || (r.Method != http.MethodGet && r.Method != http.MethodPost) {
+			continue
+		}
+		path := strings.NewReplacer(":id", "1", ":uid", "1", ":action", "disable").Replace(r.Path)
+		staff.get("/")
+		var resp *http.Response
+		if r.Method == http.MethodGet {
+			resp = staff.get(path)
+		} else {
+			resp = staff.post(path, url.Values{"confirm": {"x"}, "expected": {"1"}})
+		}
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("staff %s %s: status %d", r.Method, path, resp.StatusCode)
+		}
+		stranger := a.client()
+		stranger.get("/login")
+		if r.Method == http.MethodGet {
+			resp = stranger.get(path)
+		} else {
+			resp = stranger.post(path, nil)
+		}
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+			t.Errorf("stranger %s %s: status %d to %q", r.Method, path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		checked++
+	}
+	if checked < 25 {
+		t.Fatalf("only %d admin routes found", checked)
+	}
+}
