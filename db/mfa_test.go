@@ -187,12 +187,11 @@ func TestActivateFactor(t *testing.T) {
 	expires := t0.Add(10 * time.Minute)
 
 	type fixture struct {
-		d                *DB
-		alice, bob       User
-		current, other   Session
-		bobSession       Session
-		othersBefore     map[string]string
-		aliceFactorOrNil string
+		d              *DB
+		alice, bob     User
+		current, other Session
+		bobSession     Session
+		othersBefore   map[string]string
 	}
 	setup := func(t *testing.T) fixture {
 		t.Helper()

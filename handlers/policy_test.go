@@ -225,8 +225,8 @@ func TestStackedGatesEndWithinTwoRedirects(t *testing.T) {
 	wantRedirect(t, c.post("/account/password", url.Values{"current_password": {"initial secret phrase"},
 		"new_password": {"my own long passphrase"}}), "/account")
 	resp, hops = follow(c, "/account", 5)
-	if hops > 2 || !strings.Contains(c.lastBody, `id="mfa-secret"`) {
-		t.Fatalf("mfa gate: %d hops", hops)
+	if hops > 2 || resp.StatusCode != http.StatusOK || !strings.Contains(c.lastBody, `id="mfa-secret"`) {
+		t.Fatalf("mfa gate: %d hops, %d", hops, resp.StatusCode)
 	}
 	if !strings.Contains(c.lastBody, `data-must-read="true"`) {
 		t.Fatal("the must-read banner is not shown on the enrollment gate")

@@ -47,9 +47,8 @@ func (p Page) When(t time.Time) string {
 // ISO formats a time for a machine-readable datetime attribute.
 func ISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func itoa(n int) string       { return strconv.Itoa(n) }
-func i64toa(n int64) string   { return strconv.FormatInt(n, 10) }
-func statusText(s int) string { return strconv.Itoa(s) }
+func itoa(n int) string     { return strconv.Itoa(n) }
+func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // CanPublish reports whether the signed-in user may post notices.
 func (p Page) CanPublish() bool {
