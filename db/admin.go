@@ -137,6 +137,7 @@ func (d *DB) BulkResetMFA(ctx context.Context, groupID int64, expected int, ev E
 				`DELETE FROM mfa_pending WHERE user_id = ?`,
 				`DELETE FROM recovery_codes WHERE user_id = ?`,
 				`DELETE FROM sessions WHERE user_id = ?`,
+				`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
 			} {
 				if _, err := tx.ExecContext(ctx, q, t.id); err != nil {
 					return fmt.Errorf("db: bulk reset of %d: %w", t.id, err)

@@ -123,6 +123,9 @@ func (d *DB) ActivateFactor(ctx context.Context, userID, sessionID int64, secret
 		if err := replaceRecoveryCodes(ctx, tx, userID, codeHashes); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET must_enroll_mfa = 0 WHERE id = ?`, userID); err != nil {
+			return fmt.Errorf("db: activate factor for %d: %w", userID, err)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, sessionID); err != nil {
 			return fmt.Errorf("db: end other sessions of %d: %w", userID, err)
 		}
@@ -216,6 +219,7 @@ func (d *DB) ResetMFA(ctx context.Context, userID int64, ev Event) (hadFactor bo
 			`DELETE FROM mfa_pending WHERE user_id = ?`,
 			`DELETE FROM recovery_codes WHERE user_id = ?`,
 			`DELETE FROM sessions WHERE user_id = ?`,
+			`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
 				return fmt.Errorf("db: reset mfa of %d: %w", userID, err)

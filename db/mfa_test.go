@@ -566,3 +566,22 @@ func TestResealSecrets(t *testing.T) {
 		assertSameSnapshot(t, before, snapshot(t, d))
 	})
 }
+
+func TestResetRequiresEnrollingAgain(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	u := mkUser(t, d, "alice")
+	s := mkSession(t, d, u.ID, StageFull, t0)
+	mkFactor(t, d, u, s.ID)
+	if _, err := d.ResetMFA(ctx, u.ID, Event{At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.UserByID(ctx, u.ID); !got.MustEnrollMFA || got.HasMFA {
+		t.Fatalf("after reset: %+v", got)
+	}
+	s2 := mkSession(t, d, u.ID, StageFull, t0)
+	mkFactor(t, d, u, s2.ID)
+	if got, _ := d.UserByID(ctx, u.ID); got.MustEnrollMFA || !got.HasMFA {
+		t.Fatalf("after enrolling again: %+v", got)
+	}
+}

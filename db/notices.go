@@ -628,7 +628,7 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 		var acked, dismissed, created, last string
 		u := &r.User
 		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-			&u.Disabled, &created, &last, &u.HasMFA, &r.Groups, &acked, &dismissed); err != nil {
+			&u.Disabled, &created, &last, &u.HasMFA, &u.MustEnrollMFA, &r.Groups, &acked, &dismissed); err != nil {
 			return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 		}
 		u.PasswordHash = ""

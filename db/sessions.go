@@ -109,7 +109,7 @@ func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User
 	var uCreated, uLast, groups string
 	err := row.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent,
 		&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &uCreated, &uLast, &u.HasMFA, &groups, &u.MFARuleScoped)
+		&u.Disabled, &uCreated, &uLast, &u.HasMFA, &u.MustEnrollMFA, &groups, &u.MFARuleScoped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, User{}, ErrNotFound
 	}

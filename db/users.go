@@ -40,6 +40,7 @@ type User struct {
 	CreatedAt          time.Time
 	LastLoginAt        time.Time // zero when never
 	HasMFA             bool
+	MustEnrollMFA      bool // the factor was reset: enroll again before anything else
 	// Set only by SessionByTokenHash, which loads them with the session for the request:
 	GroupIDs      []int64 // the groups the user is in
 	MFARuleScoped bool    // some MFA rule names the user's role or one of their groups
@@ -64,7 +65,7 @@ type NewUser struct {
 
 const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
 	u.disabled, u.created_at, COALESCE(u.last_login_at, ''),
-	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id)`
+	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -72,7 +73,7 @@ func scanUser(s scanner) (User, error) {
 	var u User
 	var created, lastLogin string
 	err := s.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &created, &lastLogin, &u.HasMFA)
+		&u.Disabled, &created, &lastLogin, &u.HasMFA, &u.MustEnrollMFA)
 	if err != nil {
 		return User{}, err
 	}

@@ -113,8 +113,9 @@ func TestAdminResetsMFAAndDisables(t *testing.T) {
 	}
 	wantRedirect(t, admin.post("/admin/users/"+id+"/reset-mfa", nil), "/admin/users/"+id)
 	wantRedirect(t, b.get("/"), "/login")
-	if resp := a.client().login("bob", "correct horse battery"); resp.Header.Get("Location") != "/" {
-		t.Fatalf("after reset, sign-in still asks for a code: %s", resp.Header.Get("Location"))
+	// No code is asked for (there is no factor), and bob sets up a new one before anything else.
+	if resp := a.client().login("bob", "correct horse battery"); resp.Header.Get("Location") != "/account/mfa" {
+		t.Fatalf("after reset, sign-in goes to %s, want enrollment", resp.Header.Get("Location"))
 	}
 	evs, _ := a.db.ListEvents(context.Background(), db.AuditFilter{Kind: "mfa.reset"})
 	if len(evs) != 1 || evs[0].Actor != "root" || evs[0].Subject != "bob" || strings.Contains(evs[0].Detail, secret) {
@@ -123,6 +124,7 @@ func TestAdminResetsMFAAndDisables(t *testing.T) {
 
 	b2 := a.client()
 	b2.login("bob", "correct horse battery")
+	b2.enroll(t)
 	admin.get("/admin/users/" + id)
 	wantRedirect(t, admin.post("/admin/users/"+id+"/disable", nil), "/admin/users/"+id)
 	wantRedirect(t, b2.get("/"), "/login")

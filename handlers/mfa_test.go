@@ -418,6 +418,21 @@ func TestResetMFAEndsSessionsAndReenrolls(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRedirect(t, c.get("/"), "/login")
-	resp := a.client().login("alice", "correct horse battery")
-	wantRedirect(t, resp, "/")
+	s := a.client()
+	if loc := s.login("alice", "correct horse battery").Header.Get("Location"); loc != "/account/mfa" {
+		t.Fatalf("after a reset, sign-in goes to %q, want enrollment", loc)
+	}
+	resp, hops := follow(s, "/notices", 5)
+	if hops != 1 || resp.StatusCode != http.StatusOK || !strings.Contains(s.lastBody, `id="mfa-secret"`) {
+		t.Fatal("a reset user reached another page before enrolling again")
+	}
+	s.enroll(t)
+	wantStatus(t, s.get("/"), http.StatusOK)
+	t.Run("turning it off yourself does not force re-enrollment", func(t *testing.T) {
+		s.get("/account/mfa")
+		wantRedirect(t, s.post("/account/mfa/disable", url.Values{"password": {"correct horse battery"}}), "/account")
+		if loc := a.client().login("alice", "correct horse battery").Header.Get("Location"); loc != "/" {
+			t.Fatalf("after turning it off, sign-in goes to %q", loc)
+		}
+	})
 }

@@ -110,6 +110,9 @@ func (h *Handler) pendingStep(c echo.Context) (string, error) {
 	if u.HasMFA {
 		return "", nil
 	}
+	if u.MustEnrollMFA {
+		return stepMFA, nil
+	}
 	rule, err := h.ruleFor(c, u)
 	if err != nil {
 		return "", err
