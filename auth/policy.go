@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -85,4 +86,25 @@ func IsCommonPassword(p string) bool {
 	}
 	_, ok := list[strings.TrimSpace(lower)]
 	return ok
+}
+
+// MaxUsernameLen is the longest username, in characters.
+const MaxUsernameLen = 64
+
+// CheckUsername returns a *PolicyError unless u is an acceptable username: 1 to 64
+// letters, digits and . - _ @. Usernames are typed at sign-in and named in audit rows, so
+// they stay short and plain.
+func CheckUsername(u string) error {
+	switch {
+	case u == "":
+		return &PolicyError{Reason: "Enter a username."}
+	case utf8.RuneCountInString(u) > MaxUsernameLen:
+		return &PolicyError{Reason: "Use at most 64 characters."}
+	}
+	for _, r := range u {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_' || r == '@') {
+			return &PolicyError{Reason: "Use letters, digits, and . - _ @ only."}
+		}
+	}
+	return nil
 }

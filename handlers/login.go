@@ -74,7 +74,6 @@ func nextParam(c echo.Context) string {
 	return n
 }
 
-const maxUsernameLen = 64
 
 // errSignIn is deliberately one message for unknown users, wrong passwords and disabled
 // accounts, so the page says nothing about which accounts exist.
@@ -85,7 +84,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	username := strings.TrimSpace(c.FormValue("username"))
 	password := c.FormValue("password")
 	f := views.LoginForm{Username: username, Next: nextParam(c)}
-	if username == "" || password == "" || len([]rune(username)) > maxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
+	if username == "" || password == "" || len([]rune(username)) > auth.MaxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
 		f.Error = errSignIn
 		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -104,19 +103,11 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/?msg=welcome")
 }
 
-// validUsername returns why a username is unacceptable, or "". Usernames are what people
-// type to sign in and what audit rows name, so they stay short and plain.
+// validUsername returns why a username is unacceptable, or "".
 func validUsername(u string) string {
-	if u == "" {
-		return "Enter a username."
-	}
-	if len([]rune(u)) > maxUsernameLen {
-		return "Use at most 64 characters."
-	}
-	for _, r := range u {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_' || r == '@') {
-			return "Use letters, digits, and . - _ @ only."
-		}
+	var pe *auth.PolicyError
+	if errors.As(auth.CheckUsername(u), &pe) {
+		return pe.Reason
 	}
 	return ""
 }

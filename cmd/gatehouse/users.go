@@ -12,7 +12,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"gatehouse/auth"
 	"gatehouse/db"
@@ -88,13 +87,9 @@ func validUsername(u string) error {
 	if u == "" {
 		return usageError{"--username is required"}
 	}
-	if len([]rune(u)) > 64 {
-		return errors.New("username too long: use at most 64 characters")
-	}
-	for _, r := range u {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_' || r == '@') {
-			return fmt.Errorf("username %q: use letters, digits, and . - _ @ only", u)
-		}
+	var pe *auth.PolicyError
+	if errors.As(auth.CheckUsername(u), &pe) {
+		return fmt.Errorf("username %q refused: %s", u, pe.Reason)
 	}
 	return nil
 }
