@@ -14,7 +14,7 @@ import (
 
 func (h *Handler) accountShow(c echo.Context) error {
 	u, _ := currentUser(c)
-	left, err := h.db.UnusedRecoveryCodes(c.Request().Context(), u.ID)
+	_, left, err := h.db.AccountCounts(c.Request().Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func (h *Handler) accountShow(c echo.Context) error {
 		return err
 	}
 	p := h.pageFor(c, "Your account")
-	return render(c, http.StatusOK, views.AccountPage(p, views.AccountInfo{RecoveryLeft: len(left), Rule: ruleWords(p, rule)}))
+	return render(c, http.StatusOK, views.AccountPage(p, views.AccountInfo{RecoveryLeft: left, Rule: ruleWords(p, rule)}))
 }
 
 // ruleWords says in a sentence which two-step rule applies and where it comes from.

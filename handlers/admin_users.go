@@ -62,11 +62,7 @@ func (h *Handler) adminUserShow(c echo.Context) error {
 
 func (h *Handler) renderAdminUser(c echo.Context, u db.User, status int, problem string) error {
 	ctx := c.Request().Context()
-	ss, err := h.db.ListSessions(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	codes, err := h.db.UnusedRecoveryCodes(ctx, u.ID)
+	sessions, codes, err := h.db.AccountCounts(ctx, u.ID)
 	if err != nil {
 		return err
 	}
@@ -75,7 +71,7 @@ func (h *Handler) renderAdminUser(c echo.Context, u db.User, status int, problem
 		return err
 	}
 	p := h.pageWithStatus(c, u.Username, status)
-	a := views.AdminUser{User: u, Sessions: len(ss), RecoveryLeft: len(codes), Failures: failures, Error: problem}
+	a := views.AdminUser{User: u, Sessions: sessions, RecoveryLeft: codes, Failures: failures, Error: problem}
 	if until.After(h.now()) {
 		a.LockedUntil = p.When(until)
 	}

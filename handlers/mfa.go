@@ -177,11 +177,11 @@ func (h *Handler) mfaShow(c echo.Context) error {
 	case !errors.Is(err, db.ErrNotFound):
 		return err
 	case u.HasMFA:
-		left, err := h.db.UnusedRecoveryCodes(ctx, u.ID)
+		_, left, err := h.db.AccountCounts(ctx, u.ID)
 		if err != nil {
 			return err
 		}
-		e.RecoveryLeft = len(left)
+		e.RecoveryLeft = left
 	case c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site":
 		e.CrossSite = true
 	default:
@@ -343,11 +343,11 @@ func (h *Handler) checkPasswordAgain(c echo.Context, u db.User) (bool, error) {
 
 func (h *Handler) mfaPasswordRefused(c echo.Context, u db.User, kind string) error {
 	h.audit(c, h.failure(c, kind, u.Username, "password wrong"))
-	left, err := h.db.UnusedRecoveryCodes(c.Request().Context(), u.ID)
+	_, left, err := h.db.AccountCounts(c.Request().Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: len(left),
+	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: left,
 		PasswordError: "That is not your password. Nothing was changed."}
 	return render(c, http.StatusUnprocessableEntity, views.MFAPage(h.pageWithStatus(c, "Two-step verification", http.StatusUnprocessableEntity), e))
 }
