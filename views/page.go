@@ -37,11 +37,15 @@ func (p Page) When(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	loc := p.Location
-	if loc == nil {
-		loc = time.Local
+	return t.In(p.zone()).Format("2 Jan 2006 15:04 MST")
+}
+
+// zone is the portal's time zone, or the machine's when none was set.
+func (p Page) zone() *time.Location {
+	if p.Location == nil {
+		return time.Local
 	}
-	return t.In(loc).Format("2 Jan 2006 15:04 MST")
+	return p.Location
 }
 
 // ISO formats a time for a machine-readable datetime attribute.
@@ -57,9 +61,5 @@ func (p Page) CanPublish() bool {
 
 // DateOnly formats a time as a date in the portal's zone.
 func (p Page) DateOnly(t time.Time) string {
-	loc := p.Location
-	if loc == nil {
-		loc = time.Local
-	}
-	return t.In(loc).Format("Monday 2 January 2006, 15:04 MST")
+	return t.In(p.zone()).Format("Monday 2 January 2006, 15:04 MST")
 }
