@@ -74,7 +74,6 @@ func nextParam(c echo.Context) string {
 	return n
 }
 
-
 // errSignIn is deliberately one message for unknown users, wrong passwords and disabled
 // accounts, so the page says nothing about which accounts exist.
 const errSignIn = "That username and password do not match an active account."
