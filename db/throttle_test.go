@@ -20,11 +20,11 @@ func neverLock(int) time.Duration { return 0 }
 
 func attempt(tb testing.TB, d *DB, name string, now time.Time, backoff Backoff) (int, time.Duration) {
 	tb.Helper()
-	n, wait, err := d.BeginSignInAttempt(context.Background(), name, now, backoff)
+	a, err := d.BeginSignInAttempt(context.Background(), name, now, backoff)
 	if err != nil {
 		tb.Fatalf("BeginSignInAttempt(%q): %v", name, err)
 	}
-	return n, wait
+	return a.Failures, a.Wait
 }
 
 func TestBeginSignInAttemptLocks(t *testing.T) {
@@ -151,7 +151,8 @@ func TestBeginSignInAttemptConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			got[i], _, errs[i] = d.BeginSignInAttempt(context.Background(), "alice", t0, neverLock)
+			a, err := d.BeginSignInAttempt(context.Background(), "alice", t0, neverLock)
+			got[i], errs[i] = a.Failures, err
 		})
 	}
 	wg.Wait()
@@ -192,24 +193,33 @@ func TestPurgeThrottle(t *testing.T) {
 	}
 }
 
+// begin counts one attempt and returns it, for tests that give it back.
+func begin(tb testing.TB, d *DB, name string, now time.Time) Attempt {
+	tb.Helper()
+	a, err := d.BeginSignInAttempt(context.Background(), name, now, lockFromTen)
+	if err != nil {
+		tb.Fatalf("BeginSignInAttempt(%q): %v", name, err)
+	}
+	return a
+}
+
 func TestReleaseSignInAttempt(t *testing.T) {
 	ctx := context.Background()
 
-	t.Run("an unknown name is a no-op", func(t *testing.T) {
+	t.Run("an attempt never counted is a no-op", func(t *testing.T) {
 		d := openTest(t)
-		if err := d.ReleaseSignInAttempt(ctx, "nobody", lockFromTen); err != nil {
+		if err := d.ReleaseSignInAttempt(ctx, Attempt{Username: "nobody"}); err != nil {
 			t.Fatal(err)
 		}
 		if n := count(t, d, `SELECT COUNT(*) FROM login_throttle`); n != 0 {
 			t.Errorf("%d throttle rows created", n)
 		}
 	})
-	t.Run("it gives back one attempt, whatever the case of the name", func(t *testing.T) {
+	t.Run("it gives back one attempt", func(t *testing.T) {
 		d := openTest(t)
-		for range 3 {
-			attempt(t, d, "alice", t0, lockFromTen)
-		}
-		if err := d.ReleaseSignInAttempt(ctx, "ALICE", lockFromTen); err != nil {
+		attempt(t, d, "alice", t0, lockFromTen)
+		attempt(t, d, "alice", t0, lockFromTen)
+		if err := d.ReleaseSignInAttempt(ctx, begin(t, d, "alice", t0)); err != nil {
 			t.Fatal(err)
 		}
 		if n, _, _ := d.ThrottleOf(ctx, "alice"); n != 2 {
@@ -219,12 +229,21 @@ func TestReleaseSignInAttempt(t *testing.T) {
 			t.Errorf("next attempt = %d, want 3", n)
 		}
 	})
+	t.Run("giving back the only attempt leaves no row", func(t *testing.T) {
+		d := openTest(t)
+		if err := d.ReleaseSignInAttempt(ctx, begin(t, d, "alice", t0)); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, d, `SELECT COUNT(*) FROM login_throttle`); n != 0 {
+			t.Errorf("%d throttle rows left", n)
+		}
+	})
 	t.Run("the lock of the given-back attempt is lifted", func(t *testing.T) {
 		d := openTest(t)
-		for range 10 {
+		for range 9 {
 			attempt(t, d, "alice", t0, lockFromTen)
 		}
-		if err := d.ReleaseSignInAttempt(ctx, "alice", lockFromTen); err != nil {
+		if err := d.ReleaseSignInAttempt(ctx, begin(t, d, "alice", t0)); err != nil {
 			t.Fatal(err)
 		}
 		if n, until, _ := d.ThrottleOf(ctx, "alice"); n != 9 || !until.IsZero() {
@@ -234,18 +253,80 @@ func TestReleaseSignInAttempt(t *testing.T) {
 			t.Errorf("next attempt = (%d, %v), want (10, 0)", n, wait)
 		}
 	})
-	t.Run("an earlier failure's lock stays", func(t *testing.T) {
+	t.Run("a right password after the back-off never lengthens the lock", func(t *testing.T) {
+		d := openTest(t)
+		now := t0
+		for range 13 { // each failure waits out the lock of the one before
+			_, wait := attempt(t, d, "alice", now, lockFromTen)
+			if wait != 0 {
+				t.Fatalf("attempt refused while the back-off had passed: %v", wait)
+			}
+			now = now.Add(10 * time.Minute)
+		}
+		right := begin(t, d, "alice", now)
+		if right.Wait != 0 {
+			t.Fatalf("the right password waits %v after the back-off passed", right.Wait)
+		}
+		if err := d.ReleaseSignInAttempt(ctx, right); err != nil {
+			t.Fatal(err)
+		}
+		if n, until, _ := d.ThrottleOf(ctx, "alice"); n != 13 || until.After(now) {
+			t.Errorf("ThrottleOf = %d, %v; want 13 failures and no lock after %v", n, until, now)
+		}
+		if _, wait := attempt(t, d, "alice", now.Add(time.Second), lockFromTen); wait != 0 {
+			t.Errorf("the second step, a second later, waits %v", wait)
+		}
+	})
+	t.Run("a lock armed by another attempt meanwhile stays", func(t *testing.T) {
+		d := openTest(t)
+		for range 8 {
+			attempt(t, d, "alice", t0, lockFromTen)
+		}
+		mine := begin(t, d, "alice", t0) // the 9th, no lock
+		later := t0.Add(time.Second)
+		attempt(t, d, "alice", later, lockFromTen) // the 10th, a wrong guess locking for a minute
+		if err := d.ReleaseSignInAttempt(ctx, mine); err != nil {
+			t.Fatal(err)
+		}
+		if n, until, _ := d.ThrottleOf(ctx, "alice"); n != 9 || !until.Equal(later.Add(time.Minute)) {
+			t.Errorf("ThrottleOf = %d, %v; want 9, still locked until %v", n, until, later.Add(time.Minute))
+		}
+	})
+	t.Run("a refused attempt has nothing to give back", func(t *testing.T) {
 		d := openTest(t)
 		for range 10 {
 			attempt(t, d, "alice", t0, lockFromTen)
 		}
-		later := t0.Add(time.Minute)
-		attempt(t, d, "alice", later, lockFromTen) // the 11th, locking for two minutes
-		if err := d.ReleaseSignInAttempt(ctx, "alice", lockFromTen); err != nil {
+		refused := begin(t, d, "alice", t0)
+		if refused.Wait == 0 {
+			t.Fatal("the 11th attempt during the lock was let through")
+		}
+		if err := d.ReleaseSignInAttempt(ctx, refused); err != nil {
 			t.Fatal(err)
 		}
-		if n, until, _ := d.ThrottleOf(ctx, "alice"); n != 10 || !until.Equal(later.Add(2*time.Minute)) {
-			t.Errorf("ThrottleOf = %d, %v; want 10, still locked until %v", n, until, later.Add(2*time.Minute))
+		if n, until, _ := d.ThrottleOf(ctx, "alice"); n != 10 || until.IsZero() {
+			t.Errorf("ThrottleOf = %d, %v; a refused attempt changed the lock", n, until)
 		}
 	})
+}
+
+func TestThrottleRowsFromTheFutureAreExpired(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	ahead := t0.Add(3 * time.Hour) // the clock ran ahead, then stepped back to t0
+	for range 12 {
+		attempt(t, d, "alice", ahead, lockFromTen)
+	}
+	if n, wait := attempt(t, d, "alice", t0, lockFromTen); n != 1 || wait != 0 {
+		t.Errorf("after the clock stepped back: attempt = (%d, %v), want a fresh count (1, 0)", n, wait)
+	}
+	for range 3 {
+		attempt(t, d, "bob", ahead, lockFromTen)
+	}
+	if _, err := d.PurgeThrottle(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := d.ThrottleOf(ctx, "bob"); n != 0 {
+		t.Errorf("purge kept a row from the future: %d failures", n)
+	}
 }

@@ -76,13 +76,6 @@ func (l *addrLimiter) evict(now time.Time) {
 	}
 }
 
-// clear forgets addr after a successful sign-in.
-func (l *addrLimiter) clear(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.entries, addr)
-}
-
 func (l *addrLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

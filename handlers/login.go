@@ -94,14 +94,14 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		h.audit(c, h.failure(c, "signin.throttled", username, "client address throttled"))
 		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
 	}
-	failures, wait, err := h.db.BeginSignInAttempt(ctx, strings.ToLower(username), now, signInBackoff)
+	attempt, err := h.db.BeginSignInAttempt(ctx, strings.ToLower(username), now, signInBackoff)
 	if err != nil {
 		return err
 	}
-	if wait > 0 {
+	if attempt.Wait > 0 {
 		h.throttled(c, "password")
 		h.audit(c, h.failure(c, "signin.throttled", username, "account throttled"))
-		return tooMany(c, wait, "Too many failed sign-in attempts for this account.")
+		return tooMany(c, attempt.Wait, "Too many failed sign-in attempts for this account.")
 	}
 
 	u, err := h.db.UserByUsername(ctx, username)
@@ -136,7 +136,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	if !ok {
 		h.addrs.fail(addr, now)
 		detail := reason
-		if failures >= lockAfter {
+		if attempt.Failures >= lockAfter {
 			detail += "; account locked"
 		}
 		h.audit(c, h.failure(c, "signin.password", username, detail))
@@ -145,12 +145,13 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
 	}
 
-	h.addrs.clear(addr)
+	// The address's budget is left to decay on its own: one known password must not buy an
+	// address fresh guesses at every other account.
 	h.metrics.signin("password", "success")
 	// Only a complete sign-in clears the account's failures; with a second step to come,
 	// this attempt is merely given back, so failed codes keep counting across sign-ins.
 	if u.HasMFA {
-		err = h.db.ReleaseSignInAttempt(ctx, strings.ToLower(username), signInBackoff)
+		err = h.db.ReleaseSignInAttempt(ctx, attempt)
 	} else {
 		_, err = h.db.ClearThrottle(ctx, strings.ToLower(username), db.Event{})
 	}

@@ -304,7 +304,7 @@ func TestUserUnlock(t *testing.T) {
 	addUser(t, store, "Alice", db.RoleStaff)
 	lock := func(int) time.Duration { return time.Hour }
 	for _, name := range []string{"alice", "bob"} {
-		if _, _, err := store.BeginSignInAttempt(ctx, name, time.Now(), lock); err != nil {
+		if _, err := store.BeginSignInAttempt(ctx, name, time.Now(), lock); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -365,7 +365,7 @@ func TestSessionsRevoke(t *testing.T) {
 	bob := addUser(t, store, "bob", db.RoleStaff)
 	enroll(t, store, alice.ID)
 	lock := func(int) time.Duration { return time.Hour }
-	if _, _, err := store.BeginSignInAttempt(context.Background(), "bob", time.Now(), lock); err != nil {
+	if _, err := store.BeginSignInAttempt(context.Background(), "bob", time.Now(), lock); err != nil {
 		t.Fatal(err)
 	}
 	seed := func(t *testing.T) {
