@@ -45,6 +45,16 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 // ParseTime reads a stored time.
 func ParseTime(s string) (time.Time, error) { return time.Parse(TimeFormat, s) }
 
+// ClockSkew is how far ahead of now a stored time may lie before it is taken as written
+// by a clock that has since stepped back. Such a time is treated as expired (sessions,
+// throttle rows, pending enrollments): otherwise a session made while the clock ran ahead
+// would outlive its limits for as long as the clock lags. The allowance covers the small
+// drift between machines that share one database.
+const ClockSkew = time.Minute
+
+// FromFuture reports whether t lies more than ClockSkew ahead of now.
+func FromFuture(t, now time.Time) bool { return t.After(now.Add(ClockSkew)) }
+
 func mustTime(s string) time.Time {
 	t, err := ParseTime(s)
 	if err != nil {

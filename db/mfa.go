@@ -62,12 +62,14 @@ type Pending struct {
 	ExpiresAt time.Time
 }
 
-// PendingOf returns the user's unexpired enrollment started from sessionID.
+// PendingOf returns the user's unexpired enrollment started from sessionID; one started
+// while the clock ran ahead counts as expired.
 func (d *DB) PendingOf(ctx context.Context, userID, sessionID int64, now time.Time) (Pending, error) {
 	p := Pending{UserID: userID, SessionID: sessionID}
 	var created, expires string
 	err := d.queryRow(ctx, `SELECT secret_enc, created_at, expires_at FROM mfa_pending
-		WHERE user_id = ? AND session_id = ? AND expires_at > ?`, userID, sessionID, FormatTime(now)).
+		WHERE user_id = ? AND session_id = ? AND expires_at > ? AND created_at <= ?`,
+		userID, sessionID, FormatTime(now), FormatTime(now.Add(ClockSkew))).
 		Scan(&p.SecretEnc, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Pending{}, ErrNotFound
@@ -106,7 +108,8 @@ var ErrPendingChanged = errors.New("db: enrollment changed or expired")
 func (d *DB) ActivateFactor(ctx context.Context, userID, sessionID int64, secretEnc []byte, step int64, codeHashes []string, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_pending WHERE user_id = ? AND session_id = ?
-			AND secret_enc = ? AND expires_at > ?`, userID, sessionID, secretEnc, FormatTime(ev.At))
+			AND secret_enc = ? AND expires_at > ? AND created_at <= ?`, userID, sessionID, secretEnc, FormatTime(ev.At),
+			FormatTime(ev.At.Add(ClockSkew)))
 		if err != nil {
 			return fmt.Errorf("db: activate factor for %d: %w", userID, err)
 		}
@@ -343,8 +346,8 @@ func (d *DB) ResealSecrets(ctx context.Context, reseal Reseal, aadFor func(userI
 func (d *DB) PurgeExpiredEnrollments(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_pending WHERE expires_at <= ?
-			OR session_id NOT IN (SELECT id FROM sessions)`, FormatTime(now))
+		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_pending WHERE expires_at <= ? OR created_at > ?
+			OR session_id NOT IN (SELECT id FROM sessions)`, FormatTime(now), FormatTime(now.Add(ClockSkew)))
 		if err != nil {
 			return fmt.Errorf("db: purge enrollments: %w", err)
 		}

@@ -145,6 +145,8 @@ func TestPendingEnrollment(t *testing.T) {
 		{"another user with the same session id does not", bob.ID, s1.ID, t0.Add(time.Minute), ""},
 		{"another user from their own session does not", bob.ID, bobS.ID, t0.Add(time.Minute), ""},
 		{"it is gone at its expiry time", alice.ID, s1.ID, expires, ""},
+		{"it is still there for a clock a little behind", alice.ID, s1.ID, t0.Add(-ClockSkew / 2), "one"},
+		{"it is gone once the clock stepped back past when it was made", alice.ID, s1.ID, t0.Add(-time.Hour), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -244,13 +244,23 @@ func (d *DB) RevokeAllSessions(ctx context.Context, ev Event) (int64, error) {
 	return n, err
 }
 
-// PurgeExpiredSessions deletes sessions idle since before idleCutoff, created before
-// maxCutoff, or partial and created before partialCutoff.
-func (d *DB) PurgeExpiredSessions(ctx context.Context, idleCutoff, maxCutoff, partialCutoff time.Time) (int64, error) {
+// SessionLimits are the server-side lifetimes of a session.
+type SessionLimits struct {
+	Idle    time.Duration // without activity
+	Max     time.Duration // since sign-in, whatever the activity
+	Partial time.Duration // a password step whose second step never came
+}
+
+// PurgeExpiredSessions deletes every session past one of its limits at now, and every
+// session whose times lie in the future: those were written by a clock that has since
+// stepped back, and would otherwise outlive their limits for as long as it lags.
+func (d *DB) PurgeExpiredSessions(ctx context.Context, now time.Time, l SessionLimits) (int64, error) {
 	var n int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
+		future := FormatTime(now.Add(ClockSkew))
 		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?
-			OR (stage = 'mfa' AND created_at < ?)`, FormatTime(idleCutoff), FormatTime(maxCutoff), FormatTime(partialCutoff))
+			OR (stage = 'mfa' AND created_at < ?) OR created_at > ? OR last_seen_at > ?`,
+			FormatTime(now.Add(-l.Idle)), FormatTime(now.Add(-l.Max)), FormatTime(now.Add(-l.Partial)), future, future)
 		if err != nil {
 			return fmt.Errorf("db: purge sessions: %w", err)
 		}

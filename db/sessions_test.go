@@ -244,7 +244,7 @@ func seedEverything(tb testing.TB, d *DB) []User {
 		}
 		// Started after the factor, which ends the user's other sessions.
 		mkSession(tb, d, u.ID, StageMFA, t0)
-		if _, _, err := d.BeginSignInAttempt(ctx, name, t0, func(int) time.Duration { return 0 }); err != nil {
+		if _, err := d.BeginSignInAttempt(ctx, name, t0, func(int) time.Duration { return 0 }); err != nil {
 			tb.Fatal(err)
 		}
 		us = append(us, u)
@@ -376,15 +376,18 @@ func TestPurgeExpiredSessions(t *testing.T) {
 	start(StageFull, now.Add(-3*time.Hour), now.Add(-idle-time.Millisecond))      // idle too long
 	start(StageFull, now.Add(-maxAge-time.Second), now.Add(-time.Minute))         // past the absolute limit
 	start(StageMFA, now.Add(-partial-time.Second), now.Add(-partial-time.Second)) // second step never done
+	start(StageFull, now.Add(2*time.Hour), now.Add(2*time.Hour))                  // made while the clock ran ahead
+	start(StageFull, now.Add(-time.Hour), now.Add(time.Hour))                     // seen while the clock ran ahead
+	withinSkew := start(StageFull, now.Add(ClockSkew/2), now.Add(ClockSkew/2))    // another machine's small drift
 
-	n, err := d.PurgeExpiredSessions(ctx, now.Add(-idle), now.Add(-maxAge), now.Add(-partial))
+	n, err := d.PurgeExpiredSessions(ctx, now, SessionLimits{Idle: idle, Max: maxAge, Partial: partial})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Errorf("purged %d sessions, want 3", n)
+	if n != 5 {
+		t.Errorf("purged %d sessions, want 5", n)
 	}
-	want := []int64{live, idleAtLimit, freshPartial}
+	want := []int64{live, idleAtLimit, freshPartial, withinSkew}
 	slices.Sort(want)
 	if ids := sessionIDs(t, d, u.ID); !slices.Equal(ids, want) {
 		t.Errorf("remaining sessions = %v, want %v", ids, want)

@@ -54,8 +54,9 @@ type Handler struct {
 	live    *liveNotices
 }
 
-// partialSessionMax bounds how long the password step stays valid without the second one.
-const partialSessionMax = 10 * time.Minute
+// PartialSessionMax bounds how long the password step stays valid without the second one;
+// housekeeping purges partial sessions older than this.
+const PartialSessionMax = 10 * time.Minute
 
 // touchInterval is how stale last_seen may get, so that page views are not writes.
 const touchInterval = time.Minute

@@ -129,18 +129,21 @@ func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, d
 	return best, bestUser, nil
 }
 
-// sessionDead applies the server-side limits (idle, absolute, partial, disabled account)
-// and says which one ended the session, or "" while it lives.
+// sessionDead applies the server-side limits (idle, absolute, partial, disabled account,
+// times from a clock that has since stepped back) and says which one ended the session,
+// or "" while it lives.
 func (h *Handler) sessionDead(s db.Session, u db.User) string {
 	now := h.now()
 	switch {
 	case u.Disabled:
 		return "account disabled"
+	case db.FromFuture(s.CreatedAt, now) || db.FromFuture(s.LastSeenAt, now):
+		return "made or used while the clock was ahead"
 	case now.Sub(s.LastSeenAt) > h.cfg.SessionIdle:
 		return "idle limit reached"
 	case now.Sub(s.CreatedAt) > h.cfg.SessionMax:
 		return "absolute limit reached"
-	case s.Stage == db.StageMFA && now.Sub(s.CreatedAt) > partialSessionMax:
+	case s.Stage == db.StageMFA && now.Sub(s.CreatedAt) > PartialSessionMax:
 		return "second step not completed in time"
 	}
 	return ""

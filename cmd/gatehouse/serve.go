@@ -264,7 +264,8 @@ func housekeeping(ctx context.Context, store *db.DB, log *slog.Logger, cfg Confi
 	defer t.Stop()
 	for {
 		now := time.Now()
-		n, err := store.PurgeExpiredSessions(ctx, now.Add(-cfg.SessionIdle), now.Add(-cfg.SessionMax), now.Add(-10*time.Minute))
+		n, err := store.PurgeExpiredSessions(ctx, now, db.SessionLimits{Idle: cfg.SessionIdle, Max: cfg.SessionMax,
+			Partial: handlers.PartialSessionMax})
 		if err != nil && ctx.Err() == nil {
 			log.Error("purging sessions failed", "err", err)
 		} else if n > 0 {
