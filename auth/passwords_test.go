@@ -422,3 +422,58 @@ func TestRateLimitBoundsChecksPerSecond(t *testing.T) {
 	}
 	t.Fatal("an exhausted bucket never answered ErrBusy within the deadline")
 }
+
+func TestHashSetMatchesWithOneDerivation(t *testing.T) {
+	ctx := context.Background()
+	h := newTestHasher(t, 1)
+	secrets := []string{"aaaaa22222", "bbbbb33333", "ccccc44444", "ddddd55555"}
+	set, err := h.HashSet(ctx, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) != len(secrets) || set[0] == set[1] {
+		t.Fatalf("HashSet = %q", set)
+	}
+	for i, s := range secrets {
+		if ok, err := h.Verify(ctx, set[i], s); err != nil || !ok {
+			t.Errorf("Verify(set[%d], %q) = %v, %v; each hash must still verify on its own", i, s, ok, err)
+		}
+	}
+	tests := []struct {
+		name   string
+		secret string
+		want   int
+	}{
+		{"the first one", "aaaaa22222", 0},
+		{"the last one", "ddddd55555", 3},
+		{"a wrong one", "eeeee66666", -1},
+		{"an empty one", "", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.Computations()
+			got, err := h.MatchSet(ctx, set, tt.secret)
+			if err != nil || got != tt.want {
+				t.Errorf("MatchSet(%q) = %d, %v; want %d", tt.secret, got, err, tt.want)
+			}
+			if n := h.Computations() - before; n != 1 {
+				t.Errorf("MatchSet cost %d derivations, want 1", n)
+			}
+		})
+	}
+	t.Run("hashes with a salt each still match, at one derivation each", func(t *testing.T) {
+		legacy := []string{mustHash(t, h, "aaaaa22222"), mustHash(t, h, "bbbbb33333")}
+		before := h.Computations()
+		if got, err := h.MatchSet(ctx, legacy, "bbbbb33333"); err != nil || got != 1 {
+			t.Errorf("MatchSet = %d, %v; want 1", got, err)
+		}
+		if n := h.Computations() - before; n != 2 {
+			t.Errorf("cost %d derivations, want 2", n)
+		}
+	})
+	t.Run("a malformed hash is an error, never a match", func(t *testing.T) {
+		if got, err := h.MatchSet(ctx, []string{set[0], "$argon2id$garbage"}, "aaaaa22222"); err == nil || got != -1 {
+			t.Errorf("MatchSet = %d, %v; want -1 and an error", got, err)
+		}
+	})
+}
