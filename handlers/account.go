@@ -61,19 +61,11 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 		f.Errors["current_password"] = "Enter your current password."
 		return again()
 	}
-	if len([]rune(current)) > auth.MaxPasswordLen {
-		f.Errors["current_password"] = "That is not your current password."
-		return again()
-	}
-	ok, err := h.hasher.Verify(ctx, u.PasswordHash, current)
-	if errors.Is(err, auth.ErrBusy) {
-		return busy(c, err)
-	}
+	ok, err := h.confirmPassword(c, u, current, "password.changed")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		h.audit(c, h.failure(c, "password.changed", u.Username, "current password wrong"))
 		f.Errors["current_password"] = "That is not your current password."
 		return again()
 	}

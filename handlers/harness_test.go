@@ -54,10 +54,12 @@ type testApp struct {
 	db   *db.DB
 	keys *auth.Keyring
 	log  *syncBuffer
-	cfg  Config
-	reg  *prometheus.Registry
-	mu   sync.Mutex
-	now  time.Time
+	// hasher counts the password-hash computations the app runs.
+	hasher *auth.Hasher
+	cfg    Config
+	reg    *prometheus.Registry
+	mu     sync.Mutex
+	now    time.Time
 }
 
 func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
@@ -81,11 +83,12 @@ func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
 		f(&a.cfg)
 	}
 	a.reg = prometheus.NewRegistry()
+	a.hasher = auth.NewHasher(cheapParams, 4)
 	a.e = New(a.cfg, Deps{
 		Metrics: a.reg,
 		DB:      store,
 		Log:     slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Hasher:  auth.NewHasher(cheapParams, 4),
+		Hasher:  a.hasher,
 		Keys:    keys,
 		Now:     a.clock,
 	})

@@ -54,14 +54,14 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return again(http.StatusUnauthorized, errCode)
 	}
 	key := strings.ToLower(u.Username)
-	_, wait, err := h.db.BeginSignInAttempt(ctx, key, h.now(), signInBackoff)
+	attempt, err := h.db.BeginSignInAttempt(ctx, key, h.now(), signInBackoff)
 	if err != nil {
 		return err
 	}
-	if wait > 0 {
+	if attempt.Wait > 0 {
 		h.throttled(c, "mfa")
 		h.audit(c, h.failure(c, "signin.throttled", u.Username, "second step throttled"))
-		return tooMany(c, wait, "Too many failed attempts for this account.")
+		return tooMany(c, attempt.Wait, "Too many failed attempts for this account.")
 	}
 
 	kind, ok, err := h.checkSecondFactor(ctx, c, u, code)
@@ -134,25 +134,26 @@ func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.Us
 	if err != nil {
 		return "", false, err
 	}
-	for _, rc := range codes {
-		match, err := h.hasher.Verify(ctx, rc.Hash, normal)
-		if errors.Is(err, auth.ErrBusy) {
-			return "", false, busy(c, err)
-		}
+	hashes := make([]string, len(codes))
+	for i, rc := range codes {
+		hashes[i] = rc.Hash
+	}
+	i, err := h.hasher.MatchSet(ctx, hashes, normal)
+	if errors.Is(err, auth.ErrBusy) {
+		return "", false, busy(c, err)
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if i >= 0 {
+		// Spending is a compare-and-set, so of two racing requests with one code only one wins.
+		used, err := h.db.UseRecoveryCode(ctx, u.ID, codes[i].ID, h.now())
 		if err != nil {
 			return "", false, err
 		}
-		if !match {
-			continue
+		if used {
+			return "signin.recovery_code", true, nil
 		}
-		used, err := h.db.UseRecoveryCode(ctx, u.ID, rc.ID, h.now())
-		if err != nil {
-			return "", false, err
-		}
-		if !used {
-			break // spent by a racing request a moment ago
-		}
-		return "signin.recovery_code", true, nil
 	}
 	h.audit(c, h.failure(c, "signin.recovery_code", u.Username, "unknown or used recovery code"))
 	return "", false, nil
@@ -239,6 +240,12 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 			http.StatusUnprocessableEntity), e))
 	}
 	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
+	if errors.Is(err, db.ErrNotFound) && u.HasMFA {
+		// A new key for a user whose factor is on is a change of factor: it takes the
+		// password again, so nothing posted here can start one.
+		return h.renderMFAStatus(c, u, http.StatusConflict,
+			"That change of authenticator expired or was replaced. To move to a new authenticator, give your password again.")
+	}
 	if errors.Is(err, db.ErrNotFound) {
 		enc, err := h.startEnrollment(ctx, u, s)
 		if err != nil {
@@ -282,21 +289,23 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
 }
 
+// hashCodes hashes a new set of recovery codes as one set, so a typed code is checked
+// against all of them with one derivation.
 func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, error) {
-	hashes := make([]string, len(codes))
+	normal := make([]string, len(codes))
 	for i, code := range codes {
-		hash, err := h.hasher.Hash(ctx, auth.NormalizeRecoveryCode(code))
-		if err != nil {
-			return nil, err
-		}
-		hashes[i] = hash
+		normal[i] = auth.NormalizeRecoveryCode(code)
 	}
-	return hashes, nil
+	return h.hasher.HashSet(ctx, normal)
 }
 
-// mfaRestart replaces this session's pending key with a new one.
+// mfaRestart replaces this session's pending key with a new one. For a user whose factor
+// is on, a new key is a change of factor, so it asks for the password like mfaReplace.
 func (h *Handler) mfaRestart(c echo.Context) error {
 	u, _ := currentUser(c)
+	if u.HasMFA {
+		return h.mfaReplace(c)
+	}
 	s, _ := currentSession(c)
 	if _, err := h.startEnrollment(c.Request().Context(), u, s); err != nil {
 		return err
@@ -304,11 +313,22 @@ func (h *Handler) mfaRestart(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
 }
 
-// mfaRecoveryCodes makes a new set of recovery codes; the old set dies in the same write.
+// mfaRecoveryCodes makes a new set of recovery codes after the password is given again:
+// a new set is as good as the factor, and the old set dies in the same write.
 func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
+	if !u.HasMFA {
+		return errNoRecoveryCodes
+	}
+	ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.recovery_codes")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return h.mfaPasswordRefused(c, u)
+	}
 	codes := auth.NewRecoveryCodes(recoveryCodeCount)
 	hashes, err := h.hashCodes(ctx, codes)
 	if err != nil {
@@ -316,8 +336,7 @@ func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	}
 	err = h.db.ReplaceRecoveryCodes(ctx, u.ID, hashes, h.event(c, "mfa.recovery_codes", u.Username))
 	if errors.Is(err, db.ErrNotFound) {
-		return &userError{Status: http.StatusConflict, Message: "Two-step verification is off, so there are no recovery codes to replace.",
-			Hint: "Turn it on first at Account › Two-step verification."}
+		return errNoRecoveryCodes
 	}
 	if err != nil {
 		return err
@@ -328,28 +347,23 @@ func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
 }
 
-// checkPasswordAgain re-authenticates before a change to an active factor.
-func (h *Handler) checkPasswordAgain(c echo.Context, u db.User) (bool, error) {
-	pw := c.FormValue("password")
-	if pw == "" || len([]rune(pw)) > auth.MaxPasswordLen {
-		return false, nil
-	}
-	ok, err := h.hasher.Verify(c.Request().Context(), u.PasswordHash, pw)
-	if errors.Is(err, auth.ErrBusy) {
-		return false, busy(c, err)
-	}
-	return ok, err
+var errNoRecoveryCodes = &userError{Status: http.StatusConflict,
+	Message: "Two-step verification is off, so there are no recovery codes to replace.",
+	Hint:    "Turn it on first at Account › Two-step verification."}
+
+// mfaPasswordRefused answers a change of factor whose password confirmation failed.
+func (h *Handler) mfaPasswordRefused(c echo.Context, u db.User) error {
+	return h.renderMFAStatus(c, u, http.StatusUnprocessableEntity, "That is not your password. Nothing was changed.")
 }
 
-func (h *Handler) mfaPasswordRefused(c echo.Context, u db.User, kind string) error {
-	h.audit(c, h.failure(c, kind, u.Username, "password wrong"))
+// renderMFAStatus shows the page of an active factor with a refusal above its forms.
+func (h *Handler) renderMFAStatus(c echo.Context, u db.User, status int, problem string) error {
 	_, left, err := h.db.AccountCounts(c.Request().Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: left,
-		PasswordError: "That is not your password. Nothing was changed."}
-	return render(c, http.StatusUnprocessableEntity, views.MFAPage(h.pageWithStatus(c, "Two-step verification", http.StatusUnprocessableEntity), e))
+	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: left, PasswordError: problem}
+	return render(c, status, views.MFAPage(h.pageWithStatus(c, "Two-step verification", status), e))
 }
 
 // mfaReplace starts moving to a new authenticator; the old one keeps working until the new
@@ -360,12 +374,12 @@ func (h *Handler) mfaReplace(c echo.Context) error {
 	if !u.HasMFA {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
 	}
-	ok, err := h.checkPasswordAgain(c, u)
+	ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.replace")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return h.mfaPasswordRefused(c, u, "mfa.replace")
+		return h.mfaPasswordRefused(c, u)
 	}
 	if _, err := h.startEnrollment(c.Request().Context(), u, s); err != nil {
 		return err
@@ -388,12 +402,12 @@ func (h *Handler) mfaDisable(c echo.Context) error {
 			Message: "Two-step verification is required for your account (" + rule.Source + "), so it cannot be turned off.",
 			Hint:    "You can move to a new authenticator instead."}
 	}
-	ok, err := h.checkPasswordAgain(c, u)
+	ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.disabled")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return h.mfaPasswordRefused(c, u, "mfa.disabled")
+		return h.mfaPasswordRefused(c, u)
 	}
 	ev := h.event(c, "mfa.disabled", u.Username)
 	ev.Detail = "turned off by the user; other sessions ended"

@@ -157,7 +157,7 @@ func TestEnrollmentAndSecondStep(t *testing.T) {
 	})
 	t.Run("new recovery codes kill the old set", func(t *testing.T) {
 		c.get("/account/mfa")
-		wantRedirect(t, c.post("/account/mfa/recovery-codes", nil), "/account/mfa")
+		wantRedirect(t, c.post("/account/mfa/recovery-codes", url.Values{"password": {"correct horse battery"}}), "/account/mfa")
 		fresh := recoveryRe.FindAllStringSubmatch(body(t, c.get("/account/mfa")), -1)
 		if len(fresh) != recoveryCodeCount {
 			t.Fatalf("%d new codes shown", len(fresh))
