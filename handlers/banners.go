@@ -19,8 +19,10 @@ type liveNotices struct {
 	mu  sync.Mutex
 	all []db.Notice
 	// validUntil is the earliest of the next start or end among the cached notices and
-	// the backstop TTL.
+	// the backstop TTL; loadedAt is when the copy was read, so a clock that steps back
+	// before it reloads instead of keeping the copy for as long as the clock lags.
 	validUntil time.Time
+	loadedAt   time.Time
 }
 
 const liveNoticesTTL = 10 * time.Second
@@ -34,7 +36,7 @@ func (l *liveNotices) invalidate() {
 func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Before(l.validUntil) {
+	if now.Before(l.validUntil) && !now.Before(l.loadedAt) {
 		return l.all, nil
 	}
 	all, err := l.db.LiveNotices(ctx, now)
@@ -50,7 +52,7 @@ func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, erro
 			until = n.EndsAt
 		}
 	}
-	l.all, l.validUntil = all, until
+	l.all, l.validUntil, l.loadedAt = all, until, now
 	return all, nil
 }
 

@@ -43,7 +43,8 @@ func (k *counters) add(kind string) {
 	k.metrics.event(kind)
 	k.mu.Lock()
 	k.n[kind]++
-	due := k.now().Sub(k.since) >= flushEvery
+	elapsed := k.now().Sub(k.since)
+	due := elapsed >= flushEvery || elapsed < 0 // a clock stepped back must not hold counts for hours
 	k.mu.Unlock()
 	if due && k.busy.CompareAndSwap(false, true) {
 		go func() {

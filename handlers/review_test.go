@@ -233,3 +233,49 @@ func TestWrongRecoveryCodeCostsOneHash(t *testing.T) {
 		wantStatus(t, a.client().loginMFA("alice", "correct horse battery", codes[7]), http.StatusUnauthorized)
 	})
 }
+
+// The copy of live notices is reloaded when the clock steps back before the time it was
+// read: a notice that had "ended" by the clock that ran ahead is current again.
+func TestLiveNoticesReloadAfterTheClockStepsBack(t *testing.T) {
+	a := newTestApp(t)
+	root := a.createUser("root", db.RoleAdmin, "correct horse battery")
+	a.createUser("sam", db.RoleStaff, "correct horse battery")
+	n, err := a.db.CreateNotice(context.Background(), db.NoticeInput{Title: "Fire drill", Body: "At noon.",
+		Kind: db.NoticeMustRead, Severity: db.SeverityWarning, EndsAt: a.clock().Add(2 * time.Hour),
+		Audience: db.Audience{Everyone: true}}, root, db.Event{At: a.clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.advance(3 * time.Hour)
+	ahead := a.client()
+	ahead.login("sam", "correct horse battery")
+	if got := banners(t, ahead.get("/")); len(got) != 0 {
+		t.Fatalf("an ended notice shows: %v", got)
+	}
+	a.advance(-3 * time.Hour)
+	now := a.client()
+	now.login("sam", "correct horse battery")
+	if got := banners(t, now.get("/")); got[strconv.FormatInt(n.ID, 10)] != "true" {
+		t.Fatalf("after the clock stepped back, the current notice is missing: %v", got)
+	}
+}
+
+// Counts wait at most flushEvery before they are saved, also when the clock stepped back.
+func TestCountersFlushAfterTheClockStepsBack(t *testing.T) {
+	a := newTestApp(t)
+	k := newCounters(a.db, slogDiscard(), a.clock)
+	a.advance(-2 * time.Hour)
+	k.add(countCSRF)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := a.db.EventCountsSince(context.Background(), a.clock().Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[countCSRF] == 1 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("a count made after the clock stepped back was not saved")
+}
