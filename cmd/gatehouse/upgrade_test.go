@@ -43,8 +43,10 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	if !strings.Contains(srv.stderr.String(), backups[0]) {
 		t.Fatal("the log does not name the backup")
 	}
-	if fi, err := os.Stat(backups[0]); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("the backup: %v, %v; want mode 0600", fi, err)
+	if fi, err := os.Stat(backups[0]); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("the backup has mode %v, want 0600", fi.Mode().Perm())
 	}
 	old, _, err := db.PendingMigrations(context.Background(), backups[0])
 	if err != nil || old != db.SchemaVersion()-1 {
