@@ -39,9 +39,8 @@ const (
 
 // Keyring encrypts small secrets, such as TOTP secrets, with AES-256-GCM.
 type Keyring struct {
-	key          []byte
-	aead         cipher.AEAD
-	permsTooOpen bool
+	key  []byte
+	aead cipher.AEAD
 }
 
 // NewKeyring returns a Keyring for a raw 32-byte key. The key is copied.
@@ -76,8 +75,8 @@ func CreateKey(path string) (*Keyring, error) {
 
 // LoadKey reads a key file written by CreateKey or WriteKeyFile. A missing
 // file gives ErrKeyMissing and unusable content ErrKeyInvalid. A file that
-// group or others may read still loads, so a running site is not locked out,
-// but PermsTooOpen reports it so the caller can warn.
+// group or others may read still loads, so a running site is not locked out;
+// warning about its mode is the caller's job, beside the database's files.
 func LoadKey(path string) (*Keyring, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -87,8 +86,6 @@ func LoadKey(path string) (*Keyring, error) {
 		return nil, fmt.Errorf("auth: open key file: %w", err)
 	}
 	defer f.Close()
-	// Stat the open file rather than the path so the mode belongs to the
-	// file actually read.
 	info, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("auth: stat key file: %w", err)
@@ -109,17 +106,8 @@ func LoadKey(path string) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrKeyInvalid, path)
 	}
-	k, err := NewKeyring(raw)
-	if err != nil {
-		return nil, err
-	}
-	k.permsTooOpen = info.Mode().Perm()&0o077 != 0
-	return k, nil
+	return NewKeyring(raw)
 }
-
-// PermsTooOpen reports whether the key file LoadKey read was accessible to
-// group or others.
-func (k *Keyring) PermsTooOpen() bool { return k.permsTooOpen }
 
 // WriteKeyFile writes the key to a new file at path as 64 hex characters and
 // a newline, mode 0600. It refuses to overwrite an existing file (the error

@@ -119,6 +119,11 @@ func open(path string, create bool) (*DB, error) {
 		mode = "rwc"
 		common += "&_pragma=journal_mode(WAL)"
 	}
+	if create {
+		if err := createPrivate(path); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("db: create %s: %w", path, err)
+		}
+	}
 	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=" + mode + "&" + common
 	w, err := sql.Open("sqlite", name+"&_txlock=immediate")
 	if err != nil {
@@ -373,17 +378,35 @@ func (d *DB) IntegrityCheck(ctx context.Context) error {
 }
 
 // Backup writes a consistent copy of the live database to dest with VACUUM INTO, which
-// reads one snapshot while serve keeps writing. dest must not exist.
+// reads one snapshot while serve keeps writing. dest must not exist. It is created empty
+// and owner-only first (VACUUM INTO accepts an empty file), so the copy, which holds
+// everything the live file does, is never readable by others, not even while it is written.
 func (d *DB) Backup(ctx context.Context, dest string) error {
-	if _, err := os.Stat(dest); err == nil {
+	if err := createPrivate(dest); errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("db: backup: %s already exists", dest)
+	} else if err != nil {
+		return fmt.Errorf("db: backup to %s: %w", dest, err)
 	}
 	if _, err := d.write.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		_ = os.Remove(dest) // ours (O_EXCL), and a failed copy is no backup
 		return fmt.Errorf("db: backup to %s: %w", dest, err)
 	}
-	// A copy holds everything the live file does (hashes, sealed secrets): owner-only.
-	if err := os.Chmod(dest, 0o600); err != nil {
-		return fmt.Errorf("db: backup to %s: %w", dest, err)
+	return nil
+}
+
+// createPrivate creates an empty file at path, mode 0600, failing if anything is there
+// already. SQLite would create a database 0644 less the umask and gives its -wal and -shm
+// files the mode of the database file, so a database made here keeps all three owner-only.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	// The umask can only narrow the mode; set it exactly so that a narrower umask does not
+	// leave a file SQLite cannot write.
+	if err := errors.Join(f.Chmod(0o600), f.Close()); err != nil {
+		_ = os.Remove(path)
+		return err
 	}
 	return nil
 }

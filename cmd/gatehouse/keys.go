@@ -108,6 +108,10 @@ func finishRotation(keyFile, backup string) error {
 	if err := os.Rename(rotatingKeyPath(keyFile), keyFile); err != nil {
 		return fmt.Errorf("putting the new key in place (it is in %s): %w", rotatingKeyPath(keyFile), err)
 	}
+	// The backup is a second name for the old key file, so it kept that file's mode, which
+	// may have let others read it. A key is owner-only. Best effort: the swap is done, and a
+	// failure here must not stop serve from finishing an interrupted rotation.
+	_ = os.Chmod(backup, 0o600)
 	return nil
 }
 

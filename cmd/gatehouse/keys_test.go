@@ -157,3 +157,24 @@ func TestInterruptedRotationIsFinishedAtStart(t *testing.T) {
 		t.Fatalf("secret %q, %v", got, err)
 	}
 }
+
+func TestKeyRotateKeepsTheOldKeyOwnerOnly(t *testing.T) {
+	withUmask(t, 0o022)
+	path := newDatabase(t)
+	keyFile := path + ".key"
+	chmod(t, keyFile, 0o644) // check and serve warn about it; rotation must not carry it on
+	mustRun(t, "", "key", "rotate", "--db", path)
+	backups, _ := filepath.Glob(keyFile + ".*.old")
+	if len(backups) != 1 {
+		t.Fatalf("backups %v", backups)
+	}
+	for _, f := range []string{keyFile, backups[0]} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+}

@@ -18,6 +18,11 @@ import (
 var version = "dev"
 
 func main() {
+	// Every file this binary writes holds secrets (the database with its -wal and -shm,
+	// backups, key files), and each is already created 0600. The umask is the second line:
+	// a file made by a path that forgot, here or inside SQLite, stays owner-only too. It is
+	// set here and not in run, which tests call in their own process.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -61,8 +61,9 @@ func cmdServe(e env, args []string) error {
 		return fmt.Errorf("key file %s (--key-file) is locked: a key rotation is running", cfg.KeyFile)
 	}
 	defer releaseKey()
-	if keys.PermsTooOpen() {
-		log.Warn("key file is readable by other users; run chmod 600 on it", "key_file", cfg.KeyFile)
+	// Serve still starts, so a site is not locked out by a mode, but says how to fix it.
+	for _, o := range filesOthersCanOpen(cfg) {
+		log.Warn(o.problem(), "files", o.paths, "fix", o.fix())
 	}
 
 	// Bind before announcing anything, so an address in use fails start-up clearly.

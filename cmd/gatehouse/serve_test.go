@@ -103,6 +103,7 @@ func get(tb testing.TB, url string) (int, string) {
 var setupLink = regexp.MustCompile(`/setup\?token=([A-Za-z0-9_-]+)`)
 
 func TestServe(t *testing.T) {
+	withUmask(t, 0o022)
 	path := filepath.Join(t.TempDir(), "g.db")
 	s := startServe(t, path)
 	base := "http://" + s.addr
@@ -142,6 +143,17 @@ func TestServe(t *testing.T) {
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+		}
+	})
+	t.Run("the database, its -wal and its -shm are created with mode 0600", func(t *testing.T) {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+			}
 		}
 	})
 	t.Run("cancelling the context shuts down gracefully and returns nil", func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 )
 
 func TestServeBacksUpBeforeMigrating(t *testing.T) {
+	withUmask(t, 0o022)
 	path := newDatabase(t)
 	store := openDB(t, path)
 	addUser(t, store, "alice", db.RoleStaff)
@@ -40,6 +42,11 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	}
 	if !strings.Contains(srv.stderr.String(), backups[0]) {
 		t.Fatal("the log does not name the backup")
+	}
+	if fi, err := os.Stat(backups[0]); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("the backup has mode %v, want 0600", fi.Mode().Perm())
 	}
 	old, _, err := db.PendingMigrations(context.Background(), backups[0])
 	if err != nil || old != db.SchemaVersion()-1 {

@@ -226,7 +226,10 @@ func userCommand(e env, args []string, name, summary string, extra func(fs flagS
 
 func cmdUserDisable(e env, args []string) error {
 	return userCommand(e, args, "user disable", "disable U and end their sessions", nil, func(store *db.DB, u db.User) (string, error) {
-		n, err := store.SetDisabled(e.ctx, u.ID, true, cliEvent("user.disabled", u.Username))
+		n, err := store.DisableUser(e.ctx, u.ID, cliEvent("user.disabled", u.Username))
+		if errors.Is(err, db.ErrLastAdmin) {
+			return "", fmt.Errorf("%s is the last active admin; make someone else an admin first", u.Username)
+		}
 		return fmt.Sprintf("disabled %s; %d sessions ended", u.Username, n), err
 	})
 }

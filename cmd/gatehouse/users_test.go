@@ -192,6 +192,37 @@ func TestUserDisableEnable(t *testing.T) {
 	})
 }
 
+func TestUserDisableRefusesTheLastAdmin(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	root := addUser(t, store, "root", db.RoleAdmin)
+	startSession(t, store, root.ID)
+
+	_, _, err := runCLI(t, "user", "disable", "--db", path, "root")
+	assertOneLine(t, err, "root", "last active admin")
+	if userNamed(t, store, "root").Disabled {
+		t.Fatal("the last active admin was disabled")
+	}
+	if n := sessionsOf(t, store, root.ID); n != 1 {
+		t.Errorf("root has %d sessions after the refusal, want 1", n)
+	}
+	if evs, _ := store.ListEvents(context.Background(), db.AuditFilter{Kind: "user.disabled"}); len(evs) != 0 {
+		t.Errorf("a refused disable was audited: %+v", evs)
+	}
+
+	// With a second admin the first may go, and then the second is the last.
+	addUser(t, store, "ada", db.RoleAdmin)
+	mustRun(t, "", "user", "disable", "--db", path, "root")
+	if !userNamed(t, store, "root").Disabled {
+		t.Error("root is not disabled although ada is an admin too")
+	}
+	_, _, err = runCLI(t, "user", "disable", "--db", path, "ada")
+	assertOneLine(t, err, "ada", "last active admin")
+	if userNamed(t, store, "ada").Disabled {
+		t.Error("ada, now the last active admin, was disabled")
+	}
+}
+
 func TestUserSetPassword(t *testing.T) {
 	path := newDatabase(t)
 	store := openDB(t, path)
