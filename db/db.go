@@ -239,7 +239,9 @@ func (d *DB) migrate(ctx context.Context) error { return d.migrateTo(ctx, Schema
 // migrationSteps holds the Go half of a migration whose work SQL cannot do, such as Unicode
 // normalisation, by version. A step runs in its migration's transaction after the file's
 // SQL, so a step that fails rolls the whole migration back. Its errors carry the db: prefix.
-var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{}
+var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	6: keyUsernames,
+}
 
 // migrateTo applies the pending migrations up to and including version target; tests use
 // it to build the database an older binary left.
