@@ -94,7 +94,9 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		h.audit(c, h.failure(c, "signin.throttled", username, "client address throttled"))
 		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
 	}
-	failures, wait, err := h.db.BeginSignInAttempt(ctx, strings.ToLower(username), now, signInBackoff)
+	// Every variant of a name (case, width, accent encoding) counts against one account.
+	key := auth.UsernameKey(username)
+	failures, wait, err := h.db.BeginSignInAttempt(ctx, key, now, signInBackoff)
 	if err != nil {
 		return err
 	}
@@ -150,9 +152,9 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	// Only a complete sign-in clears the account's failures; with a second step to come,
 	// this attempt is merely given back, so failed codes keep counting across sign-ins.
 	if u.HasMFA {
-		err = h.db.ReleaseSignInAttempt(ctx, strings.ToLower(username), signInBackoff)
+		err = h.db.ReleaseSignInAttempt(ctx, key, signInBackoff)
 	} else {
-		_, err = h.db.ClearThrottle(ctx, strings.ToLower(username), db.Event{})
+		_, err = h.db.ClearThrottle(ctx, key, db.Event{})
 	}
 	if err != nil {
 		return err
