@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/db"
 )
@@ -16,14 +18,7 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	addUser(t, store, "alice", db.RoleStaff)
 	store.Close()
 	// Turn the file back into what the previous binary left: undo the newest migration.
-	if db.SchemaVersion() != 6 {
-		t.Fatal("a migration was added: make this test undo the newest one")
-	}
-	for _, undo := range []string{`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
-		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`,
-		`DELETE FROM schema_migrations WHERE version = 6`} {
-		rawExec(t, path, undo)
-	}
+	undoNewestMigration(t, path)
 	before := dumpTables(t, path)
 	out := mustRun(t, "", "check", "--db", path)
 	if !strings.Contains(out, "serve will back it up, then migrate it to") {
@@ -54,6 +49,41 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	startServe(t, path) // already current: no second backup
 	if backups, _ := filepath.Glob(path + ".before-v*.bak"); len(backups) != 1 {
 		t.Fatalf("a current database was backed up again: %v", backups)
+	}
+}
+
+// undoNewestMigration turns a current database back into what the previous binary left.
+func undoNewestMigration(tb testing.TB, path string) {
+	tb.Helper()
+	if db.SchemaVersion() != 6 {
+		tb.Fatal("a migration was added: make this helper undo the newest one")
+	}
+	for _, undo := range []string{`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
+		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`,
+		`DELETE FROM schema_migrations WHERE version = 6`} {
+		rawExec(tb, path, undo)
+	}
+}
+
+// The previous binary let émile and Émile be two accounts; the upgrade that makes them one
+// name stops serve with a line naming both, and leaves the database as it was.
+func TestServeRefusesToUpgradeUsernamesThatCollide(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	addUser(t, store, "émile", db.RoleStaff)
+	store.Close()
+	undoNewestMigration(t, path)
+	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
+		VALUES ('Émile', 'staff', 'hash', '', '')`)
+	before := dumpTables(t, path)
+	_, _, err := runFor(t, 20*time.Second, nil, "", "serve", "--addr", "127.0.0.1:0", "--db", path)
+	assertOneLine(t, err, `"émile"`, `"Émile"`, "delete", "nothing was changed")
+	after := dumpTables(t, path)
+	if !reflect.DeepEqual(before, after) {
+		t.Error("the refused upgrade changed the database")
+	}
+	if current, _, err := db.PendingMigrations(context.Background(), path); err != nil || current != 5 {
+		t.Errorf("database at version %d (%v), want 5", current, err)
 	}
 }
 
