@@ -138,7 +138,7 @@ func cmdUserAdd(e env, args []string) error {
 	u, err := store.CreateUser(e.ctx, db.NewUser{Username: *username, DisplayName: strings.TrimSpace(*display),
 		Role: *role, PasswordHash: hash}, ev)
 	if errors.Is(err, db.ErrDuplicate) {
-		if existing, err := store.UserByUsername(e.ctx, *username); err == nil {
+		if existing, err := store.UserByUsername(e.ctx, *username); err == nil && existing.Username != typed {
 			return fmt.Errorf("user %q already exists as %q (usernames match in any case, width or accent encoding)", typed, existing.Username)
 		}
 		return fmt.Errorf("user %q already exists", typed)
