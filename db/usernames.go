@@ -34,24 +34,12 @@ func keyUsernames(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("db: key usernames: %w", err)
 	}
 
-	namesByKey := map[string][]string{}
-	var keys []string // in id order, so a refusal lists the collisions the same way every time
-	for _, u := range users {
-		k := auth.UsernameKey(u.name)
-		if namesByKey[k] == nil {
-			keys = append(keys, k)
-		}
-		namesByKey[k] = append(namesByKey[k], u.name)
+	names := make([]string, len(users))
+	for i, u := range users {
+		names[i] = u.name
 	}
-	var collisions []string
-	for _, k := range keys {
-		if names := namesByKey[k]; len(names) > 1 {
-			collisions = append(collisions, quotedList(names))
-		}
-	}
-	if len(collisions) > 0 {
-		return fmt.Errorf("%w: %s; with the previous Gatehouse version, rename or delete (gatehouse user delete NAME) all but one of each, then start this version again; nothing was changed",
-			ErrUsernamesCollide, strings.Join(collisions, "; "))
+	if err := usernameCollisions(names); err != nil {
+		return err
 	}
 
 	for _, u := range users {
@@ -66,6 +54,54 @@ func keyUsernames(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("db: index username keys: %w", err)
 	}
 	return nil
+}
+
+// UsernameCollisions returns ErrUsernamesCollide, naming them, if existing usernames share
+// a key: the upgrade to username keys would refuse them. check asks it of a database that
+// serve would migrate, without changing anything.
+func (d *DB) UsernameCollisions(ctx context.Context) error {
+	rows, err := d.read.QueryContext(ctx, `SELECT username FROM users ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("db: usernames: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("db: usernames: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("db: usernames: %w", err)
+	}
+	return usernameCollisions(names)
+}
+
+// usernameCollisions names every set of names that share a key, in the order given (id
+// order), so a refusal lists them the same way every time.
+func usernameCollisions(names []string) error {
+	namesByKey := map[string][]string{}
+	var keys []string
+	for _, n := range names {
+		k := auth.UsernameKey(n)
+		if namesByKey[k] == nil {
+			keys = append(keys, k)
+		}
+		namesByKey[k] = append(namesByKey[k], n)
+	}
+	var collisions []string
+	for _, k := range keys {
+		if same := namesByKey[k]; len(same) > 1 {
+			collisions = append(collisions, quotedList(same))
+		}
+	}
+	if len(collisions) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s; with the previous Gatehouse version, rename or delete (gatehouse user delete NAME) all but one of each, then start this version again; nothing was changed",
+		ErrUsernamesCollide, strings.Join(collisions, "; "))
 }
 
 // rekeyThrottle rewrites login_throttle under username keys. The older binary keyed it by

@@ -108,3 +108,21 @@ func TestServeExportsMetricsOnItsOwnAddress(t *testing.T) {
 		t.Fatalf("the portal itself serves /metrics: %d", code)
 	}
 }
+
+// check promises that serve will start; on a database whose usernames the upgrade would
+// refuse, it must say so, naming them, instead of printing ok.
+func TestCheckNamesUsernamesTheUpgradeWouldRefuse(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	addUser(t, store, "amy", db.RoleStaff)
+	store.Close()
+	undoNewestMigration(t, path)
+	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
+		VALUES ('ＡＭＹ', 'staff', 'hash', '', '')`)
+	before := dumpTables(t, path)
+	_, _, err := runCLI(t, "check", "--db", path)
+	assertOneLine(t, err, path, `"amy"`, `"ＡＭＹ"`, "delete")
+	if after := dumpTables(t, path); !reflect.DeepEqual(before, after) {
+		t.Error("check changed the database")
+	}
+}
