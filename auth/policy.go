@@ -7,6 +7,9 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Password length limits, counted in characters (runes) rather than bytes so
@@ -51,7 +54,7 @@ func CheckPassword(password, username string) error {
 		return &PolicyError{Reason: "This password is on a list of commonly used passwords. Choose one that is harder to guess."}
 	}
 	trimmed := strings.TrimSpace(password)
-	if username != "" && strings.EqualFold(trimmed, strings.TrimSpace(username)) {
+	if username != "" && UsernameKey(trimmed) == UsernameKey(strings.TrimSpace(username)) {
 		return &PolicyError{Reason: "Do not use your username as your password."}
 	}
 	if strings.EqualFold(trimmed, productName) {
@@ -91,10 +94,30 @@ func IsCommonPassword(p string) bool {
 // MaxUsernameLen is the longest username, in characters.
 const MaxUsernameLen = 64
 
-// CheckUsername returns a *PolicyError unless u is an acceptable username: 1 to 64
-// letters, digits and . - _ @. Usernames are typed at sign-in and named in audit rows, so
-// they stay short and plain.
+// NormalizeUsername is the form of a typed username that is stored and shown: NFKC, so
+// fullwidth and other compatibility forms become their plain letters and a decomposed é the
+// precomposed one, with case kept as typed.
+func NormalizeUsername(u string) string { return norm.NFKC.String(u) }
+
+// UsernameKey is what decides whether two usernames name the same account: NFKC, then full
+// Unicode case folding (É and é, ß and ss, the Kelvin sign and k), then NFKC again because
+// folding can leave a string unnormalised. Uniqueness, look-up by name and the sign-in
+// throttle all compare keys, so every variant of a name is one account with one throttle.
+func UsernameKey(u string) string {
+	// A Caser keeps state between calls, so each call gets its own.
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(u)))
+}
+
+// CheckUsername returns a *PolicyError unless u is an acceptable username: 1 to 64 letters,
+// digits and . - _ @ once normalised (NormalizeUsername, the form that is stored), with all
+// its letters and digits from one script. Usernames are typed at sign-in and named in audit
+// rows, so they stay short and plain; one script per name refuses look-alikes such as a
+// Cyrillic а among Latin letters, which would pass for another user's name.
 func CheckUsername(u string) error {
+	if !utf8.ValidString(u) {
+		return &PolicyError{Reason: "The username contains characters that could not be read. Type it again."}
+	}
+	u = NormalizeUsername(u)
 	switch {
 	case u == "":
 		return &PolicyError{Reason: "Enter a username."}
@@ -106,5 +129,37 @@ func CheckUsername(u string) error {
 			return &PolicyError{Reason: "Use letters, digits, and . - _ @ only."}
 		}
 	}
+	first := ""
+	for _, r := range u {
+		s := scriptOf(r)
+		switch {
+		case s == "":
+		case first == "":
+			first = s
+		case s != first:
+			return &PolicyError{Reason: fmt.Sprintf("Use letters from one script only: this name mixes %s and %s characters, so it could pass for another name.", first, s)}
+		}
+	}
 	return nil
+}
+
+// cjkScripts are written together in one name: Japanese mixes Han, Hiragana and Katakana,
+// Chinese Han and Bopomofo, Korean Han and Hangul.
+var cjkScripts = []*unicode.RangeTable{unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul, unicode.Bopomofo}
+
+// scriptOf names the script of r for CheckUsername, or "" for Common and Inherited runes
+// (ASCII digits, punctuation, combining marks, the kana length mark), which go with any.
+func scriptOf(r rune) string {
+	if unicode.In(r, unicode.Common, unicode.Inherited) {
+		return ""
+	}
+	if unicode.In(r, cjkScripts...) {
+		return "Chinese, Japanese or Korean"
+	}
+	for name, table := range unicode.Scripts {
+		if unicode.Is(table, r) { // scripts do not overlap, so the first match is the only one
+			return name
+		}
+	}
+	return "Unknown"
 }

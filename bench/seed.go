@@ -267,15 +267,15 @@ func seedLarge(ctx context.Context, path, hash string) (*seeded, error) {
 	prep := func(q string) (*sql.Stmt, error) { return tx.PrepareContext(ctx, q) }
 
 	// Users: ids follow the author's, so user i has id author.ID+i.
-	insUser, err := prep(`INSERT INTO users (id, username, display_name, role, password_hash, must_change_password,
-		disabled, created_at, updated_at, last_login_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)`)
+	insUser, err := prep(`INSERT INTO users (id, username, username_key, display_name, role, password_hash, must_change_password,
+		disabled, created_at, updated_at, last_login_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)`)
 	if err != nil {
 		return nil, err
 	}
 	userID := func(i int) int64 { return author.ID + int64(i) }
 	s.usernames = append(s.usernames, author.Username)
 	for i := 1; i < largeUsers; i++ {
-		if _, err := insUser.ExecContext(ctx, userID(i), username(i), fmt.Sprintf("User %d", i), roleOf(i), hash,
+		if _, err := insUser.ExecContext(ctx, userID(i), username(i), auth.UsernameKey(username(i)), fmt.Sprintf("User %d", i), roleOf(i), hash,
 			ts(now.Add(-time.Duration(i)*time.Minute)), ts(now), ts(now)); err != nil {
 			return nil, fmt.Errorf("seed large: user %d: %w", i, err)
 		}

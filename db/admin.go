@@ -18,9 +18,10 @@ var ErrCountChanged = errors.New("db: the number of affected rows changed since 
 // author's name. The last active admin cannot be deleted.
 func (d *DB) DeleteUser(ctx context.Context, userID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		var username, role string
+		var username, key, role string
 		var disabled bool
-		err := tx.QueryRowContext(ctx, `SELECT username, role, disabled FROM users WHERE id = ?`, userID).Scan(&username, &role, &disabled)
+		err := tx.QueryRowContext(ctx, `SELECT username, username_key, role, disabled FROM users WHERE id = ?`,
+			userID).Scan(&username, &key, &role, &disabled)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -39,7 +40,7 @@ func (d *DB) DeleteUser(ctx context.Context, userID int64, ev Event) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID); err != nil {
 			return fmt.Errorf("db: delete user %d: %w", userID, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE username = ?`, username); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE username = ?`, key); err != nil {
 			return fmt.Errorf("db: delete user %d: %w", userID, err)
 		}
 		ev.Subject = username

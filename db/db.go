@@ -205,6 +205,11 @@ func migrations() ([]migration, error) {
 		}
 		ms = append(ms, migration{version: v, name: base, sql: string(body)})
 	}
+	for v := range migrationSteps {
+		if v < 1 || v > len(ms) {
+			return nil, fmt.Errorf("db: migration step %d has no migration file", v)
+		}
+	}
 	return ms, nil
 }
 
@@ -244,12 +249,26 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	applied_at TEXT NOT NULL
 )`
 
-func (d *DB) migrate(ctx context.Context) error {
+func (d *DB) migrate(ctx context.Context) error { return d.migrateTo(ctx, SchemaVersion()) }
+
+// migrationSteps holds the Go half of a migration whose work SQL cannot do, such as Unicode
+// normalisation, by version. A step runs in its migration's transaction after the file's
+// SQL, so a step that fails rolls the whole migration back. Its errors carry the db: prefix.
+var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	6: keyUsernames,
+}
+
+// migrateTo applies the pending migrations up to and including version target; tests use
+// it to build the database an older binary left.
+func (d *DB) migrateTo(ctx context.Context, target int) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
 	}
 	for _, m := range ms {
+		if m.version > target {
+			break
+		}
 		err := d.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, createVersionTable); err != nil {
 				return fmt.Errorf("db: migrate: %w", err)
@@ -268,6 +287,11 @@ func (d *DB) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("db: migration %s: %w", m.name, err)
+			}
+			if step := migrationSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("%w (migration %s, rolled back)", err, m.name)
+				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 				m.version, m.name, FormatTime(time.Now())); err != nil {

@@ -189,3 +189,20 @@ func sessionIDs(tb testing.TB, d *DB, userID int64) []int64 {
 	slices.Sort(ids)
 	return ids
 }
+
+// openAtVersion makes a database at path migrated only up to version, as an older binary
+// left it, and closes it; the test then writes rows with the driver and opens it itself.
+func openAtVersion(tb testing.TB, path string, version int) {
+	tb.Helper()
+	d, err := open(path, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.migrateTo(context.Background(), version); err != nil {
+		tb.Fatalf("migrate to %d: %v", version, err)
+	}
+	if v, err := d.Version(context.Background()); err != nil || v != version {
+		tb.Fatalf("database at version %d (%v), want %d", v, err, version)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"gatehouse/auth"
 )
 
 // ErrSetupDone means an account exists, so the first-run page is closed for good.
@@ -70,7 +72,7 @@ func (d *DB) CompleteSetup(ctx context.Context, tokenHash []byte, nu NewUser, ev
 		if id, err = insertUser(ctx, tx, nu, ev.At); err != nil {
 			return err
 		}
-		ev.Subject = nu.Username
+		ev.Subject = auth.NormalizeUsername(nu.Username)
 		return insertEvent(ctx, tx, ev)
 	})
 	if err != nil {

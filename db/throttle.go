@@ -177,9 +177,10 @@ func (d *DB) ReleaseSignInAttempt(ctx context.Context, a Attempt) error {
 	})
 }
 
-// LockedUsernames returns the (lower-case) names whose accounts are locked at now.
+// LockedUsernames returns the keys (auth.UsernameKey) of the names locked at now: the
+// throttle is keyed by username key, which is what every caller passes in as username.
 func (d *DB) LockedUsernames(ctx context.Context, now time.Time) (map[string]bool, error) {
-	rows, err := d.query(ctx, `SELECT lower(username) FROM login_throttle WHERE locked_until > ?`, FormatTime(now))
+	rows, err := d.query(ctx, `SELECT username FROM login_throttle WHERE locked_until > ?`, FormatTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("db: locked names: %w", err)
 	}

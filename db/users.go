@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"gatehouse/auth"
 )
 
 // Roles, from least to most privileged.
@@ -84,7 +86,8 @@ func scanUser(s scanner) (User, error) {
 	return u, nil
 }
 
-// CreateUser adds an account; a taken username (case-insensitive) is ErrDuplicate.
+// CreateUser adds an account under the normalised form of nu.Username; a username whose
+// key (auth.UsernameKey) is taken, in whatever case, width or accent encoding, is ErrDuplicate.
 func (d *DB) CreateUser(ctx context.Context, nu NewUser, ev Event) (User, error) {
 	var id int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
@@ -105,9 +108,10 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 		return 0, fmt.Errorf("db: create user %q: unknown role %q", nu.Username, nu.Role)
 	}
 	ts := FormatTime(now)
-	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, display_name, role, password_hash,
-		must_change_password, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		nu.Username, nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword), ts, ts)
+	name := auth.NormalizeUsername(nu.Username)
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, username_key, display_name, role, password_hash,
+		must_change_password, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		name, auth.UsernameKey(name), nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword), ts, ts)
 	if isUniqueViolation(err) {
 		return 0, ErrDuplicate
 	}
@@ -129,9 +133,11 @@ func (d *DB) UserByID(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
-// UserByUsername looks a user up case-insensitively.
+// UserByUsername looks a user up by key, so any case, width or accent encoding of the
+// name finds the account.
 func (d *DB) UserByUsername(ctx context.Context, username string) (User, error) {
-	u, err := scanUser(d.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username = ?`, username))
+	u, err := scanUser(d.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username_key = ?`,
+		auth.UsernameKey(username)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}

@@ -34,7 +34,7 @@ func (h *Handler) adminUsersIndex(c echo.Context) error {
 			!strings.Contains(strings.ToLower(groups[u.ID]), q) {
 			continue
 		}
-		rows = append(rows, views.AdminUserRow{User: u, Groups: groups[u.ID], Throttled: locked[strings.ToLower(u.Username)]})
+		rows = append(rows, views.AdminUserRow{User: u, Groups: groups[u.ID], Throttled: locked[auth.UsernameKey(u.Username)]})
 	}
 	return render(c, http.StatusOK, views.AdminUsersPage(h.pageFor(c, "Users"), rows, c.QueryParam("q")))
 }
@@ -66,7 +66,7 @@ func (h *Handler) renderAdminUser(c echo.Context, u db.User, status int, problem
 	if err != nil {
 		return err
 	}
-	failures, until, err := h.db.ThrottleOf(ctx, strings.ToLower(u.Username))
+	failures, until, err := h.db.ThrottleOf(ctx, auth.UsernameKey(u.Username))
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (h *Handler) adminUserAction(c echo.Context) error {
 		_, err = h.db.SetDisabled(ctx, u.ID, false, ev)
 	case "unlock":
 		ev.Kind = "user.unlocked"
-		_, err = h.db.ClearThrottle(ctx, strings.ToLower(u.Username), ev)
+		_, err = h.db.ClearThrottle(ctx, auth.UsernameKey(u.Username), ev)
 	case "revoke-sessions":
 		ev.Kind = "sessions.revoked"
 		keep := int64(0)
@@ -151,7 +151,7 @@ func (h *Handler) adminUserNew(c echo.Context) error {
 func (h *Handler) adminUserCreate(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := views.NewUserForm{
-		Username:    strings.TrimSpace(c.FormValue("username")),
+		Username:    auth.NormalizeUsername(strings.TrimSpace(c.FormValue("username"))), // as it will be stored
 		DisplayName: strings.TrimSpace(c.FormValue("display_name")),
 		Role:        c.FormValue("role"),
 		Errors:      map[string]string{},

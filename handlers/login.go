@@ -94,7 +94,9 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 		h.audit(c, h.failure(c, "signin.throttled", username, "client address throttled"))
 		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
 	}
-	attempt, err := h.db.BeginSignInAttempt(ctx, strings.ToLower(username), now, signInBackoff)
+	// Every variant of a name (case, width, accent encoding) counts against one account.
+	key := auth.UsernameKey(username)
+	attempt, err := h.db.BeginSignInAttempt(ctx, key, now, signInBackoff)
 	if err != nil {
 		return err
 	}
@@ -153,7 +155,7 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	if u.HasMFA {
 		err = h.db.ReleaseSignInAttempt(ctx, attempt)
 	} else {
-		_, err = h.db.ClearThrottle(ctx, strings.ToLower(username), db.Event{})
+		_, err = h.db.ClearThrottle(ctx, key, db.Event{})
 	}
 	if err != nil {
 		return err

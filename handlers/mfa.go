@@ -53,7 +53,7 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 	if code == "" || len(code) > 64 {
 		return again(http.StatusUnauthorized, errCode)
 	}
-	key := strings.ToLower(u.Username)
+	key := auth.UsernameKey(u.Username) // the key the password step counted under
 	attempt, err := h.db.BeginSignInAttempt(ctx, key, h.now(), signInBackoff)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,7 +21,7 @@ func (h *Handler) confirmPassword(c echo.Context, u db.User, password, kind stri
 		return false, nil // not a guess that could be right, so not counted
 	}
 	ctx := c.Request().Context()
-	attempt, err := h.db.BeginSignInAttempt(ctx, strings.ToLower(u.Username), h.now(), signInBackoff)
+	attempt, err := h.db.BeginSignInAttempt(ctx, auth.UsernameKey(u.Username), h.now(), signInBackoff)
 	if err != nil {
 		return false, err
 	}

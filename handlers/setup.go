@@ -51,7 +51,7 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 	}
 	f := views.SetupForm{
 		Token:       c.FormValue("token"),
-		Username:    strings.TrimSpace(c.FormValue("username")),
+		Username:    auth.NormalizeUsername(strings.TrimSpace(c.FormValue("username"))), // as it will be stored
 		DisplayName: strings.TrimSpace(c.FormValue("display_name")),
 		Errors:      map[string]string{},
 	}

@@ -34,6 +34,11 @@ func cmdCheck(e env, args []string) error {
 	if err := store.IntegrityCheck(e.ctx); err != nil {
 		return fmt.Errorf("database %s: %w", cfg.DB, err)
 	}
+	if version < db.SchemaVersion() {
+		if err := store.UsernameCollisions(e.ctx); err != nil {
+			return fmt.Errorf("database %s cannot be migrated: %w", cfg.DB, err)
+		}
+	}
 	keys, err := openKeys(e.ctx, store, cfg.KeyFile, false)
 	if err != nil {
 		return err

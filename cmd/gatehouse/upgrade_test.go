@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/db"
 )
@@ -18,11 +20,7 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	addUser(t, store, "alice", db.RoleStaff)
 	store.Close()
 	// Turn the file back into what the previous binary left: undo the newest migration.
-	if db.SchemaVersion() != 5 {
-		t.Fatal("a migration was added: make this test undo the newest one")
-	}
-	rawExec(t, path, `ALTER TABLE users DROP COLUMN must_enroll_mfa`)
-	rawExec(t, path, `DELETE FROM schema_migrations WHERE version = 5`)
+	undoNewestMigration(t, path)
 	before := dumpTables(t, path)
 	out := mustRun(t, "", "check", "--db", path)
 	if !strings.Contains(out, "serve will back it up, then migrate it to") {
@@ -61,6 +59,41 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	}
 }
 
+// undoNewestMigration turns a current database back into what the previous binary left.
+func undoNewestMigration(tb testing.TB, path string) {
+	tb.Helper()
+	if db.SchemaVersion() != 6 {
+		tb.Fatal("a migration was added: make this helper undo the newest one")
+	}
+	for _, undo := range []string{`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
+		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`,
+		`DELETE FROM schema_migrations WHERE version = 6`} {
+		rawExec(tb, path, undo)
+	}
+}
+
+// The previous binary let émile and Émile be two accounts; the upgrade that makes them one
+// name stops serve with a line naming both, and leaves the database as it was.
+func TestServeRefusesToUpgradeUsernamesThatCollide(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	addUser(t, store, "émile", db.RoleStaff)
+	store.Close()
+	undoNewestMigration(t, path)
+	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
+		VALUES ('Émile', 'staff', 'hash', '', '')`)
+	before := dumpTables(t, path)
+	_, _, err := runFor(t, 20*time.Second, nil, "", "serve", "--addr", "127.0.0.1:0", "--db", path)
+	assertOneLine(t, err, `"émile"`, `"Émile"`, "delete", "nothing was changed")
+	after := dumpTables(t, path)
+	if !reflect.DeepEqual(before, after) {
+		t.Error("the refused upgrade changed the database")
+	}
+	if current, _, err := db.PendingMigrations(context.Background(), path); err != nil || current != 5 {
+		t.Errorf("database at version %d (%v), want 5", current, err)
+	}
+}
+
 func TestServeExportsMetricsOnItsOwnAddress(t *testing.T) {
 	path := newDatabase(t)
 	srv := startServe(t, path, "--metrics-addr", "127.0.0.1:0")
@@ -80,5 +113,23 @@ func TestServeExportsMetricsOnItsOwnAddress(t *testing.T) {
 	}
 	if code, _ := get(t, "http://"+srv.addr+"/metrics"); code != 404 {
 		t.Fatalf("the portal itself serves /metrics: %d", code)
+	}
+}
+
+// check promises that serve will start; on a database whose usernames the upgrade would
+// refuse, it must say so, naming them, instead of printing ok.
+func TestCheckNamesUsernamesTheUpgradeWouldRefuse(t *testing.T) {
+	path := newDatabase(t)
+	store := openDB(t, path)
+	addUser(t, store, "amy", db.RoleStaff)
+	store.Close()
+	undoNewestMigration(t, path)
+	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
+		VALUES ('ＡＭＹ', 'staff', 'hash', '', '')`)
+	before := dumpTables(t, path)
+	_, _, err := runCLI(t, "check", "--db", path)
+	assertOneLine(t, err, path, `"amy"`, `"ＡＭＹ"`, "delete")
+	if after := dumpTables(t, path); !reflect.DeepEqual(before, after) {
+		t.Error("check changed the database")
 	}
 }

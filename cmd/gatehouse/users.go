@@ -107,6 +107,8 @@ func cmdUserAdd(e env, args []string) error {
 	if err := validUsername(*username); err != nil {
 		return err
 	}
+	typed := *username
+	*username = auth.NormalizeUsername(typed) // as it will be stored, audited and printed
 	if !db.ValidRole(*role) {
 		return usageError{fmt.Sprintf("--role %q: want staff, publisher or admin", *role)}
 	}
@@ -136,7 +138,10 @@ func cmdUserAdd(e env, args []string) error {
 	u, err := store.CreateUser(e.ctx, db.NewUser{Username: *username, DisplayName: strings.TrimSpace(*display),
 		Role: *role, PasswordHash: hash}, ev)
 	if errors.Is(err, db.ErrDuplicate) {
-		return fmt.Errorf("user %q already exists", *username)
+		if existing, err := store.UserByUsername(e.ctx, *username); err == nil && existing.Username != typed {
+			return fmt.Errorf("user %q already exists as %q (usernames match in any case, width or accent encoding)", typed, existing.Username)
+		}
+		return fmt.Errorf("user %q already exists", typed)
 	}
 	if err != nil {
 		return err
@@ -296,7 +301,7 @@ func cmdUserResetMFA(e env, args []string) error {
 
 func cmdUserUnlock(e env, args []string) error {
 	return userCommand(e, args, "user unlock", "clear U's sign-in throttle", nil, func(store *db.DB, u db.User) (string, error) {
-		had, err := store.ClearThrottle(e.ctx, strings.ToLower(u.Username), cliEvent("user.unlocked", u.Username))
+		had, err := store.ClearThrottle(e.ctx, auth.UsernameKey(u.Username), cliEvent("user.unlocked", u.Username))
 		if err != nil {
 			return "", err
 		}
