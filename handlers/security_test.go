@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -284,6 +285,136 @@ func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 			evs, _ := a.db.ListEvents(context.Background(), db.AuditFilter{Kind: "signin.password"})
 			if len(evs) != 1 || evs[0].ClientAddr != tc.want {
 				t.Fatalf("audited address %+v, want %s", evs, tc.want)
+			}
+		})
+	}
+}
+
+// TestPlantedCSRFTokenCannotSignTheVictimIn: a token the attacker got from the portal in
+// their own browser, planted with its cookie in the victim's browser, must not log the
+// victim into the attacker's account, whether the victim's browser sends Sec-Fetch-Site
+// (same-site attacker) or not (an old browser, a script).
+func TestPlantedCSRFTokenCannotSignTheVictimIn(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("mallory", db.RoleStaff, "correct horse battery")
+	a.createUser("alice", db.RoleStaff, "correct horse battery")
+	for _, site := range []string{"same-site", ""} {
+		t.Run("Sec-Fetch-Site "+strconv.Quote(site), func(t *testing.T) {
+			attacker := a.client()
+			attacker.get("/login")
+			cookie, field := attacker.cookie("_csrf"), attacker.csrf()
+			if cookie == "" || field == "" {
+				t.Fatal("the attacker got no token")
+			}
+
+			victim := a.client()
+			victim.get("/login")
+			presession := victim.cookie("gatehouse_presession")
+			victim.jar.SetCookies(baseURL, []*http.Cookie{{Name: "_csrf", Value: cookie}})
+			victim.fetchSite = site
+			resp := victim.post("/login", url.Values{"_csrf": {field}, "username": {"mallory"}, "password": {"correct horse battery"}})
+			wantStatus(t, resp, http.StatusForbidden)
+			if b := body(t, resp); !strings.Contains(b, `role="alert"`) || !strings.Contains(b, resp.Header.Get("X-Request-ID")) {
+				t.Fatalf("the refusal is not a page with a reason and request id: %.800s", b)
+			}
+			if victim.cookie("gatehouse_session") != "" {
+				t.Fatal("the victim was signed in to the attacker's account")
+			}
+			if presession == "" || victim.cookie("gatehouse_presession") != presession {
+				t.Errorf("pre-session cookie %q before the refusal, %q after", presession, victim.cookie("gatehouse_presession"))
+			}
+		})
+	}
+	for _, site := range []string{"same-origin", "same-site", ""} {
+		t.Run("sign-in works with Sec-Fetch-Site "+strconv.Quote(site), func(t *testing.T) {
+			c := a.client()
+			c.fetchSite = site
+			c.login("alice", "correct horse battery")
+			wantStatus(t, c.get("/"), http.StatusOK)
+		})
+	}
+	t.Run("the pre-session ends at sign-in, so its tokens stay dead after sign-out", func(t *testing.T) {
+		c := a.client()
+		c.fetchSite = ""
+		c.get("/login")
+		before, presession := c.csrf(), c.cookie("gatehouse_presession")
+		c.login("alice", "correct horse battery")
+		if c.cookie("gatehouse_presession") != "" {
+			t.Fatal("the pre-session cookie outlived sign-in")
+		}
+		c.get("/")
+		wantRedirect(t, c.post("/logout", nil), "/login")
+		c.get("/login")
+		if got := c.cookie("gatehouse_presession"); got == "" || got == presession {
+			t.Fatalf("pre-session after sign-out %q, before sign-in %q", got, presession)
+		}
+		wantStatus(t, c.post("/login", url.Values{"_csrf": {before}, "username": {"alice"}, "password": {"correct horse battery"}}),
+			http.StatusForbidden)
+	})
+	t.Run("a planted pre-session does not carry an old token over", func(t *testing.T) {
+		attacker := a.client()
+		attacker.get("/login")
+		victim := a.client()
+		victim.fetchSite = ""
+		victim.get("/login")
+		// Two values under the name, as a sibling host could add one: neither is trusted.
+		victim.jar.SetCookies(&url.URL{Scheme: "http", Host: "localhost:8080", Path: "/login"}, []*http.Cookie{
+			{Name: "gatehouse_presession", Value: attacker.cookie("gatehouse_presession"), Path: "/login"}})
+		victim.jar.SetCookies(baseURL, []*http.Cookie{{Name: "_csrf", Value: attacker.cookie("_csrf")}})
+		resp := victim.post("/login", url.Values{"_csrf": {attacker.csrf()}, "username": {"mallory"}, "password": {"correct horse battery"}})
+		wantStatus(t, resp, http.StatusForbidden)
+	})
+}
+
+// TestCSRFCookiesArePrefixedUnderHTTPS: under https the CSRF and pre-session cookies carry
+// the __Host- prefix and Secure, so neither a sibling host nor a plain-http response can set
+// them; under plain http they keep their bare names.
+func TestCSRFCookiesArePrefixedUnderHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		base   string
+		names  []string
+		secure bool
+	}{
+		{"http://localhost:8080", []string{"_csrf", "gatehouse_presession"}, false},
+		{"https://portal.example", []string{"__Host-_csrf", "__Host-gatehouse_presession"}, true},
+	} {
+		t.Run(tc.base, func(t *testing.T) {
+			a := newTestApp(t, func(c *Config) { c.BaseURL, _ = url.Parse(tc.base) })
+			a.createUser("alice", db.RoleStaff, "correct horse battery")
+			resp := a.client().get("/login")
+			got := map[string]*http.Cookie{}
+			for _, ck := range resp.Cookies() {
+				got[ck.Name] = ck
+			}
+			for _, name := range tc.names {
+				ck := got[name]
+				if ck == nil {
+					t.Fatalf("no %s cookie; Set-Cookie: %q", name, resp.Header.Values("Set-Cookie"))
+				}
+				if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Domain != "" || ck.Secure != tc.secure {
+					t.Errorf("%s: HttpOnly %v, SameSite %v, Path %q, Domain %q, Secure %v", name,
+						ck.HttpOnly, ck.SameSite, ck.Path, ck.Domain, ck.Secure)
+				}
+			}
+			if len(got) != len(tc.names) {
+				t.Errorf("cookies set: %q", resp.Header.Values("Set-Cookie"))
+			}
+			if tc.secure {
+				req := newGet("/login")
+				req.AddCookie(&http.Cookie{Name: "_csrf", Value: "left.from-before-https"})
+				expired := false
+				for _, ck := range a.serve(req).Cookies() {
+					expired = expired || ck.Name == "_csrf" && ck.MaxAge < 0
+				}
+				if !expired {
+					t.Error("the bare token cookie from before https was not expired")
+				}
+			}
+			for _, site := range []string{"same-origin", ""} {
+				c := a.client()
+				c.fetchSite = site
+				c.login("alice", "correct horse battery")
+				wantStatus(t, c.get("/"), http.StatusOK)
 			}
 		})
 	}
