@@ -77,6 +77,7 @@ var defaultMessages = map[int][2]string{
 	http.StatusNotFound:              {errNotFound.Message, errNotFound.Hint},
 	http.StatusMethodNotAllowed:      {"This address does not accept that kind of request.", "Use the links and buttons on the pages."},
 	http.StatusRequestEntityTooLarge: {"What you sent is too large.", "Forms here accept at most 1 MiB; shorten the text and try again."},
+	http.StatusUnsupportedMediaType:  {"This address accepts only the portal's own forms.", "Go back to the page and send the form from there."},
 	http.StatusTooManyRequests:       {"Too many requests.", "Wait a little and try again."},
 	http.StatusServiceUnavailable:    {"The portal is busy.", "Try again in a few seconds."},
 	http.StatusInternalServerError:   {"Something went wrong on our side.", "Nothing you did caused this. Try again; if it keeps happening, give an administrator the request id below."},

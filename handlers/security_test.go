@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -418,4 +420,75 @@ func TestCSRFCookiesArePrefixedUnderHTTPS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMultipartFormIsRefused: the input checks run on urlencoded bodies, and the handlers
+// would read a multipart body too, so any other body type must not reach them: a multipart
+// notice with invalid UTF-8 and a NUL would otherwise be stored as sent.
+func TestMultipartFormIsRefused(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("pub", db.RolePublisher, "correct horse battery")
+	pub := a.client()
+	pub.login("pub", "correct horse battery")
+	pub.get("/admin/notices")
+	token := pub.csrf()
+
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range map[string]string{"_csrf": token, "title": "bad \xff\xfe title", "body": "nul \x00 here",
+		"kind": "normal", "severity": "info", "audience": "everyone"} {
+		_ = mw.WriteField(k, v)
+	}
+	_ = mw.Close()
+	for _, tc := range []struct {
+		name, contentType, body string
+	}{
+		{"multipart", mw.FormDataContentType(), buf.String()},
+		{"text/plain", "text/plain", "title=plain&body=text&kind=normal&severity=info&audience=everyone&_csrf=" + token},
+		{"urlencoded body without a Content-Type", "", "title=none&body=text&kind=normal&severity=info&audience=everyone&_csrf=" + token},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, testBase+"/admin/notices", strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp := pub.do(req)
+			wantStatus(t, resp, http.StatusUnsupportedMediaType)
+			if b := body(t, resp); !strings.Contains(b, `<code id="request-id">`+resp.Header.Get("X-Request-ID")+`</code>`) ||
+				!strings.Contains(b, `role="alert"`) {
+				t.Fatalf("not a portal error page: %.800s", b)
+			}
+			if ns, err := a.db.ListNotices(context.Background(), 0, 10); err != nil || len(ns) != 0 {
+				t.Fatalf("notices stored: %d, %v", len(ns), err)
+			}
+		})
+	}
+	t.Run("a form post and an empty one still pass", func(t *testing.T) {
+		wantRedirect(t, pub.post("/admin/notices", noticeForm("Fine", "Plain words.", "normal", "everyone")), "/admin/notices/")
+		req := httptest.NewRequest(http.MethodPost, testBase+"/logout", nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		wantRedirect(t, pub.do(req), "/login")
+	})
+}
+
+// TestInvalidQueryTextIsRefused: query strings get the same checks as forms, so invalid
+// UTF-8 or a NUL never reaches a page or a database query.
+func TestInvalidQueryTextIsRefused(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	for _, path := range []string{"/admin/audit?actor=%FF", "/admin/users?q=%00", "/admin/audit?kind=x%C3%28",
+		"/login?next=/%FF", "/?msg=%00"} {
+		t.Run(path, func(t *testing.T) {
+			resp := admin.get(path)
+			wantStatus(t, resp, http.StatusBadRequest)
+			if b := body(t, resp); !strings.Contains(b, `<code id="request-id">`+resp.Header.Get("X-Request-ID")+`</code>`) ||
+				strings.Contains(b, "\xff") || strings.Contains(b, "\x00") {
+				t.Fatalf("not a clean error page: %.800s", b)
+			}
+		})
+	}
+	wantStatus(t, admin.get("/admin/audit?actor=r%C3%B6ot"), http.StatusOK)
 }
