@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -84,14 +83,15 @@ var defaultMessages = map[int][2]string{
 }
 
 // handleError is echo's HTTPErrorHandler: every 4xx and 5xx becomes a page in the
-// portal's style with the request id, and the log gets the cause under the same id.
+// portal's style with the request id. The cause is noted for the access log, which writes
+// it under the same id.
 func (h *Handler) handleError(err error, c echo.Context) {
+	noteCause(c, err)
 	if c.Response().Committed {
 		return
 	}
-	if errors.Is(err, context.Canceled) {
-		h.log.Info("request canceled", "request_id", requestID(c), "path", c.Request().URL.Path)
-		return
+	if clientGone(c, err) {
+		return // nobody is there to read a page
 	}
 	status := http.StatusInternalServerError
 	var ue *userError
@@ -118,14 +118,6 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if status >= 500 {
 		h.counts.add(countServerError)
 	}
-	rid := requestID(c)
-	attrs := []any{"err", err, "status", status, "request_id", rid, "method", c.Request().Method,
-		"path", c.Request().URL.Path, "client", c.RealIP()}
-	if status >= 500 {
-		h.log.Error("request failed", attrs...)
-	} else {
-		h.log.Warn("request refused", attrs...)
-	}
 	p := h.pageFor(c, http.StatusText(status))
 	p.Status = status
 	if c.Request().Method == http.MethodHead {
@@ -133,7 +125,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		return
 	}
 	if rerr := render(c, status, views.ErrorPage(p, msg, hint)); rerr != nil {
-		h.log.Error("error page failed", "err", rerr, "request_id", rid)
-		_ = c.String(status, msg+"\nRequest id: "+rid)
+		noteCause(c, errors.Join(err, fmt.Errorf("error page: %w", rerr)))
+		_ = c.String(status, msg+"\nRequest id: "+requestID(c))
 	}
 }

@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -31,21 +33,78 @@ func assignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog writes one line per request after the error handler has run.
+// accessLog writes one line per request after the error handler has run, and it is the
+// only place that logs a response's outcome: every response of 400 or more gets its one
+// line here, at warning level for 4xx and error for 5xx, with the cause that handleError
+// or the handler noted. A client that went away is not our fault and logs at info.
 func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		err := next(c)
-		if err != nil {
+		if err := next(c); err != nil {
 			c.Error(err) // renders the error page now, so the status below is the real one
 		}
-		h.metrics.observe(c, time.Since(start))
-		h.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-			"status", c.Response().Status, "dur_ms", time.Since(start).Milliseconds(),
-			"request_id", requestID(c))
+		elapsed := time.Since(start)
+		h.metrics.observe(c, elapsed)
+		req, status := c.Request(), c.Response().Status
+		cause, _ := c.Get(causeKey).(error)
+		attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
+			"dur_ms", elapsed.Milliseconds(), "request_id", requestID(c)}
+		level, msg := slog.LevelDebug, "request"
+		switch {
+		case clientGone(c, cause):
+			level, msg = slog.LevelInfo, "request canceled"
+		case status >= 500 || cause != nil && status < 400:
+			level, msg = slog.LevelError, "request failed"
+		case status >= 400:
+			level, msg = slog.LevelWarn, "request refused"
+		}
+		if level >= slog.LevelWarn {
+			attrs = append(attrs, "client", c.RealIP())
+		}
+		if cause != nil {
+			attrs = append(attrs, "err", cause)
+			var p *panicked
+			if errors.As(cause, &p) {
+				attrs = append(attrs, "stack", string(p.stack))
+			}
+		}
+		h.log.Log(req.Context(), level, msg, attrs...)
 		return nil
 	}
 }
+
+// causeKey holds why a response has an error status, for the access log.
+const causeKey = "gatehouse.cause"
+
+// noteCause records why this response has an error status: the error handleError turned
+// into a page, or the refusal a handler rendered itself. The access log writes it.
+func noteCause(c echo.Context, cause error) {
+	c.Set(causeKey, cause)
+}
+
+// clientGone reports whether err, or the request's own context, says the client went away.
+// SQLite may report a canceled context as its own "interrupted" error, so the request's
+// context decides too.
+func clientGone(c echo.Context, err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(c.Request().Context().Err(), context.Canceled)
+}
+
+// logFault logs a failure that did not stop the request (a banner query, a session touch):
+// at level, or at info when the client went away, which is no fault of ours.
+func (h *Handler) logFault(c echo.Context, level slog.Level, msg string, err error, attrs ...any) {
+	if clientGone(c, err) {
+		level = slog.LevelInfo
+	}
+	h.log.Log(c.Request().Context(), level, msg, append([]any{"err", err, "request_id", requestID(c)}, attrs...)...)
+}
+
+// panicked is the cause of a 500 that was a panic; its stack goes to the log only.
+type panicked struct {
+	value any
+	stack []byte
+}
+
+func (p *panicked) Error() string { return fmt.Sprintf("panic: %v", p.value) }
 
 // recoverPanic turns a panic into a 500 page; the stack goes to the log only.
 func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
@@ -55,11 +114,10 @@ func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				h.log.Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "request_id", requestID(c))
 				err = &userError{Status: http.StatusInternalServerError,
 					Message: defaultMessages[http.StatusInternalServerError][0],
 					Hint:    defaultMessages[http.StatusInternalServerError][1],
-					Cause:   fmt.Errorf("panic: %v", r)}
+					Cause:   &panicked{value: r, stack: debug.Stack()}}
 			}
 		}()
 		return next(c)

@@ -38,8 +38,12 @@ var flashes = map[string]string{
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the
-// request id like the error pages do.
+// request id like the error pages do. It notes the refusal, so the access log has a cause
+// for the line every error status gets.
 func (h *Handler) pageWithStatus(c echo.Context, title string, status int) views.Page {
+	if _, noted := c.Get(causeKey).(error); !noted && status >= 400 {
+		noteCause(c, fmt.Errorf("refused: page %q shown again with its problems", title))
+	}
 	p := h.pageFor(c, title)
 	p.Status = status
 	return p

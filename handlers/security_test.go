@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"mime/multipart"
 	"net"
@@ -491,4 +492,82 @@ func TestInvalidQueryTextIsRefused(t *testing.T) {
 		})
 	}
 	wantStatus(t, admin.get("/admin/audit?actor=r%C3%B6ot"), http.StatusOK)
+}
+
+// logLines returns the JSON log records that carry request id rid.
+func (a *testApp) logLines(tb testing.TB, rid string) []map[string]any {
+	tb.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(a.log.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			tb.Fatalf("log line %q: %v", l, err)
+		}
+		if rec["request_id"] == rid {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestRefusalsAreLoggedOnce: every response of 400 or more, whether an error returned by a
+// handler or a page a handler renders with an error status itself (a failed sign-in, a
+// form with problems), leaves exactly one log line under its request id: at WARN for 4xx
+// and ERROR for 5xx, never both, never none.
+func TestRefusalsAreLoggedOnce(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	a.e.GET("/test/fail", func(c echo.Context) error { return errors.New("db: something broke") })
+	a.e.GET("/test/panic", func(c echo.Context) error { panic("kaboom") })
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	admin.get("/admin/groups")
+
+	for _, tc := range []struct {
+		name  string
+		do    func() *http.Response
+		want  int
+		level string
+	}{
+		{"a wrong password", func() *http.Response {
+			c := a.client()
+			c.get("/login")
+			return c.post("/login", url.Values{"username": {"root"}, "password": {"wrong horse battery"}})
+		}, http.StatusUnauthorized, "WARN"},
+		{"a form error", func() *http.Response {
+			return admin.post("/admin/groups", url.Values{"name": {""}})
+		}, http.StatusUnprocessableEntity, "WARN"},
+		{"an unknown path", func() *http.Response { return admin.get("/no/such/page") }, http.StatusNotFound, "WARN"},
+		{"a cross-site form", func() *http.Response {
+			c := a.client()
+			c.fetchSite = "cross-site"
+			return c.post("/login", url.Values{"username": {"root"}, "password": {"x"}})
+		}, http.StatusForbidden, "WARN"},
+		{"a server error", func() *http.Response { return admin.get("/test/fail") }, http.StatusInternalServerError, "ERROR"},
+		{"a panic", func() *http.Response { return admin.get("/test/panic") }, http.StatusInternalServerError, "ERROR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := tc.do()
+			wantStatus(t, resp, tc.want)
+			rid := resp.Header.Get("X-Request-ID")
+			var loud []map[string]any
+			for _, rec := range a.logLines(t, rid) {
+				if rec["level"] == "WARN" || rec["level"] == "ERROR" {
+					loud = append(loud, rec)
+				}
+			}
+			if len(loud) != 1 || loud[0]["level"] != tc.level {
+				t.Fatalf("want one %s line for request %s, got %v", tc.level, rid, loud)
+			}
+			if status, _ := loud[0]["status"].(float64); int(status) != tc.want {
+				t.Errorf("logged status %v, want %d", loud[0]["status"], tc.want)
+			}
+			if loud[0]["err"] == nil {
+				t.Errorf("the line has no cause: %v", loud[0])
+			}
+		})
+	}
 }

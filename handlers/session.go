@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -83,7 +84,7 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if now := h.now(); now.Sub(s.LastSeenAt) >= touchInterval {
 			if err := h.db.TouchSession(req.Context(), s.ID, now); err != nil {
-				h.log.Warn("session touch failed", "err", err, "request_id", requestID(c))
+				h.logFault(c, slog.LevelWarn, "session touch failed", err)
 			}
 		}
 		c.Set(sessionKey, s)
