@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"gatehouse/auth"
 	"gatehouse/db"
 )
 
@@ -525,7 +527,11 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 	admin := a.client()
 	admin.login("root", "correct horse battery")
 	admin.get("/admin/groups")
-
+	a.createUser("tess", db.RoleStaff, "correct horse battery")
+	tess := a.client()
+	tess.login("tess", "correct horse battery")
+	secret, _ := tess.enroll(t)
+	a.advance(time.Minute)
 	for _, tc := range []struct {
 		name  string
 		do    func() *http.Response
@@ -540,6 +546,14 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 		{"a form error", func() *http.Response {
 			return admin.post("/admin/groups", url.Values{"name": {""}})
 		}, http.StatusUnprocessableEntity, "WARN"},
+		{"a wrong second-step code", func() *http.Response {
+			return a.client().loginMFA("tess", "correct horse battery", "000000")
+		}, http.StatusUnauthorized, "WARN"},
+		{"a replayed second-step code", func() *http.Response {
+			code := auth.TOTPCode(secret, a.clock())
+			wantRedirect(t, a.client().loginMFA("tess", "correct horse battery", code), "/")
+			return a.client().loginMFA("tess", "correct horse battery", code)
+		}, http.StatusUnauthorized, "WARN"},
 		{"an unknown path", func() *http.Response { return admin.get("/no/such/page") }, http.StatusNotFound, "WARN"},
 		{"a cross-site form", func() *http.Response {
 			c := a.client()
@@ -565,8 +579,18 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 			if status, _ := loud[0]["status"].(float64); int(status) != tc.want {
 				t.Errorf("logged status %v, want %d", loud[0]["status"], tc.want)
 			}
-			if loud[0]["err"] == nil {
+			if cause, _ := loud[0]["err"].(string); cause == "" {
 				t.Errorf("the line has no cause: %v", loud[0])
+			}
+			switch tc.name {
+			case "a replayed second-step code":
+				if !strings.Contains(loud[0]["err"].(string), "replay") {
+					t.Errorf("cause %q does not name the replay", loud[0]["err"])
+				}
+			case "a panic":
+				if !strings.Contains(loud[0]["err"].(string), "kaboom") || loud[0]["stack"] == nil {
+					t.Errorf("the panic line lacks its value or stack: %v", loud[0]["err"])
+				}
 			}
 		})
 	}
