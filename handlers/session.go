@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -94,27 +93,32 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// maxCookieValues bounds the work a request with many repeated cookies can cause.
-const maxCookieValues = 4
-
+// resolveSession finds the newest live session among the values sent. Any number of values
+// is considered (a plain-http path lets anyone plant cookies, and a planted crowd must not
+// push the valid one out), at a bounded cost: duplicates and values not shaped like a
+// token are dropped before the lookup, which reads all the rest in one batched query.
 func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, db.User, error) {
 	ctx := c.Request().Context()
+	seen := make(map[string]bool, len(values))
+	var hashes [][]byte
+	for _, v := range values {
+		if seen[v] || !auth.ValidTokenShape(v) {
+			continue
+		}
+		seen[v] = true
+		hashes = append(hashes, auth.HashToken(v))
+	}
+	if len(hashes) == 0 {
+		return db.Session{}, db.User{}, nil
+	}
+	found, err := h.db.SessionsByTokenHashes(ctx, hashes)
+	if err != nil {
+		return db.Session{}, db.User{}, err
+	}
 	var best db.Session
 	var bestUser db.User
-	for i, v := range values {
-		if i == maxCookieValues {
-			break
-		}
-		if !auth.ValidTokenShape(v) {
-			continue
-		}
-		s, u, err := h.db.SessionByTokenHash(ctx, auth.HashToken(v))
-		if errors.Is(err, db.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return db.Session{}, db.User{}, err
-		}
+	for _, f := range found {
+		s, u := f.Session, f.User
 		if why := h.sessionDead(s, u); why != "" {
 			ev := h.event(c, "session.expired", u.Username)
 			ev.ActorID, ev.Actor, ev.Detail = u.ID, u.Username, why
@@ -123,7 +127,8 @@ func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, d
 			}
 			continue
 		}
-		if best.ID == 0 || s.CreatedAt.After(best.CreatedAt) {
+		newer := s.CreatedAt.After(best.CreatedAt) || s.CreatedAt.Equal(best.CreatedAt) && s.ID > best.ID
+		if best.ID == 0 || newer {
 			best, bestUser = s, u
 		}
 	}
