@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, store *db.DB, now func() time.Time) *
 		}, []string{"step", "outcome"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_security_events_total",
-			Help: "Security events: throttled attempts, refused TOTP replays, stale cookies cleared, CSRF refusals, server errors.",
+			Help: "Security events: throttled attempts, refused TOTP replays, stale cookies cleared, CSRF refusals, server errors, notices not loaded.",
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.signins, m.events, &stateCollector{db: store, now: now})
