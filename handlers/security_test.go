@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -590,6 +592,68 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 			case "a panic":
 				if !strings.Contains(loud[0]["err"].(string), "kaboom") || loud[0]["stack"] == nil {
 					t.Errorf("the panic line lacks its value or stack: %v", loud[0]["err"])
+				}
+			}
+		})
+	}
+}
+
+// TestCanceledRequestIsNotAServerError: a client that goes away mid-request (common at the
+// end of a load) is no fault of the server. Whether the database reports the canceled
+// context as context.Canceled or as SQLite's own "interrupted", the request logs at info,
+// and neither the server-error nor the notices-not-loaded count grows.
+func TestCanceledRequestIsNotAServerError(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	var cancelNow context.CancelFunc
+	a.e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().Header.Get("X-Test-Cancel") != "" {
+				cancelNow()
+			}
+			return next(c)
+		}
+	})
+	a.e.GET("/test/interrupted", func(c echo.Context) error {
+		return fmt.Errorf("db: list: %w", errors.New("interrupted (9)"))
+	})
+	for _, tc := range []struct {
+		name, path string
+		early      bool   // canceled before the request starts, else just before its handler
+		logged     string // a line the request must leave, at info
+	}{
+		{"canceled before the session is read", "/account/sessions", true, "request canceled"},
+		{"canceled while the banners are read", "/admin/users/new", false, "banners failed"},
+		{"SQLite reports the cancel as interrupted", "/test/interrupted", false, "request canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.advance(liveNoticesTTL + time.Second) // the banners are read again
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cancelNow = cancel
+			req := httptest.NewRequest(http.MethodGet, testBase+tc.path, nil).WithContext(ctx)
+			if tc.early {
+				cancel()
+			} else {
+				req.Header.Set("X-Test-Cancel", "1")
+			}
+			resp := admin.do(req)
+			rid := resp.Header.Get("X-Request-ID")
+			lines := a.logLines(t, rid)
+			if !slices.ContainsFunc(lines, func(rec map[string]any) bool { return rec["msg"] == tc.logged && rec["level"] == "INFO" }) {
+				t.Errorf("no %q line at INFO: %v", tc.logged, lines)
+			}
+			for _, rec := range lines {
+				if rec["level"] == "ERROR" || rec["level"] == "WARN" {
+					t.Errorf("a canceled request logged at %s: %v", rec["level"], rec)
+				}
+			}
+			out := a.scrape(t)
+			for _, kind := range []string{countServerError, countBannersLost} {
+				if strings.Contains(out, `gatehouse_security_events_total{kind="`+kind+`"}`) {
+					t.Errorf("a canceled request counted as %s", kind)
 				}
 			}
 		})
