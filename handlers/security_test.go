@@ -536,37 +536,37 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 	a.advance(time.Minute)
 	for _, tc := range []struct {
 		name  string
-		do    func() *http.Response
+		do    func(*testing.T) *http.Response
 		want  int
 		level string
 	}{
-		{"a wrong password", func() *http.Response {
+		{"a wrong password", func(t *testing.T) *http.Response {
 			c := a.client()
 			c.get("/login")
 			return c.post("/login", url.Values{"username": {"root"}, "password": {"wrong horse battery"}})
 		}, http.StatusUnauthorized, "WARN"},
-		{"a form error", func() *http.Response {
+		{"a form error", func(t *testing.T) *http.Response {
 			return admin.post("/admin/groups", url.Values{"name": {""}})
 		}, http.StatusUnprocessableEntity, "WARN"},
-		{"a wrong second-step code", func() *http.Response {
+		{"a wrong second-step code", func(t *testing.T) *http.Response {
 			return a.client().loginMFA("tess", "correct horse battery", "000000")
 		}, http.StatusUnauthorized, "WARN"},
-		{"a replayed second-step code", func() *http.Response {
+		{"a replayed second-step code", func(t *testing.T) *http.Response {
 			code := auth.TOTPCode(secret, a.clock())
 			wantRedirect(t, a.client().loginMFA("tess", "correct horse battery", code), "/")
 			return a.client().loginMFA("tess", "correct horse battery", code)
 		}, http.StatusUnauthorized, "WARN"},
-		{"an unknown path", func() *http.Response { return admin.get("/no/such/page") }, http.StatusNotFound, "WARN"},
-		{"a cross-site form", func() *http.Response {
+		{"an unknown path", func(t *testing.T) *http.Response { return admin.get("/no/such/page") }, http.StatusNotFound, "WARN"},
+		{"a cross-site form", func(t *testing.T) *http.Response {
 			c := a.client()
 			c.fetchSite = "cross-site"
 			return c.post("/login", url.Values{"username": {"root"}, "password": {"x"}})
 		}, http.StatusForbidden, "WARN"},
-		{"a server error", func() *http.Response { return admin.get("/test/fail") }, http.StatusInternalServerError, "ERROR"},
-		{"a panic", func() *http.Response { return admin.get("/test/panic") }, http.StatusInternalServerError, "ERROR"},
+		{"a server error", func(t *testing.T) *http.Response { return admin.get("/test/fail") }, http.StatusInternalServerError, "ERROR"},
+		{"a panic", func(t *testing.T) *http.Response { return admin.get("/test/panic") }, http.StatusInternalServerError, "ERROR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := tc.do()
+			resp := tc.do(t)
 			wantStatus(t, resp, tc.want)
 			rid := resp.Header.Get("X-Request-ID")
 			var loud []map[string]any
@@ -581,17 +581,18 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 			if status, _ := loud[0]["status"].(float64); int(status) != tc.want {
 				t.Errorf("logged status %v, want %d", loud[0]["status"], tc.want)
 			}
-			if cause, _ := loud[0]["err"].(string); cause == "" {
+			cause, _ := loud[0]["err"].(string)
+			if cause == "" {
 				t.Errorf("the line has no cause: %v", loud[0])
 			}
 			switch tc.name {
 			case "a replayed second-step code":
-				if !strings.Contains(loud[0]["err"].(string), "replay") {
-					t.Errorf("cause %q does not name the replay", loud[0]["err"])
+				if !strings.Contains(cause, "replay") {
+					t.Errorf("cause %q does not name the replay", cause)
 				}
 			case "a panic":
-				if !strings.Contains(loud[0]["err"].(string), "kaboom") || loud[0]["stack"] == nil {
-					t.Errorf("the panic line lacks its value or stack: %v", loud[0]["err"])
+				if !strings.Contains(cause, "kaboom") || loud[0]["stack"] == nil {
+					t.Errorf("the panic line lacks its value or stack: %q", cause)
 				}
 			}
 		})
