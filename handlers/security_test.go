@@ -660,3 +660,56 @@ func TestCanceledRequestIsNotAServerError(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryUnsafeRouteRefusesForeignForms walks the route table: every POST route, sign-in,
+// sign-out and the second step included, refuses a cross-site form, a form without a token
+// from a client without fetch metadata, and a token that belongs to another browser.
+func TestEveryUnsafeRouteRefusesForeignForms(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	other := a.client()
+	other.login("root", "correct horse battery")
+	other.get("/account/sessions")
+	foreignToken := other.csrf()
+	stranger := a.client()
+	stranger.get("/login")
+	strangerToken := stranger.csrf()
+
+	var paths []string
+	for _, r := range a.e.Routes() {
+		if r.Method != http.MethodPost {
+			continue
+		}
+		p := strings.NewReplacer(":id", "1", ":uid", "1", ":action", "disable").Replace(r.Path)
+		paths = append(paths, p)
+	}
+	for _, want := range []string{"/login", "/logout", "/login/mfa", "/setup", "/admin/notices"} {
+		if !slices.Contains(paths, want) {
+			t.Fatalf("route table lacks POST %s", want)
+		}
+	}
+	for _, p := range paths {
+		for _, signedIn := range []bool{false, true} {
+			c := a.client()
+			token := strangerToken
+			if signedIn {
+				c.login("root", "correct horse battery")
+				c.get("/account/sessions")
+				token = foreignToken
+			} else {
+				c.get("/login")
+			}
+			for _, tc := range []struct {
+				site  string
+				token string
+			}{{"cross-site", c.csrf()}, {"", ""}, {"", token}, {"same-site", token}} {
+				c.fetchSite = tc.site
+				resp := c.post(p, url.Values{"_csrf": {tc.token}})
+				if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("POST %s (signed in %v, Sec-Fetch-Site %q, token %.8q): status %d",
+						p, signedIn, tc.site, tc.token, resp.StatusCode)
+				}
+			}
+		}
+	}
+}
