@@ -30,10 +30,7 @@ var sessionCookieHistory = []cookieVariant{
 // sessionCookieName is the current name: the __Host- prefix under https pins the cookie to
 // this host, path / and Secure.
 func (h *Handler) sessionCookieName() string {
-	if h.cfg.Secure() {
-		return "__Host-" + sessionCookieBase
-	}
-	return sessionCookieBase
+	return h.hostCookieName(sessionCookieBase)
 }
 
 func (h *Handler) legacyCookies() []cookieVariant {

@@ -16,14 +16,15 @@ import (
 )
 
 // The token cookie and the pre-session cookie keep their bare names over plain http, where
-// no prefix is honoured; under https they carry __Host-, so only this host, over https, can
-// set them: a sibling host or a plain-http response cannot plant one.
+// browsers refuse a prefixed cookie; under https they carry __Host-, so only this host, over
+// https, can set them: a sibling host or a plain-http response cannot plant one.
 const (
 	csrfCookieBase       = "_csrf"
 	presessionCookieBase = "gatehouse_presession"
 	csrfCookieMaxAge     = 86400
 )
 
+// hostCookieName is the name a cookie of the portal's own host goes by.
 func (h *Handler) hostCookieName(base string) string {
 	if h.cfg.Secure() {
 		return "__Host-" + base
