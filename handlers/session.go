@@ -96,7 +96,8 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 // resolveSession finds the newest live session among the values sent. Any number of values
 // is considered (a plain-http path lets anyone plant cookies, and a planted crowd must not
 // push the valid one out), at a bounded cost: duplicates and values not shaped like a
-// token are dropped before the lookup, which reads all the rest in one batched query.
+// token are dropped before the lookup, which reads the rest in batches (one read for any
+// real browser, a handful for a header filled to the server's limit).
 func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, db.User, error) {
 	ctx := c.Request().Context()
 	seen := make(map[string]bool, len(values))
