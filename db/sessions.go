@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,16 +94,17 @@ func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev 
 	return s, err
 }
 
-// SessionByTokenHash returns the session and its user in one read.
-func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User, error) {
-	// One read answers everything a page needs about who is asking: the session, the user,
-	// their groups (for notice audiences) and whether any MFA rule could apply to them.
-	row := d.queryRow(ctx, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
-		s.client_addr, s.user_agent, `+userColumns+`,
+// sessionWithUser reads a session with everything a page needs about who is asking: the
+// session, the user, their groups (for notice audiences) and whether any MFA rule could
+// apply to them. Callers add the condition on s.
+const sessionWithUser = `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
+		s.client_addr, s.user_agent, ` + userColumns + `,
 		COALESCE((SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id), ''),
 		EXISTS (SELECT 1 FROM mfa_rules r WHERE r.role = u.role
 			OR r.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id))
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash)
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE `
+
+func scanSessionWithUser(row rowScanner) (Session, User, error) {
 	var s Session
 	var created, seen string
 	var u User
@@ -110,11 +112,8 @@ func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User
 	err := row.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent,
 		&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
 		&u.Disabled, &uCreated, &uLast, &u.HasMFA, &u.MustEnrollMFA, &groups, &u.MFARuleScoped)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, User{}, ErrNotFound
-	}
 	if err != nil {
-		return Session{}, User{}, fmt.Errorf("db: session lookup: %w", err)
+		return Session{}, User{}, err
 	}
 	s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
 	u.CreatedAt = mustTime(uCreated)
@@ -127,6 +126,61 @@ func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User
 		}
 	}
 	return s, u, nil
+}
+
+// SessionByTokenHash returns the session and its user in one read.
+func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User, error) {
+	s, u, err := scanSessionWithUser(d.queryRow(ctx, sessionWithUser+`s.token_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, User{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("db: session lookup: %w", err)
+	}
+	return s, u, nil
+}
+
+// SessionWithUser is a session and the user it belongs to.
+type SessionWithUser struct {
+	Session Session
+	User    User
+}
+
+// sessionLookupBatch is how many hashes one read of SessionsByTokenHashes looks up. The
+// statement has a fixed number of slots (unused ones hold NULL, which matches nothing), so
+// it is prepared once, and a request sending many cookies costs one read per batch.
+const sessionLookupBatch = 128
+
+// SessionsByTokenHashes returns the sessions, with their users, whose token hash is among
+// hashes, in no particular order; hashes of no session are skipped. It serves a request
+// that sent several session cookies.
+func (d *DB) SessionsByTokenHashes(ctx context.Context, hashes [][]byte) ([]SessionWithUser, error) {
+	query := sessionWithUser + `s.token_hash IN (` + placeholders(sessionLookupBatch) + `)`
+	var out []SessionWithUser
+	for batch := range slices.Chunk(hashes, sessionLookupBatch) {
+		args := make([]any, sessionLookupBatch)
+		for i, h := range batch {
+			args[i] = h
+		}
+		rows, err := d.query(ctx, query, args...)
+		if err != nil {
+			return nil, fmt.Errorf("db: session lookup: %w", err)
+		}
+		for rows.Next() {
+			s, u, err := scanSessionWithUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("db: session lookup: %w", err)
+			}
+			out = append(out, SessionWithUser{Session: s, User: u})
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("db: session lookup: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // TouchSession records activity. Callers throttle it so page views are not writes.

@@ -479,3 +479,42 @@ func TestSessionLookupCarriesGroupsAndRuleScope(t *testing.T) {
 		t.Fatalf("with groups and a rule: %+v", got)
 	}
 }
+
+func TestSessionsByTokenHashesFindsEveryKnownOne(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	alice, bob := mkUser(t, d, "alice"), mkUser(t, d, "bob")
+	var hashes [][]byte
+	want := map[int64]int64{} // session id → user id
+	for i := range 3 * sessionLookupBatch {
+		hashes = append(hashes, newTokenHash(t)) // unknown
+		if i == 5 || i == sessionLookupBatch+7 || i == 3*sessionLookupBatch-1 {
+			owner := alice.ID
+			if i > sessionLookupBatch {
+				owner = bob.ID
+			}
+			h := newTokenHash(t)
+			s, err := d.StartSession(ctx, NewSession{TokenHash: h, UserID: owner, Stage: StageFull}, Event{At: t0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hashes = append(hashes, h)
+			want[s.ID] = owner
+		}
+	}
+	got, err := d.SessionsByTokenHashes(ctx, hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("found %d sessions, want %d", len(got), len(want))
+	}
+	for _, su := range got {
+		if want[su.Session.ID] != su.User.ID || su.Session.UserID != su.User.ID || su.User.Username == "" {
+			t.Errorf("session %+v with user %+v", su.Session, su.User)
+		}
+	}
+	if got, err := d.SessionsByTokenHashes(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("no hashes: %v, %v", got, err)
+	}
+}

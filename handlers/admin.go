@@ -28,6 +28,7 @@ var healthRows = []struct {
 	{label: "Stale cookies cleared", counter: countStaleCookie},
 	{label: "Refused forms (CSRF)", counter: countCSRF},
 	{label: "Server errors (5xx)", counter: countServerError},
+	{label: "Notices not loaded", counter: countBannersLost},
 }
 
 func (h *Handler) adminHome(c echo.Context) error {

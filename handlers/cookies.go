@@ -30,10 +30,7 @@ var sessionCookieHistory = []cookieVariant{
 // sessionCookieName is the current name: the __Host- prefix under https pins the cookie to
 // this host, path / and Secure.
 func (h *Handler) sessionCookieName() string {
-	if h.cfg.Secure() {
-		return "__Host-" + sessionCookieBase
-	}
-	return sessionCookieBase
+	return h.hostCookieName(sessionCookieBase)
 }
 
 func (h *Handler) legacyCookies() []cookieVariant {
@@ -43,6 +40,8 @@ func (h *Handler) legacyCookies() []cookieVariant {
 	})
 }
 
+// setSessionCookie starts the browser's session; its pre-session, which only signed-out
+// forms use, ends here.
 func (h *Handler) setSessionCookie(c echo.Context, token string) {
 	// No Expires or Max-Age: the cookie dies with the browser, and the server enforces the
 	// idle and absolute limits whatever the browser keeps.
@@ -54,6 +53,7 @@ func (h *Handler) setSessionCookie(c echo.Context, token string) {
 		Secure:   h.cfg.Secure(),
 		SameSite: http.SameSiteLaxMode,
 	})
+	h.endPreSession(c)
 }
 
 // expireCookie tells the browser to drop a cookie; Name, Path and Domain must match the

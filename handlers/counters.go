@@ -17,6 +17,7 @@ const (
 	countServerError = "server_error"
 	countThrottled   = "throttled"
 	countReplay      = "totp_replay_refused"
+	countBannersLost = "banners_not_loaded"
 )
 
 // counters accumulate in memory and are added to the database at most every flushEvery,

@@ -11,9 +11,26 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"gatehouse/auth"
 )
 
-const csrfCookieName = "_csrf"
+// The token cookie and the pre-session cookie keep their bare names over plain http, where
+// browsers refuse a prefixed cookie; under https they carry __Host-, so only this host, over
+// https, can set them: a sibling host or a plain-http response cannot plant one.
+const (
+	csrfCookieBase       = "_csrf"
+	presessionCookieBase = "gatehouse_presession"
+	csrfCookieMaxAge     = 86400
+)
+
+// hostCookieName is the name a cookie of the portal's own host goes by.
+func (h *Handler) hostCookieName(base string) string {
+	if h.cfg.Secure() {
+		return "__Host-" + base
+	}
+	return base
+}
 
 // csrf protects every unsafe request with echo's CSRF middleware: a browser's
 // Sec-Fetch-Site decides first (same-origin passes, cross-site is refused, same-site falls
@@ -21,18 +38,20 @@ const csrfCookieName = "_csrf"
 //
 // echo compares the two values as a plain double submit, which an attacker who can plant a
 // cookie could satisfy with a value of their own. So before echo runs, the cookie must
-// carry an HMAC that binds it to this portal's key and to the current session; any other
-// value is replaced with a fresh signed one, and a planted pair stops matching. A request
-// without Sec-Fetch-Site that names a foreign Origin is refused outright.
+// carry an HMAC that binds it to this portal's key and to the current session, or before
+// sign-in to the browser's pre-session; any other value is replaced with a fresh signed
+// one, and a planted pair stops matching. A request without Sec-Fetch-Site that names a
+// foreign Origin is refused outright.
 func (h *Handler) csrf() echo.MiddlewareFunc {
+	cookieName := h.hostCookieName(csrfCookieBase)
 	check := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
-		CookieName:     csrfCookieName,
+		CookieName:     cookieName,
 		CookiePath:     "/",
 		CookieHTTPOnly: true,
 		CookieSecure:   h.cfg.Secure(),
 		CookieSameSite: http.SameSiteStrictMode,
-		CookieMaxAge:   86400,
+		CookieMaxAge:   csrfCookieMaxAge,
 		ErrorHandler: func(err error, c echo.Context) error {
 			return csrfRefusal(err)
 		},
@@ -55,23 +74,42 @@ func (h *Handler) csrf() echo.MiddlewareFunc {
 					}
 				}
 			}
+			if cookieName != csrfCookieBase {
+				h.expireBareCSRFCookie(c)
+			}
 			binding := h.csrfBinding(c)
 			token := ""
-			if ck, err := req.Cookie(csrfCookieName); err == nil && h.csrfTokenValid(ck.Value, binding) {
-				token = ck.Value
-			} else {
+			for _, ck := range req.Cookies() {
+				if ck.Name == cookieName && h.csrfTokenValid(ck.Value, binding) {
+					token = ck.Value
+					break
+				}
+			}
+			if token == "" {
 				token = h.newCSRFToken(binding)
-				replaceRequestCookie(req, csrfCookieName, token)
 				// echo sets the cookie itself when it checks tokens, that is when the
 				// browser sent no Sec-Fetch-Site; otherwise it is ours to set.
 				if req.Header.Get(echo.HeaderSecFetchSite) != "" {
-					c.SetCookie(&http.Cookie{Name: csrfCookieName, Value: token, Path: "/", HttpOnly: true,
-						Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode, MaxAge: 86400})
+					c.SetCookie(&http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true,
+						Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode, MaxAge: csrfCookieMaxAge})
 				}
+			}
+			// echo reads the first value under the name only: make it the valid one.
+			if ck, err := req.Cookie(cookieName); err != nil || ck.Value != token {
+				replaceRequestCookie(req, cookieName, token)
 			}
 			c.Set(csrfKey, token)
 			return guarded(c)
 		}
+	}
+}
+
+// expireBareCSRFCookie drops the unprefixed token cookie a browser may still hold from
+// before the portal moved to https; it is never read there.
+func (h *Handler) expireBareCSRFCookie(c echo.Context) {
+	if _, err := c.Request().Cookie(csrfCookieBase); err == nil {
+		c.SetCookie(&http.Cookie{Name: csrfCookieBase, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+			Secure: true, SameSite: http.SameSiteStrictMode})
 	}
 }
 
@@ -104,12 +142,42 @@ func (h *Handler) sameOrigin(origin string, req *http.Request) bool {
 }
 
 // csrfBinding ties tokens to the session, so a token from before sign-in, or from
-// someone else's session, is not accepted after it.
+// someone else's session, is not accepted after it. Before sign-in, tokens are tied to the
+// browser's pre-session: a token the portal gave another browser (an attacker's, planted
+// with its cookie) does not sign this one in to the attacker's account.
 func (h *Handler) csrfBinding(c echo.Context) string {
 	if s, ok := currentSession(c); ok {
 		return "s" + strconv.FormatInt(s.ID, 10)
 	}
-	return "anon"
+	return "p" + h.preSession(c)
+}
+
+// preSession returns the random value that stands for a signed-out browser, and issues a
+// new one with this response when the browser has none. Several values under the name mean
+// someone added one (a sibling host can, over plain http): none is trusted, so a form token
+// bound to the planted value does not pass.
+func (h *Handler) preSession(c echo.Context) string {
+	name := h.hostCookieName(presessionCookieBase)
+	value, n := "", 0
+	for _, ck := range c.Request().Cookies() {
+		if ck.Name == name {
+			value, n = ck.Value, n+1
+		}
+	}
+	if n == 1 && auth.ValidTokenShape(value) {
+		return value
+	}
+	value = auth.NewToken()
+	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true,
+		Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode, MaxAge: csrfCookieMaxAge})
+	return value
+}
+
+// endPreSession expires the pre-session cookie once a session exists, so that tokens from
+// before this sign-in do not come back to life after the next sign-out.
+func (h *Handler) endPreSession(c echo.Context) {
+	c.SetCookie(&http.Cookie{Name: h.hostCookieName(presessionCookieBase), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode})
 }
 
 func (h *Handler) csrfMAC(nonce, binding string) string {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -26,7 +27,7 @@ func (h *Handler) healthz(c echo.Context) error {
 // readyz answers 200 only while the database answers a read.
 func (h *Handler) readyz(c echo.Context) error {
 	if err := h.db.Ping(c.Request().Context()); err != nil {
-		h.log.Error("not ready", "err", err, "request_id", requestID(c))
+		noteCause(c, fmt.Errorf("not ready: %w", err))
 		return c.String(http.StatusServiceUnavailable, "database unavailable\n")
 	}
 	return c.String(http.StatusOK, "ready\n")

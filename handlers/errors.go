@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -77,20 +76,22 @@ var defaultMessages = map[int][2]string{
 	http.StatusNotFound:              {errNotFound.Message, errNotFound.Hint},
 	http.StatusMethodNotAllowed:      {"This address does not accept that kind of request.", "Use the links and buttons on the pages."},
 	http.StatusRequestEntityTooLarge: {"What you sent is too large.", "Forms here accept at most 1 MiB; shorten the text and try again."},
+	http.StatusUnsupportedMediaType:  {"This address accepts only the portal's own forms.", "Go back to the page and send the form from there."},
 	http.StatusTooManyRequests:       {"Too many requests.", "Wait a little and try again."},
 	http.StatusServiceUnavailable:    {"The portal is busy.", "Try again in a few seconds."},
 	http.StatusInternalServerError:   {"Something went wrong on our side.", "Nothing you did caused this. Try again; if it keeps happening, give an administrator the request id below."},
 }
 
 // handleError is echo's HTTPErrorHandler: every 4xx and 5xx becomes a page in the
-// portal's style with the request id, and the log gets the cause under the same id.
+// portal's style with the request id. The cause is noted for the access log, which writes
+// it under the same id.
 func (h *Handler) handleError(err error, c echo.Context) {
+	noteCause(c, err)
 	if c.Response().Committed {
 		return
 	}
-	if errors.Is(err, context.Canceled) {
-		h.log.Info("request canceled", "request_id", requestID(c), "path", c.Request().URL.Path)
-		return
+	if clientGone(c, err) {
+		return // nobody is there to read a page
 	}
 	status := http.StatusInternalServerError
 	var ue *userError
@@ -117,14 +118,6 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if status >= 500 {
 		h.counts.add(countServerError)
 	}
-	rid := requestID(c)
-	attrs := []any{"err", err, "status", status, "request_id", rid, "method", c.Request().Method,
-		"path", c.Request().URL.Path, "client", c.RealIP()}
-	if status >= 500 {
-		h.log.Error("request failed", attrs...)
-	} else {
-		h.log.Warn("request refused", attrs...)
-	}
 	p := h.pageFor(c, http.StatusText(status))
 	p.Status = status
 	if c.Request().Method == http.MethodHead {
@@ -132,7 +125,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		return
 	}
 	if rerr := render(c, status, views.ErrorPage(p, msg, hint)); rerr != nil {
-		h.log.Error("error page failed", "err", rerr, "request_id", rid)
-		_ = c.String(status, msg+"\nRequest id: "+rid)
+		noteCause(c, errors.Join(err, fmt.Errorf("error page: %w", rerr)))
+		_ = c.String(status, msg+"\nRequest id: "+requestID(c))
 	}
 }

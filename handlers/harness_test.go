@@ -144,8 +144,18 @@ func (a *testApp) client() *client {
 
 var baseURL, _ = url.Parse(testBase + "/")
 
+// jarURL is where the jar files the portal's cookies: an https portal's Secure cookies are
+// sent back only to https.
+func (c *client) jarURL(path string) *url.URL {
+	scheme := "http"
+	if c.app.cfg.Secure() {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: "localhost:8080", Path: path}
+}
+
 func (c *client) do(req *http.Request) *http.Response {
-	u := &url.URL{Scheme: "http", Host: "localhost:8080", Path: req.URL.Path}
+	u := c.jarURL(req.URL.Path)
 	for _, ck := range c.jar.Cookies(u) {
 		req.AddCookie(ck)
 	}
@@ -197,7 +207,7 @@ func (c *client) csrf() string {
 }
 
 func (c *client) cookie(name string) string {
-	for _, ck := range c.jar.Cookies(baseURL) {
+	for _, ck := range c.jar.Cookies(c.jarURL("/")) {
 		if ck.Name == name {
 			return ck.Value
 		}

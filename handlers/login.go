@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -225,7 +226,7 @@ func (h *Handler) rehash(ctx context.Context, c echo.Context, u db.User, passwor
 		err = h.db.UpdatePasswordHash(ctx, u.ID, u.PasswordHash, hash)
 	}
 	if err != nil {
-		h.log.Warn("password rehash failed", "err", err, "user_id", u.ID, "request_id", requestID(c))
+		h.logFault(c, slog.LevelWarn, "password rehash failed", err, "user_id", u.ID)
 	}
 }
 
@@ -254,7 +255,7 @@ func (h *Handler) failure(c echo.Context, kind, subject, detail string) db.Event
 // hidden, but does not undo what the user already did.
 func (h *Handler) audit(c echo.Context, ev db.Event) {
 	if err := h.db.Audit(c.Request().Context(), ev); err != nil {
-		h.log.Error("audit write failed", "err", err, "event", ev.Kind, "request_id", requestID(c))
+		h.logFault(c, slog.LevelError, "audit write failed", err, "event", ev.Kind)
 	}
 }
 

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 // method is safe on a nil *metrics, so the rest of the code never checks whether metrics
 // are on.
 type metrics struct {
+	// routes are the paths of the route table, the only values the route label takes.
+	routes   map[string]bool
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	signins  *prometheus.CounterVec
@@ -38,23 +41,56 @@ func newMetrics(reg prometheus.Registerer, store *db.DB, now func() time.Time) *
 		}, []string{"step", "outcome"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_security_events_total",
-			Help: "Security events: throttled attempts, refused TOTP replays, stale cookies cleared, CSRF refusals, server errors.",
+			Help: "Security events: throttled attempts, refused TOTP replays, stale cookies cleared, CSRF refusals, server errors, notices not loaded.",
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.signins, m.events, &stateCollector{db: store, now: now})
 	return m
 }
 
+// knowRoutes records the route table once it is complete.
+func (m *metrics) knowRoutes(routes []*echo.Route) {
+	if m == nil {
+		return
+	}
+	m.routes = make(map[string]bool, len(routes))
+	for _, r := range routes {
+		m.routes[r.Path] = true
+	}
+}
+
+// observe counts one request. Every label is drawn from a fixed set, never copied from
+// the request: a client sending made-up methods or paths would otherwise leave a new
+// series in memory with each request, for as long as the process runs.
 func (m *metrics) observe(c echo.Context, elapsed time.Duration) {
 	if m == nil {
 		return
 	}
+	status := c.Response().Status
 	route := c.Path()
-	if route == "" || c.Response().Status == 404 {
-		route = "unmatched" // unknown paths must not create a series each
+	if status == http.StatusNotFound || !m.routes[route] {
+		route = "unmatched"
 	}
-	m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(c.Request().Method), codeLabel(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(elapsed.Seconds())
+}
+
+// methodLabel keeps the standard methods and folds any other into "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodPatch, http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		return method
+	}
+	return "other"
+}
+
+// codeLabel keeps the three digits of a real status code.
+func codeLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 func (m *metrics) signin(step, outcome string) {

@@ -75,3 +75,44 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestMetricLabelsAreBounded: every label comes from a fixed set, so requests with made-up
+// methods, paths or huge methods cannot grow the registry a series (or a label) at a time.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	a := newTestApp(t)
+	for i := range 50 {
+		for _, path := range []string{"/", "/login", "/notices/7", "/no/such/" + strconv.Itoa(i)} {
+			a.serve(httptest.NewRequest("ZZMETHOD"+strconv.Itoa(i), testBase+path, nil))
+		}
+	}
+	a.serve(httptest.NewRequest(strings.Repeat("M", 30<<10), testBase+"/login", nil))
+	a.serve(httptest.NewRequest(http.MethodPut, testBase+"/login", nil))
+
+	out := a.scrape(t)
+	series := map[string]int{}
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "gatehouse_http_") {
+			continue
+		}
+		if len(l) > 200 {
+			t.Fatalf("a label grew with the request: %.200s…", l)
+		}
+		series[strings.SplitN(l, "{", 2)[0]]++
+	}
+	for _, want := range []string{
+		`gatehouse_http_requests_total{code="405",method="other",route="/login"} 51`,
+		`gatehouse_http_requests_total{code="405",method="PUT",route="/login"} 1`,
+		`gatehouse_http_requests_total{code="405",method="other",route="/notices/:id"} 50`,
+		`gatehouse_http_requests_total{code="404",method="other",route="unmatched"} 50`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grep(out, "gatehouse_http_requests_total{"))
+		}
+	}
+	if strings.Contains(out, "ZZMETHOD") || strings.Contains(out, "/no/such") {
+		t.Error("a client's method or path became a label")
+	}
+	if n := series["gatehouse_http_requests_total"]; n > 6 {
+		t.Errorf("%d request series for 4 routes and 2 methods", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -120,7 +121,7 @@ func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.Us
 		if !claimed {
 			h.counts.add(countReplay)
 			h.audit(c, h.failure(c, "mfa.replay_refused", u.Username, "code of an already used time step"))
-			h.log.Warn("totp replay refused", "user_id", u.ID, "request_id", requestID(c))
+			noteCause(c, fmt.Errorf("totp replay refused, user %d", u.ID))
 			return "", false, nil
 		}
 		return "signin.mfa", true, nil

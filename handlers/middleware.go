@@ -1,11 +1,15 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -29,21 +33,78 @@ func assignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessLog writes one line per request after the error handler has run.
+// accessLog writes one line per request after the error handler has run, and it is the
+// only place that logs a response's outcome: every response of 400 or more gets its one
+// line here, at warning level for 4xx and error for 5xx, with the cause that handleError
+// or the handler noted. A client that went away is not our fault and logs at info.
 func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		err := next(c)
-		if err != nil {
+		if err := next(c); err != nil {
 			c.Error(err) // renders the error page now, so the status below is the real one
 		}
-		h.metrics.observe(c, time.Since(start))
-		h.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-			"status", c.Response().Status, "dur_ms", time.Since(start).Milliseconds(),
-			"request_id", requestID(c))
+		elapsed := time.Since(start)
+		h.metrics.observe(c, elapsed)
+		req, status := c.Request(), c.Response().Status
+		cause, _ := c.Get(causeKey).(error)
+		attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
+			"dur_ms", elapsed.Milliseconds(), "request_id", requestID(c)}
+		level, msg := slog.LevelDebug, "request"
+		switch {
+		case clientGone(c, cause):
+			level, msg = slog.LevelInfo, "request canceled"
+		case status >= 500 || cause != nil && status < 400:
+			level, msg = slog.LevelError, "request failed"
+		case status >= 400:
+			level, msg = slog.LevelWarn, "request refused"
+		}
+		if level >= slog.LevelWarn {
+			attrs = append(attrs, "client", c.RealIP())
+		}
+		if cause != nil {
+			attrs = append(attrs, "err", cause)
+			var p *panicked
+			if errors.As(cause, &p) {
+				attrs = append(attrs, "stack", string(p.stack))
+			}
+		}
+		h.log.Log(req.Context(), level, msg, attrs...)
 		return nil
 	}
 }
+
+// causeKey holds why a response has an error status, for the access log.
+const causeKey = "gatehouse.cause"
+
+// noteCause records why this response has an error status: the error handleError turned
+// into a page, or the refusal a handler rendered itself. The access log writes it.
+func noteCause(c echo.Context, cause error) {
+	c.Set(causeKey, cause)
+}
+
+// clientGone reports whether err, or the request's own context, says the client went away.
+// SQLite may report a canceled context as its own "interrupted" error, so the request's
+// context decides too.
+func clientGone(c echo.Context, err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(c.Request().Context().Err(), context.Canceled)
+}
+
+// logFault logs a failure that did not stop the request (a banner query, a session touch):
+// at level, or at info when the client went away, which is no fault of ours.
+func (h *Handler) logFault(c echo.Context, level slog.Level, msg string, err error, attrs ...any) {
+	if clientGone(c, err) {
+		level = slog.LevelInfo
+	}
+	h.log.Log(c.Request().Context(), level, msg, append([]any{"err", err, "request_id", requestID(c)}, attrs...)...)
+}
+
+// panicked is the cause of a 500 that was a panic; its stack goes to the log only.
+type panicked struct {
+	value any
+	stack []byte
+}
+
+func (p *panicked) Error() string { return fmt.Sprintf("panic: %v", p.value) }
 
 // recoverPanic turns a panic into a 500 page; the stack goes to the log only.
 func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
@@ -53,11 +114,10 @@ func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				h.log.Error("panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "request_id", requestID(c))
 				err = &userError{Status: http.StatusInternalServerError,
 					Message: defaultMessages[http.StatusInternalServerError][0],
 					Hint:    defaultMessages[http.StatusInternalServerError][1],
-					Cause:   fmt.Errorf("panic: %v", r)}
+					Cause:   &panicked{value: r, stack: debug.Stack()}}
 			}
 		}()
 		return next(c)
@@ -95,11 +155,19 @@ const maxFieldBytes = 64 << 10
 
 // parseForm reads a POST body once, within bodyLimit, and refuses invalid UTF-8, NUL bytes
 // and oversized fields before any handler sees them, so nothing malformed is ever stored.
+// The checks cover only what ParseForm reads, a urlencoded body; the handlers' FormValue
+// would also read a multipart body, so any other kind is refused before it gets there.
 func parseForm(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
+		if err := checkText(req.URL.Query(), "The address"); err != nil {
+			return err
+		}
 		if req.Method != http.MethodPost {
 			return next(c)
+		}
+		if err := checkBodyType(c); err != nil {
+			return err
 		}
 		if req.ContentLength > bodyLimit {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge)
@@ -112,22 +180,60 @@ func parseForm(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return badRequest("The form could not be read.").(*userError).withCause(err)
 		}
-		for name, vals := range req.Form {
-			if !utf8.ValidString(name) {
-				return badRequest("The form contained text that is not valid UTF-8.")
-			}
-			for _, v := range vals {
-				if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-					return badRequest("The form contained text that is not valid UTF-8, or a NUL character.")
-				}
-				if len(v) > maxFieldBytes {
-					return &userError{Status: http.StatusRequestEntityTooLarge, Message: "A field of the form is too long.",
-						Hint: "Shorten the text and try again."}
-				}
-			}
+		if err := checkText(req.Form, "The form"); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// checkText refuses names or values that are not valid UTF-8, hold a NUL, or are longer
+// than any field of the portal; what names the source ("The form") for the message.
+func checkText(values url.Values, what string) error {
+	for name, vals := range values {
+		if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+			return badRequest(what + " contained text that is not valid UTF-8, or a NUL character.")
+		}
+		for _, v := range vals {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				return badRequest(what + " contained text that is not valid UTF-8, or a NUL character.")
+			}
+			if len(v) > maxFieldBytes {
+				return &userError{Status: http.StatusRequestEntityTooLarge, Message: what + " holds a field that is too long.",
+					Hint: "Shorten the text and try again."}
+			}
+		}
+	}
+	return nil
+}
+
+// formBody is the one body type every form of the portal sends.
+const formBody = "application/x-www-form-urlencoded"
+
+// checkBodyType refuses a POST whose body is anything but a urlencoded form: only that kind
+// passes the input checks above. A POST with no body and no Content-Type (a bare button
+// submitted by a script) carries nothing to check and passes.
+func checkBodyType(c echo.Context) error {
+	req := c.Request()
+	ct := req.Header.Get(echo.HeaderContentType)
+	if ct == "" && req.ContentLength == 0 {
+		return nil
+	}
+	mediaType, _, err := mime.ParseMediaType(ct)
+	if err == nil && bodyTypeAllowed(c.Path(), mediaType) {
+		return nil
+	}
+	return &userError{Status: http.StatusUnsupportedMediaType,
+		Message: defaultMessages[http.StatusUnsupportedMediaType][0],
+		Hint:    defaultMessages[http.StatusUnsupportedMediaType][1],
+		Cause:   fmt.Errorf("body type %.100q", ct)}
+}
+
+// bodyTypeAllowed says which body type a route accepts. Every route takes forms; this is
+// the one place to let a later JSON endpoint (a passkey ceremony, say) take its own type,
+// by route, and that handler must then check its body itself.
+func bodyTypeAllowed(route, mediaType string) bool {
+	return mediaType == formBody
 }
 
 func (e *userError) withCause(err error) error {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"net/http"
 	"net/url"
@@ -380,5 +381,42 @@ func TestCSVCellsCannotBeFormulas(t *testing.T) {
 		if got := csvCell(in); got != want {
 			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestBannerFailureIsShownAndCounted: when the banners cannot be read, the page still
+// renders, but says so where the banners would be, so a reader does not take the missing
+// must-read notices for none, and the health panel counts it.
+func TestBannerFailureIsShownAndCounted(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	a.createUser("sam", db.RoleStaff, "correct horse battery")
+	admin, sam := a.client(), a.client()
+	admin.login("root", "correct horse battery")
+	sam.login("sam", "correct horse battery")
+	if strings.Contains(body(t, sam.get("/account/sessions")), "could not be loaded") {
+		t.Fatal("the alert shows while the banners load")
+	}
+
+	w, err := sql.Open("sqlite", "file:"+a.db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Exec(`ALTER TABLE notices RENAME TO notices_away`); err != nil {
+		t.Fatal(err)
+	}
+	a.advance(liveNoticesTTL + time.Second) // past the in-memory copy
+
+	resp := sam.get("/account/sessions")
+	wantStatus(t, resp, http.StatusOK)
+	b := body(t, resp)
+	if !regexp.MustCompile(`<p class="alert" role="alert">[^<]*Notices could not be loaded`).MatchString(b) {
+		t.Fatalf("no alert in the banner slot: %.3000s", b)
+	}
+	page := body(t, admin.get("/admin"))
+	m := regexp.MustCompile(`<th scope="row">Notices not loaded</th><td>(\d+)</td><td>(\d+)</td>`).FindStringSubmatch(page)
+	if m == nil || m[1] != "1" || m[2] != "1" {
+		t.Fatalf("health panel row: %v", m)
 	}
 }

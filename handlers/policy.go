@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func (h *Handler) mfaWarning(c echo.Context, u db.User, now time.Time) time.Time
 	}
 	rule, err := h.ruleFor(c, u)
 	if err != nil {
-		h.log.Error("mfa rule failed", "err", err, "request_id", requestID(c))
+		h.logFault(c, slog.LevelError, "mfa rule failed", err)
 		return time.Time{}
 	}
 	if rule.Required() && !rule.Paused && now.Before(rule.Deadline) {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/a-h/templ"
@@ -38,8 +39,12 @@ var flashes = map[string]string{
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the
-// request id like the error pages do.
+// request id like the error pages do. It notes the refusal, so the access log has a cause
+// for the line every error status gets.
 func (h *Handler) pageWithStatus(c echo.Context, title string, status int) views.Page {
+	if _, noted := c.Get(causeKey).(error); !noted && status >= 400 {
+		noteCause(c, fmt.Errorf("refused: page %q shown again with its problems", title))
+	}
 	p := h.pageFor(c, title)
 	p.Status = status
 	return p
@@ -69,12 +74,18 @@ func (h *Handler) pageFor(c echo.Context, title string) views.Page {
 	return p
 }
 
-// loadBanners fills the page's banner slot. A failure is logged and the page still renders:
-// a broken banner query must not take every page down with it.
+// loadBanners fills the page's banner slot. On a failure the page still renders (a broken
+// banner query must not take every page down with it), but the slot says the notices could
+// not be loaded, and the failure is logged and counted for the health panel; a client that
+// went away is neither an error nor counted.
 func (h *Handler) loadBanners(c echo.Context, p *views.Page, u db.User) {
 	banners, err := h.bannersFor(c.Request().Context(), u, p.Now)
 	if err != nil {
-		h.log.Error("banners failed", "err", err, "request_id", requestID(c))
+		p.BannersFailed = true
+		h.logFault(c, slog.LevelError, "banners failed", err)
+		if !clientGone(c, err) {
+			h.counts.add(countBannersLost)
+		}
 		return
 	}
 	p.Banners = banners

@@ -102,6 +102,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/admin/groups/:id/members", h.adminGroupAddMember, full, admin)
 	e.POST("/admin/groups/:id/members/:uid/remove", h.adminGroupRemoveMember, full, admin)
 	e.POST("/admin/groups/:id/delete", h.adminGroupDelete, full, admin)
+	h.metrics.knowRoutes(e.Routes())
 	return e
 }
 

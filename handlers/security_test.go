@@ -1,17 +1,25 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"gatehouse/auth"
 	"gatehouse/db"
 )
 
@@ -286,5 +294,422 @@ func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 				t.Fatalf("audited address %+v, want %s", evs, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlantedCSRFTokenCannotSignTheVictimIn: a token the attacker got from the portal in
+// their own browser, planted with its cookie in the victim's browser, must not log the
+// victim into the attacker's account, whether the victim's browser sends Sec-Fetch-Site
+// (same-site attacker) or not (an old browser, a script).
+func TestPlantedCSRFTokenCannotSignTheVictimIn(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("mallory", db.RoleStaff, "correct horse battery")
+	a.createUser("alice", db.RoleStaff, "correct horse battery")
+	for _, site := range []string{"same-site", ""} {
+		t.Run("Sec-Fetch-Site "+strconv.Quote(site), func(t *testing.T) {
+			attacker := a.client()
+			attacker.get("/login")
+			cookie, field := attacker.cookie("_csrf"), attacker.csrf()
+			if cookie == "" || field == "" {
+				t.Fatal("the attacker got no token")
+			}
+
+			victim := a.client()
+			victim.get("/login")
+			presession := victim.cookie("gatehouse_presession")
+			victim.jar.SetCookies(baseURL, []*http.Cookie{{Name: "_csrf", Value: cookie}})
+			victim.fetchSite = site
+			resp := victim.post("/login", url.Values{"_csrf": {field}, "username": {"mallory"}, "password": {"correct horse battery"}})
+			wantStatus(t, resp, http.StatusForbidden)
+			if b := body(t, resp); !strings.Contains(b, `role="alert"`) || !strings.Contains(b, resp.Header.Get("X-Request-ID")) {
+				t.Fatalf("the refusal is not a page with a reason and request id: %.800s", b)
+			}
+			if victim.cookie("gatehouse_session") != "" {
+				t.Fatal("the victim was signed in to the attacker's account")
+			}
+			if presession == "" || victim.cookie("gatehouse_presession") != presession {
+				t.Errorf("pre-session cookie %q before the refusal, %q after", presession, victim.cookie("gatehouse_presession"))
+			}
+		})
+	}
+	for _, site := range []string{"same-origin", "same-site", ""} {
+		t.Run("sign-in works with Sec-Fetch-Site "+strconv.Quote(site), func(t *testing.T) {
+			c := a.client()
+			c.fetchSite = site
+			c.login("alice", "correct horse battery")
+			wantStatus(t, c.get("/"), http.StatusOK)
+		})
+	}
+	t.Run("the pre-session ends at sign-in, so its tokens stay dead after sign-out", func(t *testing.T) {
+		c := a.client()
+		c.fetchSite = ""
+		c.get("/login")
+		before, presession := c.csrf(), c.cookie("gatehouse_presession")
+		c.login("alice", "correct horse battery")
+		if c.cookie("gatehouse_presession") != "" {
+			t.Fatal("the pre-session cookie outlived sign-in")
+		}
+		c.get("/")
+		wantRedirect(t, c.post("/logout", nil), "/login")
+		c.get("/login")
+		if got := c.cookie("gatehouse_presession"); got == "" || got == presession {
+			t.Fatalf("pre-session after sign-out %q, before sign-in %q", got, presession)
+		}
+		wantStatus(t, c.post("/login", url.Values{"_csrf": {before}, "username": {"alice"}, "password": {"correct horse battery"}}),
+			http.StatusForbidden)
+	})
+	t.Run("a planted pre-session does not carry an old token over", func(t *testing.T) {
+		attacker := a.client()
+		attacker.get("/login")
+		victim := a.client()
+		victim.fetchSite = ""
+		victim.get("/login")
+		// Two values under the name, as a sibling host could add one: neither is trusted.
+		victim.jar.SetCookies(&url.URL{Scheme: "http", Host: "localhost:8080", Path: "/login"}, []*http.Cookie{
+			{Name: "gatehouse_presession", Value: attacker.cookie("gatehouse_presession"), Path: "/login"}})
+		victim.jar.SetCookies(baseURL, []*http.Cookie{{Name: "_csrf", Value: attacker.cookie("_csrf")}})
+		resp := victim.post("/login", url.Values{"_csrf": {attacker.csrf()}, "username": {"mallory"}, "password": {"correct horse battery"}})
+		wantStatus(t, resp, http.StatusForbidden)
+	})
+}
+
+// TestCSRFCookiesArePrefixedUnderHTTPS: under https the CSRF and pre-session cookies carry
+// the __Host- prefix and Secure, so neither a sibling host nor a plain-http response can set
+// them; under plain http they keep their bare names.
+func TestCSRFCookiesArePrefixedUnderHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		base   string
+		names  []string
+		secure bool
+	}{
+		{"http://localhost:8080", []string{"_csrf", "gatehouse_presession"}, false},
+		{"https://portal.example", []string{"__Host-_csrf", "__Host-gatehouse_presession"}, true},
+	} {
+		t.Run(tc.base, func(t *testing.T) {
+			a := newTestApp(t, func(c *Config) { c.BaseURL, _ = url.Parse(tc.base) })
+			a.createUser("alice", db.RoleStaff, "correct horse battery")
+			resp := a.client().get("/login")
+			got := map[string]*http.Cookie{}
+			for _, ck := range resp.Cookies() {
+				got[ck.Name] = ck
+			}
+			for _, name := range tc.names {
+				ck := got[name]
+				if ck == nil {
+					t.Fatalf("no %s cookie; Set-Cookie: %q", name, resp.Header.Values("Set-Cookie"))
+				}
+				if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Domain != "" || ck.Secure != tc.secure {
+					t.Errorf("%s: HttpOnly %v, SameSite %v, Path %q, Domain %q, Secure %v", name,
+						ck.HttpOnly, ck.SameSite, ck.Path, ck.Domain, ck.Secure)
+				}
+			}
+			if len(got) != len(tc.names) {
+				t.Errorf("cookies set: %q", resp.Header.Values("Set-Cookie"))
+			}
+			if tc.secure {
+				req := newGet("/login")
+				req.AddCookie(&http.Cookie{Name: "_csrf", Value: "left.from-before-https"})
+				expired := false
+				for _, ck := range a.serve(req).Cookies() {
+					expired = expired || ck.Name == "_csrf" && ck.MaxAge < 0
+				}
+				if !expired {
+					t.Error("the bare token cookie from before https was not expired")
+				}
+			}
+			for _, site := range []string{"same-origin", ""} {
+				c := a.client()
+				c.fetchSite = site
+				c.login("alice", "correct horse battery")
+				wantStatus(t, c.get("/"), http.StatusOK)
+			}
+		})
+	}
+}
+
+// TestMultipartFormIsRefused: the input checks run on urlencoded bodies, and the handlers
+// would read a multipart body too, so any other body type must not reach them: a multipart
+// notice with invalid UTF-8 and a NUL would otherwise be stored as sent.
+func TestMultipartFormIsRefused(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("pub", db.RolePublisher, "correct horse battery")
+	pub := a.client()
+	pub.login("pub", "correct horse battery")
+	pub.get("/admin/notices")
+	token := pub.csrf()
+
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range map[string]string{"_csrf": token, "title": "bad \xff\xfe title", "body": "nul \x00 here",
+		"kind": "normal", "severity": "info", "audience": "everyone"} {
+		_ = mw.WriteField(k, v)
+	}
+	_ = mw.Close()
+	for _, tc := range []struct {
+		name, contentType, body string
+	}{
+		{"multipart", mw.FormDataContentType(), buf.String()},
+		{"text/plain", "text/plain", "title=plain&body=text&kind=normal&severity=info&audience=everyone&_csrf=" + token},
+		{"urlencoded body without a Content-Type", "", "title=none&body=text&kind=normal&severity=info&audience=everyone&_csrf=" + token},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, testBase+"/admin/notices", strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp := pub.do(req)
+			wantStatus(t, resp, http.StatusUnsupportedMediaType)
+			if b := body(t, resp); !strings.Contains(b, `<code id="request-id">`+resp.Header.Get("X-Request-ID")+`</code>`) ||
+				!strings.Contains(b, `role="alert"`) {
+				t.Fatalf("not a portal error page: %.800s", b)
+			}
+			if ns, err := a.db.ListNotices(context.Background(), 0, 10); err != nil || len(ns) != 0 {
+				t.Fatalf("notices stored: %d, %v", len(ns), err)
+			}
+		})
+	}
+	t.Run("a form post and an empty one still pass", func(t *testing.T) {
+		wantRedirect(t, pub.post("/admin/notices", noticeForm("Fine", "Plain words.", "normal", "everyone")), "/admin/notices/")
+		req := httptest.NewRequest(http.MethodPost, testBase+"/logout", nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		wantRedirect(t, pub.do(req), "/login")
+	})
+}
+
+// TestInvalidQueryTextIsRefused: query strings get the same checks as forms, so invalid
+// UTF-8 or a NUL never reaches a page or a database query.
+func TestInvalidQueryTextIsRefused(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	for _, path := range []string{"/admin/audit?actor=%FF", "/admin/users?q=%00", "/admin/audit?kind=x%C3%28",
+		"/login?next=/%FF", "/?msg=%00"} {
+		t.Run(path, func(t *testing.T) {
+			resp := admin.get(path)
+			wantStatus(t, resp, http.StatusBadRequest)
+			if b := body(t, resp); !strings.Contains(b, `<code id="request-id">`+resp.Header.Get("X-Request-ID")+`</code>`) ||
+				strings.Contains(b, "\xff") || strings.Contains(b, "\x00") {
+				t.Fatalf("not a clean error page: %.800s", b)
+			}
+		})
+	}
+	wantStatus(t, admin.get("/admin/audit?actor=r%C3%B6ot"), http.StatusOK)
+}
+
+// logLines returns the JSON log records that carry request id rid.
+func (a *testApp) logLines(tb testing.TB, rid string) []map[string]any {
+	tb.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(a.log.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			tb.Fatalf("log line %q: %v", l, err)
+		}
+		if rec["request_id"] == rid {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestRefusalsAreLoggedOnce: every response of 400 or more, whether an error returned by a
+// handler or a page a handler renders with an error status itself (a failed sign-in, a
+// form with problems), leaves exactly one log line under its request id: at WARN for 4xx
+// and ERROR for 5xx, never both, never none.
+func TestRefusalsAreLoggedOnce(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	a.e.GET("/test/fail", func(c echo.Context) error { return errors.New("db: something broke") })
+	a.e.GET("/test/panic", func(c echo.Context) error { panic("kaboom") })
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	admin.get("/admin/groups")
+	a.createUser("tess", db.RoleStaff, "correct horse battery")
+	tess := a.client()
+	tess.login("tess", "correct horse battery")
+	secret, _ := tess.enroll(t)
+	a.advance(time.Minute)
+	for _, tc := range []struct {
+		name  string
+		do    func(*testing.T) *http.Response
+		want  int
+		level string
+	}{
+		{"a wrong password", func(t *testing.T) *http.Response {
+			c := a.client()
+			c.get("/login")
+			return c.post("/login", url.Values{"username": {"root"}, "password": {"wrong horse battery"}})
+		}, http.StatusUnauthorized, "WARN"},
+		{"a form error", func(t *testing.T) *http.Response {
+			return admin.post("/admin/groups", url.Values{"name": {""}})
+		}, http.StatusUnprocessableEntity, "WARN"},
+		{"a wrong second-step code", func(t *testing.T) *http.Response {
+			return a.client().loginMFA("tess", "correct horse battery", "000000")
+		}, http.StatusUnauthorized, "WARN"},
+		{"a replayed second-step code", func(t *testing.T) *http.Response {
+			code := auth.TOTPCode(secret, a.clock())
+			wantRedirect(t, a.client().loginMFA("tess", "correct horse battery", code), "/")
+			return a.client().loginMFA("tess", "correct horse battery", code)
+		}, http.StatusUnauthorized, "WARN"},
+		{"an unknown path", func(t *testing.T) *http.Response { return admin.get("/no/such/page") }, http.StatusNotFound, "WARN"},
+		{"a cross-site form", func(t *testing.T) *http.Response {
+			c := a.client()
+			c.fetchSite = "cross-site"
+			return c.post("/login", url.Values{"username": {"root"}, "password": {"x"}})
+		}, http.StatusForbidden, "WARN"},
+		{"a server error", func(t *testing.T) *http.Response { return admin.get("/test/fail") }, http.StatusInternalServerError, "ERROR"},
+		{"a panic", func(t *testing.T) *http.Response { return admin.get("/test/panic") }, http.StatusInternalServerError, "ERROR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := tc.do(t)
+			wantStatus(t, resp, tc.want)
+			rid := resp.Header.Get("X-Request-ID")
+			var loud []map[string]any
+			for _, rec := range a.logLines(t, rid) {
+				if rec["level"] == "WARN" || rec["level"] == "ERROR" {
+					loud = append(loud, rec)
+				}
+			}
+			if len(loud) != 1 || loud[0]["level"] != tc.level {
+				t.Fatalf("want one %s line for request %s, got %v", tc.level, rid, loud)
+			}
+			if status, _ := loud[0]["status"].(float64); int(status) != tc.want {
+				t.Errorf("logged status %v, want %d", loud[0]["status"], tc.want)
+			}
+			cause, _ := loud[0]["err"].(string)
+			if cause == "" {
+				t.Errorf("the line has no cause: %v", loud[0])
+			}
+			switch tc.name {
+			case "a replayed second-step code":
+				if !strings.Contains(cause, "replay") {
+					t.Errorf("cause %q does not name the replay", cause)
+				}
+			case "a panic":
+				if !strings.Contains(cause, "kaboom") || loud[0]["stack"] == nil {
+					t.Errorf("the panic line lacks its value or stack: %q", cause)
+				}
+			}
+		})
+	}
+}
+
+// TestCanceledRequestIsNotAServerError: a client that goes away mid-request (common at the
+// end of a load) is no fault of the server. Whether the database reports the canceled
+// context as context.Canceled or as SQLite's own "interrupted", the request logs at info,
+// and neither the server-error nor the notices-not-loaded count grows.
+func TestCanceledRequestIsNotAServerError(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	var cancelNow context.CancelFunc
+	a.e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().Header.Get("X-Test-Cancel") != "" {
+				cancelNow()
+			}
+			return next(c)
+		}
+	})
+	a.e.GET("/test/interrupted", func(c echo.Context) error {
+		return fmt.Errorf("db: list: %w", errors.New("interrupted (9)"))
+	})
+	for _, tc := range []struct {
+		name, path string
+		early      bool   // canceled before the request starts, else just before its handler
+		logged     string // a line the request must leave, at info
+	}{
+		{"canceled before the session is read", "/account/sessions", true, "request canceled"},
+		{"canceled while the banners are read", "/admin/users/new", false, "banners failed"},
+		{"SQLite reports the cancel as interrupted", "/test/interrupted", false, "request canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.advance(liveNoticesTTL + time.Second) // the banners are read again
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cancelNow = cancel
+			req := httptest.NewRequest(http.MethodGet, testBase+tc.path, nil).WithContext(ctx)
+			if tc.early {
+				cancel()
+			} else {
+				req.Header.Set("X-Test-Cancel", "1")
+			}
+			resp := admin.do(req)
+			rid := resp.Header.Get("X-Request-ID")
+			lines := a.logLines(t, rid)
+			if !slices.ContainsFunc(lines, func(rec map[string]any) bool { return rec["msg"] == tc.logged && rec["level"] == "INFO" }) {
+				t.Errorf("no %q line at INFO: %v", tc.logged, lines)
+			}
+			for _, rec := range lines {
+				if rec["level"] == "ERROR" || rec["level"] == "WARN" {
+					t.Errorf("a canceled request logged at %s: %v", rec["level"], rec)
+				}
+			}
+			out := a.scrape(t)
+			for _, kind := range []string{countServerError, countBannersLost} {
+				if strings.Contains(out, `gatehouse_security_events_total{kind="`+kind+`"}`) {
+					t.Errorf("a canceled request counted as %s", kind)
+				}
+			}
+		})
+	}
+}
+
+// TestEveryUnsafeRouteRefusesForeignForms walks the route table: every POST route, sign-in,
+// sign-out and the second step included, refuses a cross-site form, a form without a token
+// from a client without fetch metadata, and a token that belongs to another browser.
+func TestEveryUnsafeRouteRefusesForeignForms(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	other := a.client()
+	other.login("root", "correct horse battery")
+	other.get("/account/sessions")
+	foreignToken := other.csrf()
+	stranger := a.client()
+	stranger.get("/login")
+	strangerToken := stranger.csrf()
+
+	var paths []string
+	for _, r := range a.e.Routes() {
+		if r.Method != http.MethodPost {
+			continue
+		}
+		p := strings.NewReplacer(":id", "1", ":uid", "1", ":action", "disable").Replace(r.Path)
+		paths = append(paths, p)
+	}
+	for _, want := range []string{"/login", "/logout", "/login/mfa", "/setup", "/admin/notices"} {
+		if !slices.Contains(paths, want) {
+			t.Fatalf("route table lacks POST %s", want)
+		}
+	}
+	for _, p := range paths {
+		for _, signedIn := range []bool{false, true} {
+			c := a.client()
+			token := strangerToken
+			if signedIn {
+				c.login("root", "correct horse battery")
+				c.get("/account/sessions")
+				token = foreignToken
+			} else {
+				c.get("/login")
+			}
+			for _, tc := range []struct {
+				site  string
+				token string
+			}{{"cross-site", c.csrf()}, {"", ""}, {"", token}, {"same-site", token}} {
+				c.fetchSite = tc.site
+				resp := c.post(p, url.Values{"_csrf": {tc.token}})
+				if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("POST %s (signed in %v, Sec-Fetch-Site %q, token %.8q): status %d",
+						p, signedIn, tc.site, tc.token, resp.StatusCode)
+				}
+			}
+		}
 	}
 }

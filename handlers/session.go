@@ -1,7 +1,7 @@
 package handlers
 
 import (
-	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -83,7 +83,7 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if now := h.now(); now.Sub(s.LastSeenAt) >= touchInterval {
 			if err := h.db.TouchSession(req.Context(), s.ID, now); err != nil {
-				h.log.Warn("session touch failed", "err", err, "request_id", requestID(c))
+				h.logFault(c, slog.LevelWarn, "session touch failed", err)
 			}
 		}
 		c.Set(sessionKey, s)
@@ -93,27 +93,33 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// maxCookieValues bounds the work a request with many repeated cookies can cause.
-const maxCookieValues = 4
-
+// resolveSession finds the newest live session among the values sent. Any number of values
+// is considered (a plain-http path lets anyone plant cookies, and a planted crowd must not
+// push the valid one out), at a bounded cost: duplicates and values not shaped like a
+// token are dropped before the lookup, which reads the rest in batches (one read for any
+// real browser, a handful for a header filled to the server's limit).
 func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, db.User, error) {
 	ctx := c.Request().Context()
+	seen := make(map[string]bool, len(values))
+	var hashes [][]byte
+	for _, v := range values {
+		if seen[v] || !auth.ValidTokenShape(v) {
+			continue
+		}
+		seen[v] = true
+		hashes = append(hashes, auth.HashToken(v))
+	}
+	if len(hashes) == 0 {
+		return db.Session{}, db.User{}, nil
+	}
+	found, err := h.db.SessionsByTokenHashes(ctx, hashes)
+	if err != nil {
+		return db.Session{}, db.User{}, err
+	}
 	var best db.Session
 	var bestUser db.User
-	for i, v := range values {
-		if i == maxCookieValues {
-			break
-		}
-		if !auth.ValidTokenShape(v) {
-			continue
-		}
-		s, u, err := h.db.SessionByTokenHash(ctx, auth.HashToken(v))
-		if errors.Is(err, db.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return db.Session{}, db.User{}, err
-		}
+	for _, f := range found {
+		s, u := f.Session, f.User
 		if why := h.sessionDead(s, u); why != "" {
 			ev := h.event(c, "session.expired", u.Username)
 			ev.ActorID, ev.Actor, ev.Detail = u.ID, u.Username, why
@@ -122,7 +128,8 @@ func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, d
 			}
 			continue
 		}
-		if best.ID == 0 || s.CreatedAt.After(best.CreatedAt) {
+		newer := s.CreatedAt.After(best.CreatedAt) || s.CreatedAt.Equal(best.CreatedAt) && s.ID > best.ID
+		if best.ID == 0 || newer {
 			best, bestUser = s, u
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -412,4 +413,41 @@ func TestDisablingEndsLiveSessions(t *testing.T) {
 	wantRedirect(t, c.get("/"), "/login?ended=1")
 	resp := c.post("/login", url.Values{"username": {"bob"}, "password": {"correct horse battery"}})
 	wantStatus(t, resp, http.StatusUnauthorized)
+}
+
+// TestManySessionCookiesKeepTheValidOne: over plain http anyone on the path can plant
+// cookies, so a browser may send many values under the session name. The valid one wins
+// whatever their number and order, as long as the header fits the server's limit.
+func TestManySessionCookiesKeepTheValidOne(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("alice", db.RoleStaff, "correct horse battery")
+	c := a.client()
+	c.login("alice", "correct horse battery")
+	valid := c.cookie("gatehouse_session")
+	planted := func(n int) []string {
+		var vs []string
+		for range n {
+			vs = append(vs, "gatehouse_session="+auth.NewToken())
+		}
+		return vs
+	}
+	for _, tc := range []struct {
+		name    string
+		cookies []string
+	}{
+		{"ten planted, then the valid one", append(planted(10), "gatehouse_session="+valid)},
+		{"the valid one, then ten planted", append([]string{"gatehouse_session=" + valid}, planted(10)...)},
+		{"as many as the header limit allows, valid last", append(append(planted(900), "gatehouse_session=junk"), "gatehouse_session="+valid)},
+		{"the same stale value many times, valid last", append(slices.Repeat(planted(1), 200), "gatehouse_session="+valid)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			header := strings.Join(tc.cookies, "; ")
+			if len(header) > 64<<10 {
+				t.Fatalf("header of %d bytes would not pass the server", len(header))
+			}
+			req := newGet("/account/sessions")
+			req.Header.Set("Cookie", header)
+			wantStatus(t, a.serve(req), http.StatusOK)
+		})
+	}
 }

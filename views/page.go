@@ -21,6 +21,9 @@ type Page struct {
 	Path      string // the current path with its query, for forms that return here
 	Now       time.Time
 	Banners   []db.Notice
+	// BannersFailed says the banners could not be read: the banner slot says so, so that
+	// missing must-read notices are not taken for none.
+	BannersFailed bool
 	// MFADeadline, when set, is the date after which this user must have two-step
 	// verification; the layout warns until they enroll.
 	MFADeadline time.Time
