@@ -48,6 +48,12 @@ type User struct {
 	MFARuleScoped bool    // some MFA rule names the user's role or one of their groups
 }
 
+// IsAdmin reports whether u may manage accounts, groups, policy and every notice.
+func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
+
+// CanPublish reports whether u may post notices: publishers and admins.
+func (u User) CanPublish() bool { return u.Role == RoleAdmin || u.Role == RolePublisher }
+
 // Name is what the interface calls the user.
 func (u User) Name() string {
 	if u.DisplayName != "" {

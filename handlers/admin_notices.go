@@ -204,7 +204,7 @@ func (h *Handler) parseNoticeForm(c echo.Context, f views.NoticeForm, groups map
 
 // canManage reports whether u may edit a notice and see its receipts: its author, or an admin.
 func canManage(u db.User, n db.Notice) bool {
-	return u.Role == db.RoleAdmin || (n.AuthorID != 0 && n.AuthorID == u.ID)
+	return u.IsAdmin() || (n.AuthorID != 0 && n.AuthorID == u.ID)
 }
 
 func (h *Handler) adminNoticesIndex(c echo.Context) error {
@@ -219,7 +219,7 @@ func (h *Handler) adminNoticesIndex(c echo.Context) error {
 func (h *Handler) renderNoticesIndex(c echo.Context, status int, f views.NoticeForm) error {
 	u, _ := currentUser(c)
 	author := u.ID
-	if u.Role == db.RoleAdmin {
+	if u.IsAdmin() {
 		author = 0 // admins see everyone's
 	}
 	rows, err := h.db.ListNotices(c.Request().Context(), author, 200)

@@ -70,7 +70,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/notices/:id/ack", h.noticeAck, full)
 	e.POST("/notices/:id/dismiss", h.noticeDismiss, full)
 
-	publisher := requireRole(db.RoleAdmin, db.RolePublisher)
+	publisher := requireCapability(db.User.CanPublish)
 	e.GET("/admin/notices", h.adminNoticesIndex, full, publisher)
 	e.POST("/admin/notices", h.adminNoticesCreate, full, publisher)
 	e.GET("/admin/notices/:id", h.adminNoticeShow, full, publisher)
@@ -79,7 +79,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/admin/notices/:id/archive", h.adminNoticeArchive, full, publisher)
 	e.GET("/admin/notices/:id/receipts.csv", h.adminNoticeReceiptsCSV, full, publisher)
 
-	admin := requireRole(db.RoleAdmin)
+	admin := requireCapability(db.User.IsAdmin)
 	e.GET("/admin", h.adminHome, full, admin)
 	e.GET("/admin/sessions", h.adminSessions, full, admin)
 	e.POST("/admin/sessions/revoke-all", h.adminSessionsRevokeAll, full, admin)

@@ -209,21 +209,19 @@ func (h *Handler) requireSession(allowed string, next echo.HandlerFunc) echo.Han
 	}
 }
 
-// requireRole answers 403 unless the signed-in user has one of roles. It runs after
-// requireFull, so the user is known.
-func requireRole(roles ...string) echo.MiddlewareFunc {
+// requireCapability answers 403 unless the signed-in user is allowed, by a capability of
+// their role such as db.User.IsAdmin. It runs after requireFull, so the user is known.
+func requireCapability(allowed func(db.User) bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			u, ok := currentUser(c)
 			if !ok {
 				return echo.NewHTTPError(http.StatusForbidden)
 			}
-			for _, r := range roles {
-				if u.Role == r {
-					return next(c)
-				}
+			if !allowed(u) {
+				return errForbidden
 			}
-			return errForbidden
+			return next(c)
 		}
 	}
 }

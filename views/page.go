@@ -33,7 +33,7 @@ type Page struct {
 func (p Page) SignedIn() bool { return p.Me != nil && !p.Partial }
 
 // IsAdmin reports whether the signed-in user is an admin.
-func (p Page) IsAdmin() bool { return p.SignedIn() && p.Me.Role == db.RoleAdmin }
+func (p Page) IsAdmin() bool { return p.SignedIn() && p.Me.IsAdmin() }
 
 // When formats a time for people, in the portal's zone.
 func (p Page) When(t time.Time) string {
@@ -59,7 +59,7 @@ func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // CanPublish reports whether the signed-in user may post notices.
 func (p Page) CanPublish() bool {
-	return p.SignedIn() && (p.Me.Role == db.RoleAdmin || p.Me.Role == db.RolePublisher)
+	return p.SignedIn() && p.Me.CanPublish()
 }
 
 // DateOnly formats a time as a date in the portal's zone.
