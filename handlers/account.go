@@ -81,9 +81,6 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 		return again()
 	}
 	hash, err := h.hasher.Hash(ctx, next)
-	if errors.Is(err, auth.ErrBusy) {
-		return busy(c, err)
-	}
 	if err != nil {
 		return err
 	}
@@ -121,11 +118,7 @@ func (h *Handler) sessionRevoke(c echo.Context) error {
 	u, _ := currentUser(c)
 	ev := h.event(c, "session.revoked", u.Username)
 	ev.Detail = "session " + c.Param("id")
-	err = h.db.RevokeUserSession(c.Request().Context(), u.ID, id, ev)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound
-	}
-	if err != nil {
+	if err := h.db.RevokeUserSession(c.Request().Context(), u.ID, id, ev); err != nil {
 		return err
 	}
 	me, _ := currentSession(c)

@@ -223,12 +223,10 @@ func (h *Handler) adminUserDelete(c echo.Context) error {
 		return h.renderConfirmDelete(c, u, http.StatusConflict, "You cannot delete your own account; another admin, or the command line, can.")
 	}
 	err = h.db.DeleteUser(c.Request().Context(), u.ID, h.event(c, "user.deleted", u.Username))
-	switch {
-	case errors.Is(err, db.ErrLastAdmin):
+	if errors.Is(err, db.ErrLastAdmin) {
 		return h.renderConfirmDelete(c, u, http.StatusConflict, "This is the last active admin. Make someone else an admin first.")
-	case errors.Is(err, db.ErrNotFound):
-		return errNotFound
-	case err != nil:
+	}
+	if err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/users?msg=saved")

@@ -45,11 +45,7 @@ func (h *Handler) adminGroup(c echo.Context) (db.Group, error) {
 	if err != nil {
 		return db.Group{}, err
 	}
-	g, err := h.db.GroupByID(c.Request().Context(), id)
-	if errors.Is(err, db.ErrNotFound) {
-		return db.Group{}, errNotFound
-	}
-	return g, err
+	return h.db.GroupByID(c.Request().Context(), id)
 }
 
 func (h *Handler) adminGroupShow(c echo.Context) error {
@@ -100,11 +96,7 @@ func (h *Handler) adminGroupRemoveMember(c echo.Context) error {
 	}
 	ev := h.event(c, "group.member_removed", "user "+c.Param("uid"))
 	ev.Detail = "group " + g.Name
-	err = h.db.RemoveGroupMember(c.Request().Context(), g.ID, uid, ev)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound
-	}
-	if err != nil {
+	if err := h.db.RemoveGroupMember(c.Request().Context(), g.ID, uid, ev); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/groups/"+strconv.FormatInt(g.ID, 10)+"?msg=saved")

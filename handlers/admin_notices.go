@@ -283,9 +283,6 @@ func (h *Handler) managedNotice(c echo.Context) (db.Notice, error) {
 		return db.Notice{}, err
 	}
 	n, err := h.db.NoticeByID(c.Request().Context(), id)
-	if errors.Is(err, db.ErrNotFound) {
-		return db.Notice{}, errNotFound
-	}
 	if err != nil {
 		return db.Notice{}, err
 	}
@@ -391,9 +388,6 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 	}
 	_, err = h.db.UpdateNotice(ctx, n.ID, in, u, f.Minor, h.event(c, "notice.edited", ""))
 	h.live.invalidate()
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound
-	}
 	if err != nil {
 		return err
 	}

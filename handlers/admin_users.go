@@ -45,11 +45,7 @@ func (h *Handler) adminUser(c echo.Context) (db.User, error) {
 	if err != nil {
 		return db.User{}, err
 	}
-	u, err := h.db.UserByID(c.Request().Context(), id)
-	if errors.Is(err, db.ErrNotFound) {
-		return db.User{}, errNotFound
-	}
-	return u, err
+	return h.db.UserByID(c.Request().Context(), id)
 }
 
 func (h *Handler) adminUserShow(c echo.Context) error {
@@ -179,9 +175,6 @@ func (h *Handler) adminUserCreate(c echo.Context) error {
 		return again()
 	}
 	hash, err := h.hasher.Hash(ctx, password)
-	if errors.Is(err, auth.ErrBusy) {
-		return busy(c, err)
-	}
 	if err != nil {
 		return err
 	}

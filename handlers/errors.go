@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/views"
 )
@@ -39,7 +40,18 @@ var (
 	errNotFound = &userError{Status: http.StatusNotFound,
 		Message: "There is nothing here.",
 		Hint:    "The address may be mistyped, or the item was removed or is not meant for you."}
+	// errBusy answers a request that found every password-hashing slot taken for too long.
+	// It is a 429, not a 5xx: nothing is broken, the portal is shedding a burst of sign-ins
+	// so that every other page stays fast, and the client should come back after
+	// Retry-After.
+	errBusy = &userError{Status: http.StatusTooManyRequests,
+		Message: "The portal is handling many sign-ins right now.",
+		Hint:    "Try again in a few seconds.", Count: countThrottled}
 )
+
+// busyRetryAfter is the Retry-After of errBusy, in seconds: a burst of sign-ins is over
+// in moments.
+const busyRetryAfter = "5"
 
 func badRequest(msg string) error {
 	return &userError{Status: http.StatusBadRequest, Message: msg,
@@ -93,39 +105,55 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if clientGone(c, err) {
 		return // nobody is there to read a page
 	}
-	status := http.StatusInternalServerError
-	var ue *userError
-	var he *echo.HTTPError
-	msg, hint := "", ""
-	switch {
-	case errors.As(err, &ue):
-		status, msg, hint = ue.Status, ue.Message, ue.Hint
-	case errors.As(err, &he):
-		status = he.Code
-	case errors.Is(err, db.ErrNotFound):
-		status = http.StatusNotFound
+	ue := refusal(err)
+	if ue == errBusy {
+		c.Response().Header().Set("Retry-After", busyRetryAfter)
 	}
-	if msg == "" {
-		d, ok := defaultMessages[status]
-		if !ok {
-			d = [2]string{http.StatusText(status), ""}
-		}
-		msg, hint = d[0], d[1]
-	}
-	if ue != nil && ue.Count != "" {
+	if ue.Count != "" {
 		h.counts.add(ue.Count)
 	}
-	if status >= 500 {
+	if ue.Status >= 500 {
 		h.counts.add(countServerError)
 	}
-	p := h.pageFor(c, http.StatusText(status))
-	p.Status = status
+	p := h.pageFor(c, http.StatusText(ue.Status))
+	p.Status = ue.Status
 	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
+		_ = c.NoContent(ue.Status)
 		return
 	}
-	if rerr := render(c, status, views.ErrorPage(p, msg, hint)); rerr != nil {
+	if rerr := render(c, ue.Status, views.ErrorPage(p, ue.Message, ue.Hint)); rerr != nil {
 		noteCause(c, errors.Join(err, fmt.Errorf("error page: %w", rerr)))
-		_ = c.String(status, msg+"\nRequest id: "+requestID(c))
+		_ = c.String(ue.Status, ue.Message+"\nRequest id: "+requestID(c))
 	}
+}
+
+// refusal is what the error page says for err, mapped here once: a userError as it is, the
+// store's not-found as a 404 and the hasher's busy as a 429, an echo error by its status,
+// and anything else as a 500. A status without words of its own gets the plain ones.
+func refusal(err error) *userError {
+	var ue *userError
+	var he *echo.HTTPError
+	status := http.StatusInternalServerError
+	switch {
+	case errors.As(err, &ue):
+		if ue.Message != "" {
+			return ue
+		}
+		status = ue.Status
+	case errors.As(err, &he):
+		status = he.Code
+	case errors.Is(err, auth.ErrBusy):
+		return errBusy
+	case errors.Is(err, db.ErrNotFound):
+		return errNotFound
+	}
+	d, ok := defaultMessages[status]
+	if !ok {
+		d = [2]string{http.StatusText(status), ""}
+	}
+	count := ""
+	if ue != nil {
+		count = ue.Count
+	}
+	return &userError{Status: status, Message: d[0], Hint: d[1], Count: count}
 }

@@ -116,17 +116,14 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	defer cancel()
 	switch {
 	case errors.Is(err, db.ErrNotFound):
-		if err := h.hasher.VerifyDummy(hctx, password); errors.Is(err, auth.ErrBusy) {
-			return busy(c, err)
+		if err := h.hasher.VerifyDummy(hctx, password); err != nil {
+			return err
 		}
 		reason = "unknown user"
 	case err != nil:
 		return err
 	default:
 		ok, err = h.hasher.Verify(hctx, u.PasswordHash, password)
-		if errors.Is(err, auth.ErrBusy) {
-			return busy(c, err)
-		}
 		if err != nil {
 			return err
 		}
@@ -234,15 +231,6 @@ func (h *Handler) rehash(ctx context.Context, c echo.Context, u db.User, passwor
 func (h *Handler) throttled(c echo.Context, step string) {
 	h.metrics.signin(step, "throttled")
 	h.counts.add(countThrottled)
-}
-
-// busy refuses a sign-in that found every password-hashing slot taken for too long. It
-// is a 429, not a 5xx: nothing is broken, the portal is shedding a burst of sign-ins so
-// that every other page stays fast, and the client should come back after Retry-After.
-func busy(c echo.Context, cause error) error {
-	c.Response().Header().Set("Retry-After", "5")
-	return &userError{Status: http.StatusTooManyRequests, Message: "The portal is handling many sign-ins right now.",
-		Hint: "Try again in a few seconds.", Cause: cause, Count: countThrottled}
 }
 
 func (h *Handler) failure(c echo.Context, kind, subject, detail string) db.Event {

@@ -140,9 +140,6 @@ func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.Us
 		hashes[i] = rc.Hash
 	}
 	i, err := h.hasher.MatchSet(ctx, hashes, normal)
-	if errors.Is(err, auth.ErrBusy) {
-		return "", false, busy(c, err)
-	}
 	if err != nil {
 		return "", false, err
 	}

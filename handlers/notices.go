@@ -29,9 +29,6 @@ func (h *Handler) noticeShow(c echo.Context) error {
 	u, _ := currentUser(c)
 	now := h.now()
 	n, err := h.db.NoticeFor(c.Request().Context(), id, u, now)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound
-	}
 	if err != nil {
 		return err
 	}
@@ -50,11 +47,7 @@ func (h *Handler) noticeAck(c echo.Context) error {
 	}
 	u, _ := currentUser(c)
 	ev := h.event(c, "notice.acknowledged", "")
-	err = h.db.AckNotice(c.Request().Context(), id, u, ev)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound
-	}
-	if err != nil {
+	if err := h.db.AckNotice(c.Request().Context(), id, u, ev); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, backTo(c))
@@ -67,13 +60,11 @@ func (h *Handler) noticeDismiss(c echo.Context) error {
 	}
 	u, _ := currentUser(c)
 	err = h.db.DismissNotice(c.Request().Context(), id, u, h.now())
-	switch {
-	case errors.Is(err, db.ErrNotFound):
-		return errNotFound
-	case errors.Is(err, db.ErrNotDismissable):
+	if errors.Is(err, db.ErrNotDismissable) {
 		return &userError{Status: http.StatusConflict, Message: "A must-read notice cannot be dismissed.",
 			Hint: "Read it, then choose \u201cI have read this\u201d."}
-	case err != nil:
+	}
+	if err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, backTo(c))

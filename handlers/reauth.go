@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 
 	"github.com/labstack/echo/v4"
 
@@ -33,9 +32,6 @@ func (h *Handler) confirmPassword(c echo.Context, u db.User, password, kind stri
 	hctx, cancel := context.WithTimeout(ctx, hashWait)
 	defer cancel()
 	ok, err := h.hasher.Verify(hctx, u.PasswordHash, password)
-	if errors.Is(err, auth.ErrBusy) {
-		return false, busy(c, err)
-	}
 	if err != nil {
 		return false, err
 	}

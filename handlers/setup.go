@@ -79,9 +79,6 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 		return render(c, http.StatusUnprocessableEntity, views.SetupPage(h.pageWithStatus(c, "First administrator", http.StatusUnprocessableEntity), f))
 	}
 	hash, err := h.hasher.Hash(ctx, password)
-	if errors.Is(err, auth.ErrBusy) {
-		return busy(c, err)
-	}
 	if err != nil {
 		return err
 	}
