@@ -74,68 +74,121 @@ func (h *Handler) renderAdminUser(c echo.Context, u db.User, status int, problem
 	return render(c, status, views.AdminUserPage(p, a))
 }
 
-// adminUserAction runs one of the buttons on a user's page and comes back to it.
-func (h *Handler) adminUserAction(c echo.Context) error {
-	ctx := c.Request().Context()
+// adminUserDisable handles POST /admin/users/:id/disable: the account is signed out
+// everywhere and cannot sign in until enabled. Admins do not disable themselves here, so
+// nobody locks themselves out with one click.
+func (h *Handler) adminUserDisable(c echo.Context) error {
 	u, err := h.adminUser(c)
 	if err != nil {
 		return err
 	}
-	me, _ := currentUser(c)
-	back := "/admin/users/" + strconv.FormatInt(u.ID, 10)
-	ev := h.event(c, "", u.Username)
-	switch action := c.Param("action"); action {
-	case "disable":
-		if u.ID == me.ID {
-			return h.renderAdminUser(c, u, http.StatusConflict, "You cannot disable your own account here; another admin, or the command line, can.")
-		}
-		ev.Kind = "user.disabled"
-		_, err = h.db.DisableUser(ctx, u.ID, ev)
-	case "enable":
-		ev.Kind = "user.enabled"
-		_, err = h.db.SetDisabled(ctx, u.ID, false, ev)
-	case "unlock":
-		ev.Kind = "user.unlocked"
-		_, err = h.db.ClearThrottle(ctx, auth.UsernameKey(u.Username), ev)
-	case "revoke-sessions":
-		ev.Kind = "sessions.revoked"
-		keep := int64(0)
-		if u.ID == me.ID {
-			s, _ := currentSession(c)
-			keep = s.ID // signing yourself out everywhere keeps this tab, like "sign out other sessions"
-		}
-		_, err = h.db.RevokeSessions(ctx, u.ID, keep, ev)
-	case "reset-mfa":
-		ev.Kind = "mfa.reset"
-		ev.Detail = "reset by an admin; sessions ended"
-		_, err = h.db.ResetMFA(ctx, u.ID, ev)
-	case "delete":
-		return h.adminUserDelete(c)
-	case "role":
-		role := c.FormValue("role")
-		if !db.ValidRole(role) {
-			return badRequest("Choose staff, publisher or admin.")
-		}
-		ev.Kind = "user.role_changed"
-		err = h.db.SetRole(ctx, u.ID, role, ev)
-	default:
-		return errNotFound
+	if me, _ := currentUser(c); u.ID == me.ID {
+		return h.renderAdminUser(c, u, http.StatusConflict, "You cannot disable your own account here; another admin, or the command line, can.")
 	}
-	if errors.Is(err, db.ErrLastAdmin) {
-		return h.renderAdminUser(c, u, http.StatusConflict, "This is the last active admin. Make someone else an admin first.")
+	if _, err := h.db.DisableUser(c.Request().Context(), u.ID, h.event(c, "user.disabled", u.Username)); err != nil {
+		return h.userActionFailed(c, u, err)
 	}
+	return backToUser(c, u)
+}
+
+// adminUserEnable handles POST /admin/users/:id/enable: the account may sign in again.
+func (h *Handler) adminUserEnable(c echo.Context) error {
+	u, err := h.adminUser(c)
 	if err != nil {
 		return err
 	}
-	if u.ID == me.ID && c.Param("action") == "role" && c.FormValue("role") != db.RoleAdmin {
+	if _, err := h.db.SetDisabled(c.Request().Context(), u.ID, false, h.event(c, "user.enabled", u.Username)); err != nil {
+		return h.userActionFailed(c, u, err)
+	}
+	return backToUser(c, u)
+}
+
+// adminUserUnlock handles POST /admin/users/:id/unlock: it clears the account's failed
+// sign-ins, and with them any lock.
+func (h *Handler) adminUserUnlock(c echo.Context) error {
+	u, err := h.adminUser(c)
+	if err != nil {
+		return err
+	}
+	ev := h.event(c, "user.unlocked", u.Username)
+	if _, err := h.db.ClearThrottle(c.Request().Context(), auth.UsernameKey(u.Username), ev); err != nil {
+		return h.userActionFailed(c, u, err)
+	}
+	return backToUser(c, u)
+}
+
+// adminUserRevokeSessions handles POST /admin/users/:id/revoke-sessions: the user is
+// signed out everywhere. An admin doing this to themselves keeps this tab, like "sign out
+// other sessions".
+func (h *Handler) adminUserRevokeSessions(c echo.Context) error {
+	u, err := h.adminUser(c)
+	if err != nil {
+		return err
+	}
+	keep := int64(0)
+	if me, _ := currentUser(c); u.ID == me.ID {
+		s, _ := currentSession(c)
+		keep = s.ID
+	}
+	if _, err := h.db.RevokeSessions(c.Request().Context(), u.ID, keep, h.event(c, "sessions.revoked", u.Username)); err != nil {
+		return h.userActionFailed(c, u, err)
+	}
+	return backToUser(c, u)
+}
+
+// adminUserResetMFA handles POST /admin/users/:id/reset-mfa: the factor and recovery codes
+// go, and so do the user's sessions; they enroll again at their next sign-in.
+func (h *Handler) adminUserResetMFA(c echo.Context) error {
+	u, err := h.adminUser(c)
+	if err != nil {
+		return err
+	}
+	ev := h.event(c, "mfa.reset", u.Username)
+	ev.Detail = "reset by an admin; sessions ended"
+	if _, err := h.db.ResetMFA(c.Request().Context(), u.ID, ev); err != nil {
+		return h.userActionFailed(c, u, err)
+	}
+	if me, _ := currentUser(c); u.ID == me.ID {
+		h.clearSessionCookies(c) // this session ended with the others
+		return c.Redirect(http.StatusSeeOther, "/login?ended=1")
+	}
+	return backToUser(c, u)
+}
+
+// adminUserRole handles POST /admin/users/:id/role: it changes the user's role, refusing
+// to demote the last active admin.
+func (h *Handler) adminUserRole(c echo.Context) error {
+	u, err := h.adminUser(c)
+	if err != nil {
+		return err
+	}
+	role := c.FormValue("role")
+	if !db.ValidRole(role) {
+		return badRequest("Choose staff, publisher or admin.")
+	}
+	if err := h.db.SetRole(c.Request().Context(), u.ID, role, h.event(c, "user.role_changed", u.Username)); err != nil {
+		return h.userActionFailed(c, u, err)
+	}
+	u.Role = role
+	if me, _ := currentUser(c); u.ID == me.ID && !u.IsAdmin() {
 		// Reached only when another admin exists; still, say plainly what just happened.
 		return c.Redirect(http.StatusSeeOther, "/?msg=saved")
 	}
-	if u.ID == me.ID && c.Param("action") == "reset-mfa" {
-		h.clearSessionCookies(c)
-		return c.Redirect(http.StatusSeeOther, "/login?ended=1")
+	return backToUser(c, u)
+}
+
+// userActionFailed answers an action on a user's page that did not happen: the page again
+// when it would have left no active admin, else the error.
+func (h *Handler) userActionFailed(c echo.Context, u db.User, err error) error {
+	if errors.Is(err, db.ErrLastAdmin) {
+		return h.renderAdminUser(c, u, http.StatusConflict, "This is the last active admin. Make someone else an admin first.")
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?msg=saved")
+	return err
+}
+
+// backToUser returns to the user's page after an action on it.
+func backToUser(c echo.Context, u db.User) error {
+	return c.Redirect(http.StatusSeeOther, "/admin/users/"+strconv.FormatInt(u.ID, 10)+"?msg=saved")
 }
 
 func (h *Handler) adminUserNew(c echo.Context) error {

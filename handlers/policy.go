@@ -303,17 +303,20 @@ func (h *Handler) dryRun(ctx context.Context, rule db.MFARule) (views.DryRun, er
 	return d, nil
 }
 
+// mfaPolicyPause handles POST /admin/mfa-policy/pause: no rule is enforced until
+// enforcement resumes, and every rule is kept as it is.
 func (h *Handler) mfaPolicyPause(c echo.Context) error {
-	paused := c.Param("action") == "pause"
-	if !paused && c.Param("action") != "resume" {
-		return errNotFound
-	}
-	kind := "mfa.enforcement_resumed"
-	if paused {
-		kind = "mfa.enforcement_paused"
-	}
+	return h.setMFAPaused(c, true, "mfa.enforcement_paused", "enforcement paused; rules kept")
+}
+
+// mfaPolicyResume handles POST /admin/mfa-policy/resume: the rules are enforced again.
+func (h *Handler) mfaPolicyResume(c echo.Context) error {
+	return h.setMFAPaused(c, false, "mfa.enforcement_resumed", "enforcement resumed")
+}
+
+func (h *Handler) setMFAPaused(c echo.Context, paused bool, kind, detail string) error {
 	ev := h.event(c, kind, "mfa policy")
-	ev.Detail = map[bool]string{true: "enforcement paused; rules kept", false: "enforcement resumed"}[paused]
+	ev.Detail = detail
 	if err := h.db.SetMFAPaused(c.Request().Context(), paused, ev); err != nil {
 		return err
 	}

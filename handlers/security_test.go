@@ -680,7 +680,7 @@ func TestEveryUnsafeRouteRefusesForeignForms(t *testing.T) {
 		if r.Method != http.MethodPost {
 			continue
 		}
-		p := strings.NewReplacer(":id", "1", ":uid", "1", ":action", "disable").Replace(r.Path)
+		p := strings.NewReplacer(":id", "1", ":uid", "1").Replace(r.Path)
 		paths = append(paths, p)
 	}
 	for _, want := range []string{"/login", "/logout", "/login/mfa", "/setup", "/admin/notices"} {
