@@ -91,6 +91,12 @@ func IsCommonPassword(p string) bool {
 	return ok
 }
 
+// SingleLine reports whether s has no control characters: names and titles are shown on
+// one line, stored as typed, and must not smuggle line breaks into logs or CSV.
+func SingleLine(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 })
+}
+
 // MaxUsernameLen is the longest username, in characters.
 const MaxUsernameLen = 64
 

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"sort"
 
 	"github.com/labstack/echo/v4"
 
@@ -90,51 +89,4 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/account?msg=password-changed")
-}
-
-func (h *Handler) sessionsIndex(c echo.Context) error {
-	u, _ := currentUser(c)
-	me, _ := currentSession(c)
-	ss, err := h.db.ListSessions(c.Request().Context(), u.ID)
-	if err != nil {
-		return err
-	}
-	rows := make([]views.SessionRow, 0, len(ss))
-	for _, s := range ss {
-		rows = append(rows, views.SessionRow{Session: s, Current: s.ID == me.ID, Browser: browserSummary(s.UserAgent)})
-	}
-	// The current session first: it is the one people look for.
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Current && !rows[j].Current })
-	return render(c, http.StatusOK, views.SessionsPage(h.pageFor(c, "Sessions"), rows))
-}
-
-// sessionRevoke ends one of the user's own sessions. The delete is keyed by the user's id
-// too, so another user's session id is a 404, exactly like an id that never existed.
-func (h *Handler) sessionRevoke(c echo.Context) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	u, _ := currentUser(c)
-	ev := h.event(c, "session.revoked", u.Username)
-	ev.Detail = "session " + c.Param("id")
-	if err := h.db.RevokeUserSession(c.Request().Context(), u.ID, id, ev); err != nil {
-		return err
-	}
-	me, _ := currentSession(c)
-	if id == me.ID {
-		h.clearSessionCookies(c)
-		return c.Redirect(http.StatusSeeOther, "/login?out=1")
-	}
-	return c.Redirect(http.StatusSeeOther, "/account/sessions?msg=session-revoked")
-}
-
-func (h *Handler) sessionsRevokeOthers(c echo.Context) error {
-	u, _ := currentUser(c)
-	me, _ := currentSession(c)
-	ev := h.event(c, "sessions.revoked", u.Username)
-	if _, err := h.db.RevokeSessions(c.Request().Context(), u.ID, me.ID, ev); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/account/sessions?msg=sessions-revoked")
 }

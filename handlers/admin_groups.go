@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/views"
 )
@@ -27,7 +29,7 @@ func (h *Handler) renderGroups(c echo.Context, status int, name, problem string)
 
 func (h *Handler) adminGroupsCreate(c echo.Context) error {
 	name := strings.TrimSpace(c.FormValue("name"))
-	if name == "" || utf8.RuneCountInString(name) > 64 || !singleLine(name) {
+	if name == "" || utf8.RuneCountInString(name) > 64 || !auth.SingleLine(name) {
 		return h.renderGroups(c, http.StatusUnprocessableEntity, name, "Give the group a name of at most 64 characters.")
 	}
 	g, err := h.db.CreateGroup(c.Request().Context(), name, h.event(c, "group.created", name))
@@ -113,4 +115,54 @@ func (h *Handler) adminGroupDelete(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/groups?msg=saved")
+}
+
+// adminGroupResetForm shows how many members' factors a bulk reset would remove.
+func (h *Handler) adminGroupResetForm(c echo.Context) error {
+	g, err := h.adminGroup(c)
+	if err != nil {
+		return err
+	}
+	return h.renderGroupReset(c, g, http.StatusOK, "")
+}
+
+func (h *Handler) renderGroupReset(c echo.Context, g db.Group, status int, problem string) error {
+	with, err := h.db.GroupMembersWithMFA(c.Request().Context(), g.ID)
+	if err != nil {
+		return err
+	}
+	id := strconv.FormatInt(g.ID, 10)
+	return render(c, status, views.ConfirmBulkPage(h.pageWithStatus(c, "Reset two-step verification", status), views.ConfirmBulk{
+		Title: "Reset two-step verification",
+		Summary: fmt.Sprintf("This removes the authenticator and recovery codes of %d members of %s and signs them out; "+
+			"they set up a new authenticator at their next sign-in. Passwords are untouched.", len(with), g.Name),
+		Action: "/admin/groups/" + id + "/reset-mfa", Phrase: g.Name, Count: len(with), Error: problem, Cancel: "/admin/groups/" + id}))
+}
+
+func (h *Handler) adminGroupReset(c echo.Context) error {
+	g, err := h.adminGroup(c)
+	if err != nil {
+		return err
+	}
+	expected, ok := typedConfirmation(c, g.Name)
+	if !ok {
+		return h.renderGroupReset(c, g, http.StatusUnprocessableEntity, "Type the group's name exactly to confirm. Nothing was changed.")
+	}
+	ev := h.event(c, "mfa.reset", "")
+	ev.Detail = "bulk reset for group " + g.Name + "; sessions ended"
+	_, err = h.db.BulkResetMFA(c.Request().Context(), g.ID, expected, ev)
+	if errors.Is(err, db.ErrCountChanged) {
+		return h.renderGroupReset(c, g, http.StatusConflict,
+			"More members have two-step verification now than you were shown, so nothing was changed. Check the new count and confirm again.")
+	}
+	if err != nil {
+		return err
+	}
+	if me, _ := currentUser(c); me.HasMFA {
+		if _, err := h.db.FactorOf(c.Request().Context(), me.ID); errors.Is(err, db.ErrNotFound) {
+			h.clearSessionCookies(c) // the admin reset their own factor along with the group's
+			return c.Redirect(http.StatusSeeOther, "/login?ended=1")
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/groups/"+strconv.FormatInt(g.ID, 10)+"?msg=saved")
 }

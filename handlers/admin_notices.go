@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/views"
 )
@@ -151,7 +152,7 @@ func (h *Handler) parseNoticeForm(c echo.Context, f views.NoticeForm, groups map
 		f.Errors["title"] = "Give the notice a title."
 	case n > maxTitleLen:
 		f.Errors["title"] = fmt.Sprintf("Use at most %d characters.", maxTitleLen)
-	case !singleLine(f.Title):
+	case !auth.SingleLine(f.Title):
 		f.Errors["title"] = "Keep the title on one line."
 	}
 	switch n := utf8.RuneCountInString(f.Body); {
@@ -405,14 +406,6 @@ func (h *Handler) adminNoticeArchive(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/notices/"+strconv.FormatInt(n.ID, 10)+"?msg=notice-archived")
-}
-
-// csvCell keeps a cell from being read as a formula by spreadsheet programs.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -221,7 +222,7 @@ func (h *Handler) adminUserCreate(c echo.Context) error {
 	again := func() error {
 		return render(c, http.StatusUnprocessableEntity, views.AdminNewUserPage(h.pageWithStatus(c, "Add a user", http.StatusUnprocessableEntity), f))
 	}
-	if len([]rune(f.DisplayName)) > 100 || !singleLine(f.DisplayName) {
+	if len([]rune(f.DisplayName)) > 100 || !auth.SingleLine(f.DisplayName) {
 		f.Errors["display_name"] = "Use at most 100 characters on one line."
 	}
 	if len(f.Errors) > 0 {
@@ -243,4 +244,43 @@ func (h *Handler) adminUserCreate(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/users/"+strconv.FormatInt(u.ID, 10)+"?msg=saved")
+}
+
+// adminUserDeleteForm asks for the username to be typed before deleting the account.
+func (h *Handler) adminUserDeleteForm(c echo.Context) error {
+	u, err := h.adminUser(c)
+	if err != nil {
+		return err
+	}
+	return h.renderConfirmDelete(c, u, http.StatusOK, "")
+}
+
+func (h *Handler) renderConfirmDelete(c echo.Context, u db.User, status int, problem string) error {
+	id := strconv.FormatInt(u.ID, 10)
+	return render(c, status, views.ConfirmBulkPage(h.pageWithStatus(c, "Delete "+u.Username, status), views.ConfirmBulk{
+		Title: "Delete the account",
+		Summary: fmt.Sprintf("This deletes %s with their sessions, two-step factor, recovery codes, group memberships and read receipts. "+
+			"Audit entries keep the username. This cannot be undone.", u.Username),
+		Action: "/admin/users/" + id + "/delete", Phrase: u.Username, Count: 1, Error: problem, Cancel: "/admin/users/" + id}))
+}
+
+func (h *Handler) adminUserDelete(c echo.Context) error {
+	u, err := h.adminUser(c)
+	if err != nil {
+		return err
+	}
+	if _, ok := typedConfirmation(c, u.Username); !ok {
+		return h.renderConfirmDelete(c, u, http.StatusUnprocessableEntity, "Type the username exactly to confirm. Nothing was changed.")
+	}
+	if me, _ := currentUser(c); me.ID == u.ID {
+		return h.renderConfirmDelete(c, u, http.StatusConflict, "You cannot delete your own account; another admin, or the command line, can.")
+	}
+	err = h.db.DeleteUser(c.Request().Context(), u.ID, h.event(c, "user.deleted", u.Username))
+	if errors.Is(err, db.ErrLastAdmin) {
+		return h.renderConfirmDelete(c, u, http.StatusConflict, "This is the last active admin. Make someone else an admin first.")
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/users?msg=saved")
 }

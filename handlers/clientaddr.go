@@ -1,83 +1,21 @@
 package handlers
 
 import (
-	"sync"
-	"time"
+	"net"
+
+	"github.com/labstack/echo/v4"
 )
 
-// addrLimiter counts failed sign-ins per client address in memory. It is a second line
-// behind the per-account throttle (which lives in the database and so survives restarts
-// and is shared with the command line): it slows one address spraying many accounts. Its
-// size is capped, so a flood from many addresses cannot grow it without bound.
-type addrLimiter struct {
-	mu      sync.Mutex
-	entries map[string]*addrEntry
-	max     int
-	limit   int
-	window  time.Duration
-}
-
-type addrEntry struct {
-	failures int
-	start    time.Time
-}
-
-func newAddrLimiter(maxEntries, limit int, window time.Duration) *addrLimiter {
-	return &addrLimiter{entries: make(map[string]*addrEntry), max: maxEntries, limit: limit, window: window}
-}
-
-// wait reports how long addr must wait before its next attempt (0: go ahead).
-func (l *addrLimiter) wait(addr string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.entries[addr]
-	if !ok || now.Sub(e.start) >= l.window {
-		return 0
+// clientAddr decides where a request comes from. X-Forwarded-For is written by whoever
+// sends the request, so it is believed only when the peer is a configured proxy, and then
+// only as far back as the chain stays within trusted proxies.
+func clientAddr(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
 	}
-	if e.failures >= l.limit {
-		return e.start.Add(l.window).Sub(now)
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
 	}
-	return 0
-}
-
-// fail records a failed attempt from addr.
-func (l *addrLimiter) fail(addr string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.entries[addr]
-	if ok && now.Sub(e.start) < l.window {
-		e.failures++
-		return
-	}
-	if !ok && len(l.entries) >= l.max {
-		l.evict(now)
-	}
-	l.entries[addr] = &addrEntry{failures: 1, start: now}
-}
-
-// evict drops expired entries, or when none has expired, an arbitrary tenth of them:
-// under a flood from many addresses each holds little, so forgetting some costs little.
-func (l *addrLimiter) evict(now time.Time) {
-	for k, e := range l.entries {
-		if now.Sub(e.start) >= l.window {
-			delete(l.entries, k)
-		}
-	}
-	if len(l.entries) < l.max {
-		return
-	}
-	drop := l.max / 10
-	for k := range l.entries {
-		if drop <= 0 {
-			break
-		}
-		delete(l.entries, k)
-		drop--
-	}
-}
-
-func (l *addrLimiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.entries)
+	return echo.ExtractIPFromXFFHeader(opts...)
 }

@@ -35,23 +35,6 @@ func signInBackoff(failures int) time.Duration {
 // hashWait bounds how long a sign-in waits for a free password-hashing slot.
 const hashWait = 3 * time.Second
 
-// Per client address: this many failures within the window refuse the address.
-const (
-	addrFailLimit  = 50
-	addrFailWindow = 15 * time.Minute
-	addrMaxEntries = 20000
-)
-
-// event starts an audit record for this request.
-func (h *Handler) event(c echo.Context, kind, subject string) db.Event {
-	ev := db.Event{At: h.now(), Kind: kind, Subject: subject, ClientAddr: c.RealIP(), RequestID: requestID(c),
-		Outcome: db.Success}
-	if u, ok := currentUser(c); ok {
-		ev.ActorID, ev.Actor = u.ID, u.Username
-	}
-	return ev
-}
-
 func (h *Handler) loginForm(c echo.Context) error {
 	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
@@ -231,20 +214,6 @@ func (h *Handler) rehash(ctx context.Context, c echo.Context, u db.User, passwor
 func (h *Handler) throttled(c echo.Context, step string) {
 	h.metrics.signin(step, "throttled")
 	h.counts.add(countThrottled)
-}
-
-func (h *Handler) failure(c echo.Context, kind, subject, detail string) db.Event {
-	ev := h.event(c, kind, subject)
-	ev.Outcome, ev.Detail = db.Failure, detail
-	return ev
-}
-
-// audit records an event that is not part of a larger write; a failure is logged, never
-// hidden, but does not undo what the user already did.
-func (h *Handler) audit(c echo.Context, ev db.Event) {
-	if err := h.db.Audit(c.Request().Context(), ev); err != nil {
-		h.logFault(c, slog.LevelError, "audit write failed", err, "event", ev.Kind)
-	}
 }
 
 // logout ends this session server-side and clears the cookie. It works, and answers the

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"net"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -114,20 +113,6 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/admin/groups/:id/delete", h.adminGroupDelete, full, admin)
 	h.metrics.knowRoutes(e.Routes())
 	return e
-}
-
-// clientAddr decides where a request comes from. X-Forwarded-For is written by whoever
-// sends the request, so it is believed only when the peer is a configured proxy, and then
-// only as far back as the chain stays within trusted proxies.
-func clientAddr(trusted []*net.IPNet) echo.IPExtractor {
-	if len(trusted) == 0 {
-		return echo.ExtractIPDirect()
-	}
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, n := range trusted {
-		opts = append(opts, echo.TrustIPRange(n))
-	}
-	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // infraPath marks requests that need neither a session nor CSRF state: probes and assets.

@@ -72,7 +72,7 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if len([]rune(f.DisplayName)) > 100 || !singleLine(f.DisplayName) {
+	if len([]rune(f.DisplayName)) > 100 || !auth.SingleLine(f.DisplayName) {
 		f.Errors["display_name"] = "Use at most 100 characters on one line."
 	}
 	if len(f.Errors) > 0 {
