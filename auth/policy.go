@@ -24,14 +24,16 @@ const (
 // an attacker of this site would try.
 const productName = "gatehouse"
 
-// PolicyError explains why a new password was refused.
+// PolicyError explains why a new password, username or display name was refused. The
+// Check functions return no other error, so the web and the command line can both show
+// Reason as their whole answer.
 type PolicyError struct {
 	// Reason is a plain sentence meant to be shown to the user as is.
 	Reason string
 }
 
 func (e *PolicyError) Error() string {
-	return "auth: password refused: " + e.Reason
+	return "auth: refused: " + e.Reason
 }
 
 // CheckPassword reports whether password may be set for username, returning
@@ -91,6 +93,19 @@ func IsCommonPassword(p string) bool {
 	return ok
 }
 
+// MaxDisplayNameLen is the longest display name, in characters.
+const MaxDisplayNameLen = 100
+
+// CheckDisplayName returns a *PolicyError unless name, as it will be stored (trimmed), is
+// at most MaxDisplayNameLen characters on one line. Empty is fine: the username is shown
+// instead.
+func CheckDisplayName(name string) error {
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxDisplayNameLen || !SingleLine(name) {
+		return &PolicyError{Reason: fmt.Sprintf("Use at most %d characters on one line.", MaxDisplayNameLen)}
+	}
+	return nil
+}
+
 // SingleLine reports whether s has no control characters: names and titles are shown on
 // one line, stored as typed, and must not smuggle line breaks into logs or CSV.
 func SingleLine(s string) bool {
@@ -128,7 +143,7 @@ func CheckUsername(u string) error {
 	case u == "":
 		return &PolicyError{Reason: "Enter a username."}
 	case utf8.RuneCountInString(u) > MaxUsernameLen:
-		return &PolicyError{Reason: "Use at most 64 characters."}
+		return &PolicyError{Reason: fmt.Sprintf("Use at most %d characters.", MaxUsernameLen)}
 	}
 	for _, r := range u {
 		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_' || r == '@') {

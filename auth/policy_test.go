@@ -154,3 +154,35 @@ func TestCommonPasswords(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckDisplayName(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		ok          bool
+	}{
+		{"empty is fine", "", true},
+		{"a plain name is fine", "Alice Adams", true},
+		{"any script is fine", "Zoë Ωmega 山田", true},
+		{"100 characters are fine", strings.Repeat("é", 100), true},
+		{"101 characters are too many", strings.Repeat("é", 101), false},
+		{"a line feed is refused", "Alice\nAdams", false},
+		{"a carriage return is refused", "Alice\rAdams", false},
+		{"a tab is refused", "Alice\tAdams", false},
+		{"a Unicode line separator is refused", "Alice\u2028Adams", false},
+		{"a next-line character is refused", "Alice\u0085Adams", false},
+		{"invalid UTF-8 is refused", "Alice\xffAdams", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckDisplayName(tc.value)
+			var pe *PolicyError
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && !errors.As(err, &pe):
+				t.Fatalf("err = %v, want a *PolicyError", err)
+			case !tc.ok && pe.Reason != "Use at most 100 characters on one line.":
+				t.Fatalf("reason %q", pe.Reason)
+			}
+		})
+	}
+}

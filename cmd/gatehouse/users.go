@@ -74,24 +74,54 @@ func readPassword(r io.Reader) (string, error) {
 }
 
 func hashNewPassword(ctx context.Context, password, username string) (string, error) {
-	var pe *auth.PolicyError
-	if err := auth.CheckPassword(password, username); errors.As(err, &pe) {
-		return "", fmt.Errorf("password refused: %s", pe.Reason)
-	} else if err != nil {
+	if err := refused("password", auth.CheckPassword(password, username)); err != nil {
 		return "", err
 	}
 	return auth.NewHasher(auth.DefaultParams, 1).Hash(ctx, password)
+}
+
+// refused words the refusal of one of auth's rules for the command line, naming what was
+// refused; the rules are the web's, so both refuse the same input with the same reason.
+func refused(what string, err error) error {
+	var pe *auth.PolicyError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s refused: %s", what, pe.Reason)
+	}
+	return err
 }
 
 func validUsername(u string) error {
 	if u == "" {
 		return usageError{"--username is required"}
 	}
-	var pe *auth.PolicyError
-	if errors.As(auth.CheckUsername(u), &pe) {
-		return fmt.Errorf("username %q refused: %s", u, pe.Reason)
+	return refused(fmt.Sprintf("username %q", u), auth.CheckUsername(u))
+}
+
+// newUserFromFlags checks the new account's flags before any password is asked for, and
+// returns the account as it will be stored, audited and printed.
+func newUserFromFlags(username, role, displayName string) (db.NewUser, error) {
+	if err := validUsername(username); err != nil {
+		return db.NewUser{}, err
 	}
-	return nil
+	if !db.ValidRole(role) {
+		return db.NewUser{}, usageError{fmt.Sprintf("--role %q: want staff, publisher or admin", role)}
+	}
+	displayName = strings.TrimSpace(displayName)
+	if err := refused("display name", auth.CheckDisplayName(displayName)); err != nil {
+		return db.NewUser{}, err
+	}
+	return db.NewUser{Username: auth.NormalizeUsername(username), DisplayName: displayName, Role: role}, nil
+}
+
+// newPassword reads a new password from standard input or, failing that, the terminal.
+func newPassword(e env, fromStdin bool) (string, error) {
+	if fromStdin {
+		return readPassword(e.stdin)
+	}
+	if prompt := terminalReader(e.ctx, e.stdin); prompt != nil {
+		return promptPassword(e.stderr, prompt)
+	}
+	return "", usageError{"--password-stdin is required: pipe the password in, for example from a password manager"}
 }
 
 func cmdUserAdd(e env, args []string) error {
@@ -104,28 +134,15 @@ func cmdUserAdd(e env, args []string) error {
 	if _, err := parse(e, fs, args, "create a user", 0); err != nil {
 		return err
 	}
-	if err := validUsername(*username); err != nil {
-		return err
-	}
-	typed := *username
-	*username = auth.NormalizeUsername(typed) // as it will be stored, audited and printed
-	if !db.ValidRole(*role) {
-		return usageError{fmt.Sprintf("--role %q: want staff, publisher or admin", *role)}
-	}
-	var password string
-	var err error
-	if *stdin {
-		password, err = readPassword(e.stdin)
-	} else if prompt := terminalReader(e.ctx, e.stdin); prompt != nil {
-		password, err = promptPassword(e.stderr, prompt)
-	} else {
-		return usageError{"--password-stdin is required: pipe the password in, for example from a password manager"}
-	}
+	nu, err := newUserFromFlags(*username, *role, *display)
 	if err != nil {
 		return err
 	}
-	hash, err := hashNewPassword(e.ctx, password, *username)
+	password, err := newPassword(e, *stdin)
 	if err != nil {
+		return err
+	}
+	if nu.PasswordHash, err = hashNewPassword(e.ctx, password, nu.Username); err != nil {
 		return err
 	}
 	store, _, err := openStore(e.ctx, s, false)
@@ -133,15 +150,11 @@ func cmdUserAdd(e env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	ev := cliEvent("user.created", *username)
-	ev.Detail = "role " + *role
-	u, err := store.CreateUser(e.ctx, db.NewUser{Username: *username, DisplayName: strings.TrimSpace(*display),
-		Role: *role, PasswordHash: hash}, ev)
+	ev := cliEvent("user.created", nu.Username)
+	ev.Detail = "role " + nu.Role
+	u, err := store.CreateUser(e.ctx, nu, ev)
 	if errors.Is(err, db.ErrDuplicate) {
-		if existing, err := store.UserByUsername(e.ctx, *username); err == nil && existing.Username != typed {
-			return fmt.Errorf("user %q already exists as %q (usernames match in any case, width or accent encoding)", typed, existing.Username)
-		}
-		return fmt.Errorf("user %q already exists", typed)
+		return duplicateUser(e.ctx, store, *username)
 	}
 	if err != nil {
 		return err
@@ -152,6 +165,15 @@ func cmdUserAdd(e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "created user %s (%s)\n", u.Username, u.Role)
 	return nil
+}
+
+// duplicateUser refuses a username that is taken, naming the existing account when it is
+// spelt differently from what was typed.
+func duplicateUser(ctx context.Context, store *db.DB, typed string) error {
+	if existing, err := store.UserByUsername(ctx, typed); err == nil && existing.Username != typed {
+		return fmt.Errorf("user %q already exists as %q (usernames match in any case, width or accent encoding)", typed, existing.Username)
+	}
+	return fmt.Errorf("user %q already exists", typed)
 }
 
 func cmdUserList(e env, args []string) error {

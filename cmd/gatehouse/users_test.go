@@ -108,6 +108,22 @@ func TestUserAdd(t *testing.T) {
 	}
 }
 
+// The command line takes the web's display-name rule: at most 100 characters on one line.
+// A line break would otherwise reach page titles, logs and CSV exports.
+func TestUserAddRefusesADisplayNameWithALineBreak(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	for _, name := range []string{"Bob\nBuilder", "Bob\rBuilder", "Bob\u2028Builder", strings.Repeat("b", 101)} {
+		_, _, err := runIn(t, nil, "a perfectly fine passphrase\n", "user", "add", "--db", path,
+			"--username", "bob", "--display-name", name, "--password-stdin")
+		assertOneLine(t, err, "display name refused: Use at most 100 characters on one line.")
+	}
+	mustRun(t, "a perfectly fine passphrase\n", "user", "add", "--db", path,
+		"--username", "bob", "--display-name", strings.Repeat("b", 100), "--password-stdin")
+	if users, err := openDB(t, path).ListUsers(context.Background()); err != nil || len(users) != 1 {
+		t.Fatalf("users: %+v, %v; want only the one with a valid name", users, err)
+	}
+}
+
 func TestUserList(t *testing.T) {
 	path := newDatabase(t)
 	store := openDB(t, path)
