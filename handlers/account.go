@@ -1,12 +1,10 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
-	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/views"
 )
@@ -52,12 +50,11 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 	s, _ := currentSession(c)
 	current := c.FormValue("current_password")
 	next := c.FormValue("new_password")
-	f := views.PasswordForm{Forced: u.MustChangePassword, Errors: map[string]string{}}
+	f := views.PasswordForm{Forced: u.MustChangePassword}
 	again := func() error {
 		return render(c, http.StatusUnprocessableEntity, views.PasswordPage(h.pageWithStatus(c, "Change your password", http.StatusUnprocessableEntity), f))
 	}
-	if current == "" {
-		f.Errors["current_password"] = "Enter your current password."
+	if !f.CheckCurrent(current) {
 		return again()
 	}
 	ok, err := h.confirmPassword(c, u, current, "password.changed")
@@ -65,18 +62,10 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 		return err
 	}
 	if !ok {
-		f.Errors["current_password"] = "That is not your current password."
+		f.RefuseCurrent()
 		return again()
 	}
-	var pe *auth.PolicyError
-	if err := auth.CheckPassword(next, u.Username); errors.As(err, &pe) {
-		f.Errors["new_password"] = pe.Reason
-		return again()
-	} else if err != nil {
-		return err
-	}
-	if next == current {
-		f.Errors["new_password"] = "Choose a password different from the current one."
+	if !f.Validate(current, next, u.Username) {
 		return again()
 	}
 	hash, err := h.hasher.Hash(ctx, next)

@@ -26,10 +26,10 @@ func (h *Handler) auditQuery(c echo.Context) (views.AuditQuery, db.AuditFilter, 
 	}
 	var problem string
 	var err error
-	if f.From, err = h.parseFormTime(q.From); err != nil {
+	if f.From, err = views.ParseFormTime(q.From, h.cfg.Location); err != nil {
 		problem = "The start time is not a date and time; it was ignored."
 	}
-	if f.To, err = h.parseFormTime(q.To); err != nil {
+	if f.To, err = views.ParseFormTime(q.To, h.cfg.Location); err != nil {
 		problem = "The end time is not a date and time; it was ignored."
 	}
 	if id, err := strconv.ParseInt(c.QueryParam("before"), 10, 64); err == nil && id > 0 {

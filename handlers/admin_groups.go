@@ -6,35 +6,34 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
-	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/views"
 )
 
 func (h *Handler) adminGroupsIndex(c echo.Context) error {
-	return h.renderGroups(c, http.StatusOK, "", "")
+	return h.renderGroups(c, http.StatusOK, views.GroupForm{})
 }
 
-func (h *Handler) renderGroups(c echo.Context, status int, name, problem string) error {
+func (h *Handler) renderGroups(c echo.Context, status int, f views.GroupForm) error {
 	groups, err := h.db.ListGroups(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	return render(c, status, views.AdminGroupsPage(h.pageWithStatus(c, "Groups", status), groups, name, problem))
+	return render(c, status, views.AdminGroupsPage(h.pageWithStatus(c, "Groups", status), groups, f))
 }
 
 func (h *Handler) adminGroupsCreate(c echo.Context) error {
-	name := strings.TrimSpace(c.FormValue("name"))
-	if name == "" || utf8.RuneCountInString(name) > 64 || !auth.SingleLine(name) {
-		return h.renderGroups(c, http.StatusUnprocessableEntity, name, "Give the group a name of at most 64 characters.")
+	f := views.GroupForm{Name: c.FormValue("name")}
+	if !f.Validate() {
+		return h.renderGroups(c, http.StatusUnprocessableEntity, f)
 	}
-	g, err := h.db.CreateGroup(c.Request().Context(), name, h.event(c, "group.created", name))
+	g, err := h.db.CreateGroup(c.Request().Context(), f.Name, h.event(c, "group.created", f.Name))
 	if errors.Is(err, db.ErrDuplicate) {
-		return h.renderGroups(c, http.StatusUnprocessableEntity, name, "A group with that name exists.")
+		f.Error = "A group with that name exists."
+		return h.renderGroups(c, http.StatusUnprocessableEntity, f)
 	}
 	if err != nil {
 		return err

@@ -10,19 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
-	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/views"
-)
-
-const (
-	maxTitleLen = 200
-	maxBodyLen  = 10000
-	formTime    = "2006-01-02T15:04"
 )
 
 // audienceOptions lists every audience a notice may have: everyone, each role, each group.
@@ -44,58 +36,6 @@ func (h *Handler) audienceOptions(ctx context.Context) ([]views.AudienceOption, 
 	return opts, names, nil
 }
 
-// parseAudience reads audience values (everyone, role:NAME, group:ID); an unknown value is
-// a form error, not silently dropped.
-func parseAudience(values []string, groups map[int64]string) (db.Audience, bool) {
-	var a db.Audience
-	seenRole := map[string]bool{}
-	seenGroup := map[int64]bool{}
-	for _, v := range values {
-		kind, arg, _ := strings.Cut(v, ":")
-		switch kind {
-		case "everyone":
-			a.Everyone = true
-		case "role":
-			if !db.ValidRole(arg) {
-				return db.Audience{}, false
-			}
-			if !seenRole[arg] {
-				seenRole[arg] = true
-				a.Roles = append(a.Roles, arg)
-			}
-		case "group":
-			id, err := strconv.ParseInt(arg, 10, 64)
-			if _, ok := groups[id]; err != nil || !ok {
-				return db.Audience{}, false
-			}
-			if !seenGroup[id] {
-				seenGroup[id] = true
-				a.GroupIDs = append(a.GroupIDs, id)
-			}
-		default:
-			return db.Audience{}, false
-		}
-	}
-	if a.Everyone { // everyone includes every role and group
-		a.Roles, a.GroupIDs = nil, nil
-	}
-	return a, true
-}
-
-func audienceValues(a db.Audience) []string {
-	if a.Everyone {
-		return []string{"everyone"}
-	}
-	var vs []string
-	for _, r := range a.Roles {
-		vs = append(vs, "role:"+r)
-	}
-	for _, g := range a.GroupIDs {
-		vs = append(vs, "group:"+strconv.FormatInt(g, 10))
-	}
-	return vs
-}
-
 func describeAudience(a db.Audience, groups map[int64]string) string {
 	if a.Everyone {
 		return "everyone"
@@ -113,94 +53,15 @@ func describeAudience(a db.Audience, groups map[int64]string) string {
 	return strings.Join(parts, ", ")
 }
 
-// parseFormTime reads a datetime-local value in the portal's zone; "" is the zero time.
-func (h *Handler) parseFormTime(v string) (time.Time, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	for _, layout := range []string{formTime, "2006-01-02T15:04:05"} {
-		if t, err := time.ParseInLocation(layout, v, h.cfg.Location); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, errors.New("bad time")
-}
-
-func (h *Handler) formatFormTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.In(h.cfg.Location).Format(formTime)
-}
-
-// parseNoticeForm validates the notice form; the returned form carries any field errors.
-func (h *Handler) parseNoticeForm(c echo.Context, f views.NoticeForm, groups map[int64]string) (views.NoticeForm, db.NoticeInput) {
+// readNoticeForm fills f with the notice form's fields as posted; f.Validate checks them.
+func readNoticeForm(c echo.Context, f views.NoticeForm) views.NoticeForm {
 	form, _ := c.FormParams()
-	f.Title = strings.TrimSpace(c.FormValue("title"))
-	f.Body = strings.TrimSpace(strings.ReplaceAll(c.FormValue("body"), "\r\n", "\n"))
-	f.Kind = c.FormValue("kind")
-	f.Severity = c.FormValue("severity")
-	f.StartsAt = c.FormValue("starts_at")
-	f.EndsAt = c.FormValue("ends_at")
+	f.Title, f.Body = c.FormValue("title"), c.FormValue("body")
+	f.Kind, f.Severity = c.FormValue("kind"), c.FormValue("severity")
+	f.StartsAt, f.EndsAt = c.FormValue("starts_at"), c.FormValue("ends_at")
 	f.Audience = form["audience"]
 	f.Minor = c.FormValue("minor") != ""
-	f.Errors = map[string]string{}
-	in := db.NoticeInput{Title: f.Title, Body: f.Body, Kind: f.Kind, Severity: f.Severity}
-	switch n := utf8.RuneCountInString(f.Title); {
-	case n == 0:
-		f.Errors["title"] = "Give the notice a title."
-	case n > maxTitleLen:
-		f.Errors["title"] = fmt.Sprintf("Use at most %d characters.", maxTitleLen)
-	case !auth.SingleLine(f.Title):
-		f.Errors["title"] = "Keep the title on one line."
-	}
-	switch n := utf8.RuneCountInString(f.Body); {
-	case n == 0:
-		f.Errors["body"] = "Write the message."
-	case n > maxBodyLen:
-		f.Errors["body"] = fmt.Sprintf("Use at most %d characters.", maxBodyLen)
-	}
-	if f.Kind == "" {
-		f.Kind, in.Kind = db.NoticeNormal, db.NoticeNormal
-	}
-	if f.Severity == "" {
-		f.Severity, in.Severity = db.SeverityInfo, db.SeverityInfo
-	}
-	if f.Kind != db.NoticeNormal && f.Kind != db.NoticeMustRead {
-		f.Errors["kind"] = "Choose normal or must read."
-	}
-	if f.Severity != db.SeverityInfo && f.Severity != db.SeverityWarning && f.Severity != db.SeverityCritical {
-		f.Errors["severity"] = "Choose info, warning or critical."
-	}
-	aud, ok := parseAudience(f.Audience, groups)
-	switch {
-	case !ok:
-		f.Errors["audience"] = "One of the chosen audiences does not exist any more. Choose again."
-	case aud.Empty():
-		f.Errors["audience"] = "Choose who should see the notice."
-	}
-	in.Audience = aud
-	var err error
-	if in.StartsAt, err = h.parseFormTime(f.StartsAt); err != nil {
-		f.Errors["starts_at"] = "Enter a date and time, or leave it empty to start now."
-	}
-	if in.EndsAt, err = h.parseFormTime(f.EndsAt); err != nil {
-		f.Errors["ends_at"] = "Enter a date and time, or leave it empty for no end."
-	}
-	start := in.StartsAt
-	if start.IsZero() {
-		start = h.now()
-	}
-	if !in.EndsAt.IsZero() && f.Errors["ends_at"] == "" {
-		switch {
-		case !in.EndsAt.After(start):
-			f.Errors["ends_at"] = "The end must be after the start."
-		case !in.EndsAt.After(h.now()):
-			f.Errors["ends_at"] = "The end is in the past, so nobody would see the notice."
-		}
-	}
-	return f, in
+	return f
 }
 
 // canManage reports whether u may edit a notice and see its receipts: its author, or an admin.
@@ -254,8 +115,9 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f, in := h.parseNoticeForm(c, views.NoticeForm{Options: opts}, groups)
-	if len(f.Errors) > 0 {
+	f := readNoticeForm(c, views.NoticeForm{Options: opts})
+	in, ok := f.Validate(h.now(), h.cfg.Location, groups)
+	if !ok {
 		return h.renderNoticesIndex(c, http.StatusUnprocessableEntity, f)
 	}
 	if c.FormValue("preview") != "" {
@@ -353,9 +215,8 @@ func (h *Handler) adminNoticeEdit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := views.NoticeForm{ID: n.ID, MustRead: n.MustRead(), Title: n.Title, Body: n.Body, Kind: n.Kind,
-		Severity: n.Severity, StartsAt: h.formatFormTime(n.StartsAt), EndsAt: h.formatFormTime(n.EndsAt),
-		Audience: audienceValues(n.Audience), Options: opts}
+	f := views.NoticeFormFrom(n, h.cfg.Location)
+	f.Options = opts
 	return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 }
 
@@ -370,15 +231,9 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f, in := h.parseNoticeForm(c, views.NoticeForm{ID: n.ID, MustRead: n.MustRead(), Options: opts}, groups)
-	if in.StartsAt.IsZero() {
-		in.StartsAt = n.StartsAt
-	}
-	// An edit may keep an end time that has passed only if it was already there.
-	if f.Errors["ends_at"] != "" && in.EndsAt.Equal(n.EndsAt) && in.EndsAt.After(in.StartsAt) {
-		delete(f.Errors, "ends_at")
-	}
-	if len(f.Errors) > 0 {
+	f := readNoticeForm(c, views.NoticeForm{ID: n.ID, MustRead: n.MustRead(), Options: opts})
+	in, ok := f.ValidateEdit(n, h.now(), h.cfg.Location, groups)
+	if !ok {
 		return render(c, http.StatusUnprocessableEntity, views.AdminNoticeEditPage(h.pageWithStatus(c, "Edit notice", http.StatusUnprocessableEntity), f))
 	}
 	if c.FormValue("preview") != "" {

@@ -17,6 +17,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/views"
 )
 
 // dumpAll snapshots every table except the named ones, row by row, as text.
@@ -353,7 +354,7 @@ func TestAuditLog(t *testing.T) {
 		if n := strings.Count(page2, "<tr data-event-id="); n != 11 {
 			t.Fatalf("second page has %d rows, want 11", n)
 		}
-		from := a.clock().Add(-10 * time.Minute).Format(formTime)
+		from := a.clock().Add(-10 * time.Minute).Format(views.FormTime)
 		b = body(t, admin.get("/admin/audit?kind=signin.password&outcome=failure&from="+url.QueryEscape(from)))
 		if !strings.Contains(b, "10 events match") && !strings.Contains(b, "11 events match") {
 			t.Fatalf("time range: %.200s", b[strings.Index(b, "role=\"status\""):])

@@ -200,32 +200,16 @@ func (h *Handler) adminUserNew(c echo.Context) error {
 // first sign-in: an admin never knows a user's lasting password.
 func (h *Handler) adminUserCreate(c echo.Context) error {
 	ctx := c.Request().Context()
-	f := views.NewUserForm{
-		Username:    auth.NormalizeUsername(strings.TrimSpace(c.FormValue("username"))), // as it will be stored
-		DisplayName: strings.TrimSpace(c.FormValue("display_name")),
-		Role:        c.FormValue("role"),
-		Errors:      map[string]string{},
-	}
-	if msg := validUsername(f.Username); msg != "" {
-		f.Errors["username"] = msg
-	}
+	f := views.NewUserForm{Username: c.FormValue("username"), DisplayName: c.FormValue("display_name"),
+		Role: c.FormValue("role")}
 	if !db.ValidRole(f.Role) {
 		return badRequest("Choose staff, publisher or admin.")
-	}
-	password := c.FormValue("password")
-	var pe *auth.PolicyError
-	if err := auth.CheckPassword(password, f.Username); errors.As(err, &pe) {
-		f.Errors["password"] = pe.Reason
-	} else if err != nil {
-		return err
 	}
 	again := func() error {
 		return render(c, http.StatusUnprocessableEntity, views.AdminNewUserPage(h.pageWithStatus(c, "Add a user", http.StatusUnprocessableEntity), f))
 	}
-	if len([]rune(f.DisplayName)) > 100 || !auth.SingleLine(f.DisplayName) {
-		f.Errors["display_name"] = "Use at most 100 characters on one line."
-	}
-	if len(f.Errors) > 0 {
+	password := c.FormValue("password")
+	if !f.Validate(password) {
 		return again()
 	}
 	hash, err := h.hasher.Hash(ctx, password)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/html"
 
 	"gatehouse/db"
+	"gatehouse/views"
 )
 
 // post publishes a notice through the form and returns its id.
@@ -192,8 +193,8 @@ func TestNoticeAudienceAndSchedule(t *testing.T) {
 	group := w.admin.postNotice(t, noticeForm("Night shift", "Keys moved", "normal", "group:"+strconv.FormatInt(w.night, 10)))
 	pubs := w.admin.postNotice(t, noticeForm("Publishers", "Style guide", "normal", "role:publisher"))
 	later := noticeForm("Later", "Not yet", "must_read", "everyone")
-	later.Set("starts_at", a.clock().Add(2*time.Hour).Format(formTime))
-	later.Set("ends_at", a.clock().Add(4*time.Hour).Format(formTime))
+	later.Set("starts_at", a.clock().Add(2*time.Hour).Format(views.FormTime))
+	later.Set("ends_at", a.clock().Add(4*time.Hour).Format(views.FormTime))
 	future := w.admin.postNotice(t, later)
 
 	for _, tc := range []struct {

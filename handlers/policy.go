@@ -242,7 +242,7 @@ func (h *Handler) mfaPolicyUpdate(c echo.Context) error {
 		f.Errors["mode"] = "Choose off, optional or required."
 	}
 	if f.Mode == db.MFARequired {
-		t, err := h.parseFormTime(f.Deadline)
+		t, err := views.ParseFormTime(f.Deadline, h.cfg.Location)
 		switch {
 		case err != nil:
 			f.Errors["deadline"] = "Enter a date and time."

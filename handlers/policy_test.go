@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/db"
+	"gatehouse/views"
 )
 
 // setRule saves a rule through the dry run and its confirm button, as an admin does.
@@ -139,7 +140,7 @@ func TestRequiredPastDeadlineLeadsToEnrollmentWithoutLoops(t *testing.T) {
 
 func TestBeforeTheDeadlineOnlyAWarning(t *testing.T) {
 	w := newRollout(t)
-	deadline := w.a.clock().Add(72 * time.Hour).Format(formTime)
+	deadline := w.a.clock().Add(72 * time.Hour).Format(views.FormTime)
 	setRule(t, w.admin, w.group(), "required", deadline)
 	owl := w.a.client()
 	wantRedirect(t, owl.login("owl", "correct horse battery"), "/")
@@ -245,7 +246,7 @@ func TestUserInTwoGroupsGetsTheStrictestRule(t *testing.T) {
 	if err := w.a.db.AddGroupMember(ctx, early.ID, w.nightOwl.ID, db.Event{At: w.a.clock()}); err != nil {
 		t.Fatal(err)
 	}
-	later := w.a.clock().Add(30 * 24 * time.Hour).Format(formTime)
+	later := w.a.clock().Add(30 * 24 * time.Hour).Format(views.FormTime)
 	setRule(t, w.admin, w.group(), "optional", "")
 	setRule(t, w.admin, "group:"+strconv.FormatInt(early.ID, 10), "required", later)
 	owl := w.a.client()

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -49,12 +48,8 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 	if err := h.setupAvailable(c); err != nil {
 		return err
 	}
-	f := views.SetupForm{
-		Token:       c.FormValue("token"),
-		Username:    auth.NormalizeUsername(strings.TrimSpace(c.FormValue("username"))), // as it will be stored
-		DisplayName: strings.TrimSpace(c.FormValue("display_name")),
-		Errors:      map[string]string{},
-	}
+	f := views.SetupForm{Token: c.FormValue("token"), Username: c.FormValue("username"),
+		DisplayName: c.FormValue("display_name")}
 	ok, err := h.db.SetupTokenValid(ctx, auth.HashToken(f.Token))
 	if err != nil {
 		return err
@@ -63,19 +58,7 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 		return errSetupLink
 	}
 	password := c.FormValue("password")
-	if msg := validUsername(f.Username); msg != "" {
-		f.Errors["username"] = msg
-	}
-	var pe *auth.PolicyError
-	if err := auth.CheckPassword(password, f.Username); errors.As(err, &pe) {
-		f.Errors["password"] = pe.Reason
-	} else if err != nil {
-		return err
-	}
-	if len([]rune(f.DisplayName)) > 100 || !auth.SingleLine(f.DisplayName) {
-		f.Errors["display_name"] = "Use at most 100 characters on one line."
-	}
-	if len(f.Errors) > 0 {
+	if !f.Validate(password) {
 		return render(c, http.StatusUnprocessableEntity, views.SetupPage(h.pageWithStatus(c, "First administrator", http.StatusUnprocessableEntity), f))
 	}
 	hash, err := h.hasher.Hash(ctx, password)
@@ -98,13 +81,4 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/?msg=welcome")
-}
-
-// validUsername returns why a username is unacceptable, or "".
-func validUsername(u string) string {
-	var pe *auth.PolicyError
-	if errors.As(auth.CheckUsername(u), &pe) {
-		return pe.Reason
-	}
-	return ""
 }
