@@ -9,6 +9,8 @@ import (
 	"gatehouse/views"
 )
 
+// accountShow handles GET /account: the user's own account, with the two-step rule that
+// applies to them.
 func (h *Handler) accountShow(c echo.Context) error {
 	u, _ := currentUser(c)
 	_, left, err := h.db.AccountCounts(c.Request().Context(), u.ID)
@@ -36,14 +38,16 @@ func ruleWords(p views.Page, r effectiveRule) string {
 	return "not required"
 }
 
+// passwordEdit handles GET /account/password, which a user whose password an admin set must
+// finish first.
 func (h *Handler) passwordEdit(c echo.Context) error {
 	u, _ := currentUser(c)
 	return render(c, http.StatusOK, views.PasswordPage(h.pageFor(c, "Change your password"),
 		views.PasswordForm{Forced: u.MustChangePassword}))
 }
 
-// passwordUpdate changes the password after checking the current one, and signs out every
-// other session of the user.
+// passwordUpdate handles POST /account/password: it changes the password after checking the
+// current one, and signs out every other session of the user.
 func (h *Handler) passwordUpdate(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)

@@ -10,6 +10,7 @@ import (
 	"gatehouse/views"
 )
 
+// sessionsIndex handles GET /account/sessions: the user's own sessions, this one first.
 func (h *Handler) sessionsIndex(c echo.Context) error {
 	u, _ := currentUser(c)
 	me, _ := currentSession(c)
@@ -26,8 +27,9 @@ func (h *Handler) sessionsIndex(c echo.Context) error {
 	return render(c, http.StatusOK, views.SessionsPage(h.pageFor(c, "Sessions"), rows))
 }
 
-// sessionRevoke ends one of the user's own sessions. The delete is keyed by the user's id
-// too, so another user's session id is a 404, exactly like an id that never existed.
+// sessionRevoke handles POST /account/sessions/:id/revoke: it ends one of the user's own
+// sessions. The delete is keyed by the user's id too, so another user's session id is a
+// 404, exactly like an id that never existed.
 func (h *Handler) sessionRevoke(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -47,6 +49,8 @@ func (h *Handler) sessionRevoke(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/sessions?msg=session-revoked")
 }
 
+// sessionsRevokeOthers handles POST /account/sessions/revoke-others: every session of the
+// user but this one ends.
 func (h *Handler) sessionsRevokeOthers(c echo.Context) error {
 	u, _ := currentUser(c)
 	me, _ := currentSession(c)

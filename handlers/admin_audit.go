@@ -38,6 +38,8 @@ func (h *Handler) auditQuery(c echo.Context) (views.AuditQuery, db.AuditFilter, 
 	return q, f, problem
 }
 
+// adminAudit handles GET /admin/audit: the audit log, filtered, a page at a time, newest
+// first.
 func (h *Handler) adminAudit(c echo.Context) error {
 	ctx := c.Request().Context()
 	q, f, problem := h.auditQuery(c)
@@ -59,6 +61,7 @@ func (h *Handler) adminAudit(c echo.Context) error {
 	return render(c, http.StatusOK, views.AdminAuditPage(h.pageFor(c, "Audit log"), v))
 }
 
+// adminAuditCSV handles GET /admin/audit.csv: the filtered audit log as a spreadsheet.
 func (h *Handler) adminAuditCSV(c echo.Context) error {
 	_, f, _ := h.auditQuery(c)
 	f.Limit = 100000

@@ -13,6 +13,7 @@ import (
 	"gatehouse/views"
 )
 
+// adminGroupsIndex handles GET /admin/groups: every group, and the new-group form.
 func (h *Handler) adminGroupsIndex(c echo.Context) error {
 	return h.renderGroups(c, http.StatusOK, views.GroupForm{})
 }
@@ -25,6 +26,7 @@ func (h *Handler) renderGroups(c echo.Context, status int, f views.GroupForm) er
 	return render(c, status, views.AdminGroupsPage(h.pageWithStatus(c, "Groups", status), groups, f))
 }
 
+// adminGroupsCreate handles POST /admin/groups: it creates a group with a unique name.
 func (h *Handler) adminGroupsCreate(c echo.Context) error {
 	f := views.GroupForm{Name: c.FormValue("name")}
 	if !f.Validate() {
@@ -49,6 +51,7 @@ func (h *Handler) adminGroup(c echo.Context) (db.Group, error) {
 	return h.db.GroupByID(c.Request().Context(), id)
 }
 
+// adminGroupShow handles GET /admin/groups/:id: the group's members.
 func (h *Handler) adminGroupShow(c echo.Context) error {
 	g, err := h.adminGroup(c)
 	if err != nil {
@@ -65,6 +68,8 @@ func (h *Handler) renderGroup(c echo.Context, g db.Group, status int, problem st
 	return render(c, status, views.AdminGroupPage(h.pageWithStatus(c, g.Name, status), g, members, problem))
 }
 
+// adminGroupAddMember handles POST /admin/groups/:id/members: it adds a user, named by
+// username; adding a member twice changes nothing.
 func (h *Handler) adminGroupAddMember(c echo.Context) error {
 	ctx := c.Request().Context()
 	g, err := h.adminGroup(c)
@@ -86,6 +91,8 @@ func (h *Handler) adminGroupAddMember(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/groups/"+strconv.FormatInt(g.ID, 10)+"?msg=saved")
 }
 
+// adminGroupRemoveMember handles POST /admin/groups/:id/members/:uid/remove: the user
+// leaves the group.
 func (h *Handler) adminGroupRemoveMember(c echo.Context) error {
 	g, err := h.adminGroup(c)
 	if err != nil {
@@ -103,6 +110,8 @@ func (h *Handler) adminGroupRemoveMember(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/groups/"+strconv.FormatInt(g.ID, 10)+"?msg=saved")
 }
 
+// adminGroupDelete handles POST /admin/groups/:id/delete: the group goes, and with it its
+// memberships and its place in notice audiences and rules.
 func (h *Handler) adminGroupDelete(c echo.Context) error {
 	g, err := h.adminGroup(c)
 	if err != nil {
@@ -116,7 +125,8 @@ func (h *Handler) adminGroupDelete(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/groups?msg=saved")
 }
 
-// adminGroupResetForm shows how many members' factors a bulk reset would remove.
+// adminGroupResetForm handles GET /admin/groups/:id/reset-mfa: it shows how many members'
+// factors a bulk reset would remove.
 func (h *Handler) adminGroupResetForm(c echo.Context) error {
 	g, err := h.adminGroup(c)
 	if err != nil {
@@ -138,6 +148,9 @@ func (h *Handler) renderGroupReset(c echo.Context, g db.Group, status int, probl
 		Action: "/admin/groups/" + id + "/reset-mfa", Phrase: g.Name, Count: len(with), Error: problem, Cancel: "/admin/groups/" + id}))
 }
 
+// adminGroupReset handles POST /admin/groups/:id/reset-mfa: it removes the factors of the
+// members it showed, once the group's name is typed, and aborts if more members have one by
+// now.
 func (h *Handler) adminGroupReset(c echo.Context) error {
 	g, err := h.adminGroup(c)
 	if err != nil {

@@ -26,6 +26,7 @@ var healthRows = []struct {
 	{label: "Notices not loaded", counter: countBannersLost},
 }
 
+// adminHome handles GET /admin: the health panel and the counts an admin checks first.
 func (h *Handler) adminHome(c echo.Context) error {
 	ctx := c.Request().Context()
 	now := h.now()

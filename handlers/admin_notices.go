@@ -69,6 +69,8 @@ func canManage(u db.User, n db.Notice) bool {
 	return u.IsAdmin() || (n.AuthorID != 0 && n.AuthorID == u.ID)
 }
 
+// adminNoticesIndex handles GET /admin/notices: the write form and the notices posted, all
+// of them for an admin, their own for a publisher.
 func (h *Handler) adminNoticesIndex(c echo.Context) error {
 	opts, _, err := h.audienceOptions(c.Request().Context())
 	if err != nil {
@@ -107,7 +109,8 @@ func (h *Handler) preview(c echo.Context, f *views.NoticeForm, in db.NoticeInput
 	return nil
 }
 
-// adminNoticesCreate publishes at once (303); the preview button only refreshes the form.
+// adminNoticesCreate handles POST /admin/notices: it publishes at once (303); the preview
+// button only refreshes the form.
 func (h *Handler) adminNoticesCreate(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
@@ -194,6 +197,8 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 	return out, nil
 }
 
+// adminNoticeShow handles GET /admin/notices/:id: who has read the notice, overall and by
+// group.
 func (h *Handler) adminNoticeShow(c echo.Context) error {
 	n, err := h.managedNotice(c)
 	if err != nil {
@@ -206,6 +211,8 @@ func (h *Handler) adminNoticeShow(c echo.Context) error {
 	return render(c, http.StatusOK, views.AdminNoticePage(h.pageFor(c, n.Title), r))
 }
 
+// adminNoticeEdit handles GET /admin/notices/:id/edit: the edit form, filled from the
+// notice.
 func (h *Handler) adminNoticeEdit(c echo.Context) error {
 	n, err := h.managedNotice(c)
 	if err != nil {
@@ -220,6 +227,8 @@ func (h *Handler) adminNoticeEdit(c echo.Context) error {
 	return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 }
 
+// adminNoticeUpdate handles POST /admin/notices/:id: it saves an edit; the preview button
+// only refreshes the form.
 func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 	ctx := c.Request().Context()
 	n, err := h.managedNotice(c)
@@ -250,6 +259,8 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/notices/"+strconv.FormatInt(n.ID, 10)+"?msg=notice-updated")
 }
 
+// adminNoticeArchive handles POST /admin/notices/:id/archive: the notice stops showing as a
+// banner; archiving it twice changes nothing.
 func (h *Handler) adminNoticeArchive(c echo.Context) error {
 	n, err := h.managedNotice(c)
 	if err != nil {
@@ -263,6 +274,8 @@ func (h *Handler) adminNoticeArchive(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/notices/"+strconv.FormatInt(n.ID, 10)+"?msg=notice-archived")
 }
 
+// adminNoticeReceiptsCSV handles GET /admin/notices/:id/receipts.csv: the receipts as a
+// spreadsheet, one row per reader.
 func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {
 	n, err := h.managedNotice(c)
 	if err != nil {

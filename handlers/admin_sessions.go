@@ -10,6 +10,8 @@ import (
 	"gatehouse/views"
 )
 
+// adminSessions handles GET /admin/sessions: how many sessions exist, and the form that
+// signs everyone out.
 func (h *Handler) adminSessions(c echo.Context) error {
 	return h.renderAdminSessions(c, http.StatusOK, "", "")
 }
@@ -24,8 +26,9 @@ func (h *Handler) renderAdminSessions(c echo.Context, status int, problem, typed
 		views.AdminSessions{Stats: stats, Others: others, Error: problem, Confirm: typed}))
 }
 
-// adminSessionsRevokeAll signs everyone but the acting admin out. It touches only session
-// rows (and the audit log) and aborts if more sessions exist than the admin was shown.
+// adminSessionsRevokeAll handles POST /admin/sessions/revoke-all: it signs everyone but the
+// acting admin out. It touches only session rows (and the audit log) and aborts if more
+// sessions exist than the admin was shown.
 func (h *Handler) adminSessionsRevokeAll(c echo.Context) error {
 	expected, ok := typedConfirmation(c, views.SignOutPhrase)
 	if !ok {

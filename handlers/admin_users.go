@@ -14,6 +14,8 @@ import (
 	"gatehouse/views"
 )
 
+// adminUsersIndex handles GET /admin/users: every account, narrowed by a search over
+// username, display name and groups.
 func (h *Handler) adminUsersIndex(c echo.Context) error {
 	ctx := c.Request().Context()
 	users, err := h.db.ListUsers(ctx)
@@ -49,6 +51,8 @@ func (h *Handler) adminUser(c echo.Context) (db.User, error) {
 	return h.db.UserByID(c.Request().Context(), id)
 }
 
+// adminUserShow handles GET /admin/users/:id: one account, with the actions an admin may
+// take on it.
 func (h *Handler) adminUserShow(c echo.Context) error {
 	u, err := h.adminUser(c)
 	if err != nil {
@@ -192,12 +196,14 @@ func backToUser(c echo.Context, u db.User) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/users/"+strconv.FormatInt(u.ID, 10)+"?msg=saved")
 }
 
+// adminUserNew handles GET /admin/users/new, the create-user form.
 func (h *Handler) adminUserNew(c echo.Context) error {
 	return render(c, http.StatusOK, views.AdminNewUserPage(h.pageFor(c, "Add a user"), views.NewUserForm{Role: db.RoleStaff}))
 }
 
-// adminUserCreate adds an account with an initial password that the user must replace at
-// first sign-in: an admin never knows a user's lasting password.
+// adminUserCreate handles POST /admin/users: it adds an account with an initial password
+// that the user must replace at first sign-in: an admin never knows a user's lasting
+// password.
 func (h *Handler) adminUserCreate(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := views.NewUserForm{Username: c.FormValue("username"), DisplayName: c.FormValue("display_name"),
@@ -230,7 +236,8 @@ func (h *Handler) adminUserCreate(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/users/"+strconv.FormatInt(u.ID, 10)+"?msg=saved")
 }
 
-// adminUserDeleteForm asks for the username to be typed before deleting the account.
+// adminUserDeleteForm handles GET /admin/users/:id/delete: it asks for the username to be
+// typed before deleting the account.
 func (h *Handler) adminUserDeleteForm(c echo.Context) error {
 	u, err := h.adminUser(c)
 	if err != nil {
@@ -248,6 +255,8 @@ func (h *Handler) renderConfirmDelete(c echo.Context, u db.User, status int, pro
 		Action: "/admin/users/" + id + "/delete", Phrase: u.Username, Count: 1, Error: problem, Cancel: "/admin/users/" + id}))
 }
 
+// adminUserDelete handles POST /admin/users/:id/delete: it deletes the account once its
+// username is typed, never the acting admin's own nor the last active admin.
 func (h *Handler) adminUserDelete(c echo.Context) error {
 	u, err := h.adminUser(c)
 	if err != nil {

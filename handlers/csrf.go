@@ -64,36 +64,13 @@ func (h *Handler) csrf() echo.MiddlewareFunc {
 			if isUnsafe(req.Method) && req.Method != http.MethodPost {
 				return next(c)
 			}
-			if isUnsafe(req.Method) {
-				switch site := req.Header.Get(echo.HeaderSecFetchSite); site {
-				case "cross-site":
-					return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "cross-site request"))
-				case "":
-					if origin := req.Header.Get(echo.HeaderOrigin); origin != "" && !h.sameOrigin(origin, req) {
-						return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "foreign origin "+origin))
-					}
-				}
+			if err := h.foreignRequest(req); err != nil {
+				return err
 			}
 			if cookieName != csrfCookieBase {
 				h.expireBareCSRFCookie(c)
 			}
-			binding := h.csrfBinding(c)
-			token := ""
-			for _, ck := range req.Cookies() {
-				if ck.Name == cookieName && h.csrfTokenValid(ck.Value, binding) {
-					token = ck.Value
-					break
-				}
-			}
-			if token == "" {
-				token = h.newCSRFToken(binding)
-				// echo sets the cookie itself when it checks tokens, that is when the
-				// browser sent no Sec-Fetch-Site; otherwise it is ours to set.
-				if req.Header.Get(echo.HeaderSecFetchSite) != "" {
-					c.SetCookie(&http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true,
-						Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode, MaxAge: csrfCookieMaxAge})
-				}
-			}
+			token := h.signedCSRFCookie(c, cookieName)
 			// echo reads the first value under the name only: make it the valid one.
 			if ck, err := req.Cookie(cookieName); err != nil || ck.Value != token {
 				replaceRequestCookie(req, cookieName, token)
@@ -102,6 +79,43 @@ func (h *Handler) csrf() echo.MiddlewareFunc {
 			return guarded(c)
 		}
 	}
+}
+
+// foreignRequest refuses an unsafe request that the browser marks cross-site, or that
+// names a foreign Origin where the browser sends no Sec-Fetch-Site.
+func (h *Handler) foreignRequest(req *http.Request) error {
+	if !isUnsafe(req.Method) {
+		return nil
+	}
+	switch site := req.Header.Get(echo.HeaderSecFetchSite); site {
+	case "cross-site":
+		return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "cross-site request"))
+	case "":
+		if origin := req.Header.Get(echo.HeaderOrigin); origin != "" && !h.sameOrigin(origin, req) {
+			return csrfRefusal(echo.NewHTTPError(http.StatusForbidden, "foreign origin "+origin))
+		}
+	}
+	return nil
+}
+
+// signedCSRFCookie returns the token cookie the browser sent that is signed for this
+// session or pre-session, or else a fresh one.
+func (h *Handler) signedCSRFCookie(c echo.Context, cookieName string) string {
+	req := c.Request()
+	binding := h.csrfBinding(c)
+	for _, ck := range req.Cookies() {
+		if ck.Name == cookieName && h.csrfTokenValid(ck.Value, binding) {
+			return ck.Value
+		}
+	}
+	token := h.newCSRFToken(binding)
+	// echo sets the cookie itself when it checks tokens, that is when the browser sent no
+	// Sec-Fetch-Site; otherwise it is ours to set.
+	if req.Header.Get(echo.HeaderSecFetchSite) != "" {
+		c.SetCookie(&http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true,
+			Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode, MaxAge: csrfCookieMaxAge})
+	}
+	return token
 }
 
 // expireBareCSRFCookie drops the unprefixed token cookie a browser may still hold from

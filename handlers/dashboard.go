@@ -9,6 +9,7 @@ import (
 	"gatehouse/views"
 )
 
+// dashboard handles GET /, the signed-in user's start page.
 func (h *Handler) dashboard(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
@@ -20,11 +21,13 @@ func (h *Handler) dashboard(c echo.Context) error {
 		views.Dashboard{Sessions: sessions, RecoveryLeft: codes}))
 }
 
+// healthz handles GET /healthz: the process is up; whether the database answers is
+// readyz's question.
 func (h *Handler) healthz(c echo.Context) error {
 	return c.String(http.StatusOK, "ok\n")
 }
 
-// readyz answers 200 only while the database answers a read.
+// readyz handles GET /readyz: 200 only while the database answers a read.
 func (h *Handler) readyz(c echo.Context) error {
 	if err := h.db.Ping(c.Request().Context()); err != nil {
 		noteCause(c, fmt.Errorf("not ready: %w", err))

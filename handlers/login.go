@@ -35,6 +35,8 @@ func signInBackoff(failures int) time.Duration {
 // hashWait bounds how long a sign-in waits for a free password-hashing slot.
 const hashWait = 3 * time.Second
 
+// loginForm handles GET /login: the sign-in form, saying why the user is here when a
+// session ended; a signed-in user goes on to where they were going.
 func (h *Handler) loginForm(c echo.Context) error {
 	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
@@ -62,81 +64,112 @@ func nextParam(c echo.Context) string {
 // accounts, so the page says nothing about which accounts exist.
 const errSignIn = "That username and password do not match an active account."
 
+// loginSubmit handles POST /login, the password step of signing in: the address and the
+// account must not be throttled, the password must match an active account, and then a
+// session starts, full or waiting for the second step.
 func (h *Handler) loginSubmit(c echo.Context) error {
-	ctx := c.Request().Context()
 	username := strings.TrimSpace(c.FormValue("username"))
 	password := c.FormValue("password")
 	f := views.LoginForm{Username: username, Next: nextParam(c)}
 	if username == "" || password == "" || len([]rune(username)) > auth.MaxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
-		f.Error = errSignIn
-		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
+		return h.renderSignInRefused(c, f)
 	}
-	addr := c.RealIP()
 	now := h.now()
-	if wait := h.addrs.wait(addr, now); wait > 0 {
-		h.throttled(c, "password")
-		h.audit(c, h.failure(c, "signin.throttled", username, "client address throttled"))
-		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
-	}
-	// Every variant of a name (case, width, accent encoding) counts against one account.
-	key := auth.UsernameKey(username)
-	attempt, err := h.db.BeginSignInAttempt(ctx, key, now, signInBackoff)
+	attempt, err := h.admitSignIn(c, username, now)
 	if err != nil {
 		return err
+	}
+	u, refusal, err := h.checkPassword(c, username, password)
+	if err != nil {
+		return err
+	}
+	if refusal != "" {
+		h.signInFailed(c, username, refusal, attempt, now)
+		return h.renderSignInRefused(c, f)
+	}
+	return h.passwordAccepted(c, u, password, attempt, f.Next)
+}
+
+// admitSignIn refuses a sign-in from an address or for an account that is throttled, and
+// otherwise counts the attempt against the account before any password is checked.
+func (h *Handler) admitSignIn(c echo.Context, username string, now time.Time) (db.Attempt, error) {
+	if wait := h.addrs.wait(c.RealIP(), now); wait > 0 {
+		h.throttled(c, "password")
+		h.audit(c, h.failure(c, "signin.throttled", username, "client address throttled"))
+		return db.Attempt{}, tooMany(c, wait, "Too many failed sign-in attempts from your network.")
+	}
+	// Every variant of a name (case, width, accent encoding) counts against one account.
+	attempt, err := h.db.BeginSignInAttempt(c.Request().Context(), auth.UsernameKey(username), now, signInBackoff)
+	if err != nil {
+		return db.Attempt{}, err
 	}
 	if attempt.Wait > 0 {
 		h.throttled(c, "password")
 		h.audit(c, h.failure(c, "signin.throttled", username, "account throttled"))
-		return tooMany(c, attempt.Wait, "Too many failed sign-in attempts for this account.")
+		return db.Attempt{}, tooMany(c, attempt.Wait, "Too many failed sign-in attempts for this account.")
 	}
+	return attempt, nil
+}
 
+// checkPassword looks the account up and checks the password, and says why a sign-in is
+// refused ("" when it is not). An unknown user costs the same hashing as a known one.
+//
+// Password hashing is the one expensive thing a stranger can ask for; waiting for a slot
+// is bounded, so a flood queues briefly and is then refused with a 429, never the whole
+// server.
+func (h *Handler) checkPassword(c echo.Context, username, password string) (db.User, string, error) {
+	ctx := c.Request().Context()
 	u, err := h.db.UserByUsername(ctx, username)
-	ok := false
-	reason := ""
-	// Password hashing is the one expensive thing a stranger can ask for; waiting for a
-	// slot is bounded, so a flood queues briefly and then gets a 503, never the whole server.
 	hctx, cancel := context.WithTimeout(ctx, hashWait)
 	defer cancel()
+	if errors.Is(err, db.ErrNotFound) {
+		return db.User{}, "unknown user", h.hasher.VerifyDummy(hctx, password)
+	}
+	if err != nil {
+		return db.User{}, "", err
+	}
+	ok, err := h.hasher.Verify(hctx, u.PasswordHash, password)
 	switch {
-	case errors.Is(err, db.ErrNotFound):
-		if err := h.hasher.VerifyDummy(hctx, password); err != nil {
-			return err
-		}
-		reason = "unknown user"
 	case err != nil:
-		return err
-	default:
-		ok, err = h.hasher.Verify(hctx, u.PasswordHash, password)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			reason = "wrong password"
-		} else if u.Disabled {
-			ok, reason = false, "account disabled"
-		}
+		return db.User{}, "", err
+	case !ok:
+		return db.User{}, "wrong password", nil
+	case u.Disabled:
+		return db.User{}, "account disabled", nil
 	}
-	if !ok {
-		h.addrs.fail(addr, now)
-		detail := reason
-		if attempt.Failures >= lockAfter {
-			detail += "; account locked"
-		}
-		h.audit(c, h.failure(c, "signin.password", username, detail))
-		h.metrics.signin("password", "failure")
-		f.Error = errSignIn
-		return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
-	}
+	return u, "", nil
+}
 
+// signInFailed counts a refused password step against the address and audits why; the
+// account's count was already taken by admitSignIn.
+func (h *Handler) signInFailed(c echo.Context, username, reason string, attempt db.Attempt, now time.Time) {
+	h.addrs.fail(c.RealIP(), now)
+	if attempt.Failures >= lockAfter {
+		reason += "; account locked"
+	}
+	h.audit(c, h.failure(c, "signin.password", username, reason))
+	h.metrics.signin("password", "failure")
+}
+
+func (h *Handler) renderSignInRefused(c echo.Context, f views.LoginForm) error {
+	f.Error = errSignIn
+	return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
+}
+
+// passwordAccepted settles the account's throttle and starts the session: a full one, or
+// one that waits for the second step.
+func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, attempt db.Attempt, next string) error {
+	ctx := c.Request().Context()
 	// The address's budget is left to decay on its own: one known password must not buy an
 	// address fresh guesses at every other account.
 	h.metrics.signin("password", "success")
 	// Only a complete sign-in clears the account's failures; with a second step to come,
 	// this attempt is merely given back, so failed codes keep counting across sign-ins.
+	var err error
 	if u.HasMFA {
 		err = h.db.ReleaseSignInAttempt(ctx, attempt)
 	} else {
-		_, err = h.db.ClearThrottle(ctx, key, db.Event{})
+		_, err = h.db.ClearThrottle(ctx, attempt.Username, db.Event{})
 	}
 	if err != nil {
 		return err
@@ -144,26 +177,23 @@ func (h *Handler) loginSubmit(c echo.Context) error {
 	if h.hasher.NeedsRehash(u.PasswordHash) {
 		h.rehash(ctx, c, u, password)
 	}
-	stage := db.StageFull
-	if u.HasMFA {
-		stage = db.StageMFA
-	}
 	ev := h.event(c, "signin.password", u.Username)
 	ev.ActorID, ev.Actor = u.ID, u.Username
-	if stage == db.StageMFA {
-		ev.Detail = "password accepted; second step pending"
+	if !u.HasMFA {
+		if err := h.startSession(c, u, db.StageFull, ev); err != nil {
+			return err
+		}
+		return h.afterSignIn(c, u, next)
 	}
-	if err := h.startSession(c, u, stage, ev); err != nil {
+	ev.Detail = "password accepted; second step pending"
+	if err := h.startSession(c, u, db.StageMFA, ev); err != nil {
 		return err
 	}
-	if stage == db.StageMFA {
-		target := "/login/mfa"
-		if f.Next != "" {
-			target += "?" + url.Values{"next": {f.Next}}.Encode()
-		}
-		return c.Redirect(http.StatusSeeOther, target)
+	target := "/login/mfa"
+	if next != "" {
+		target += "?" + url.Values{"next": {next}}.Encode()
 	}
-	return h.afterSignIn(c, u, f.Next)
+	return c.Redirect(http.StatusSeeOther, target)
 }
 
 // afterSignIn sends a fully signed-in user straight to a pending step (a forced password
@@ -216,8 +246,9 @@ func (h *Handler) throttled(c echo.Context, step string) {
 	h.counts.add(countThrottled)
 }
 
-// logout ends this session server-side and clears the cookie. It works, and answers the
-// same way, whether or not the session was still valid, so it can never loop.
+// logout handles POST /logout: it ends this session server-side and clears the cookie. It
+// works, and answers the same way, whether or not the session was still valid, so it can
+// never loop.
 func (h *Handler) logout(c echo.Context) error {
 	if s, ok := currentSession(c); ok {
 		if err := h.db.EndSession(c.Request().Context(), s.ID); err != nil {

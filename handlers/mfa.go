@@ -21,7 +21,7 @@ func totpAAD(userID int64) []byte { return auth.TOTPSecretAAD(userID) }
 
 const recoveryCodeCount = 10
 
-// loginMFAForm is the second step; only a partial session reaches it.
+// loginMFAForm handles GET /login/mfa, the second step; only a partial session reaches it.
 func (h *Handler) loginMFAForm(c echo.Context) error {
 	s, ok := currentSession(c)
 	switch {
@@ -35,6 +35,9 @@ func (h *Handler) loginMFAForm(c echo.Context) error {
 
 const errCode = "That code did not work. Check your authenticator's clock, or use a recovery code."
 
+// loginMFASubmit handles POST /login/mfa: a TOTP or recovery code completes a partial
+// session, which is then issued a new token. Failed codes count against the account like
+// failed passwords.
 func (h *Handler) loginMFASubmit(c echo.Context) error {
 	ctx := c.Request().Context()
 	s, ok := currentSession(c)
@@ -97,35 +100,46 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.User, code string) (string, bool, error) {
 	compact := strings.Join(strings.Fields(code), "")
 	if len(compact) == 6 && strings.Trim(compact, "0123456789") == "" {
-		f, err := h.db.FactorOf(ctx, u.ID)
-		if errors.Is(err, db.ErrNotFound) {
-			h.audit(c, h.failure(c, "signin.mfa", u.Username, "no factor enrolled"))
-			return "", false, nil
-		}
-		if err != nil {
-			return "", false, err
-		}
-		secret, err := h.keys.Open(f.SecretEnc, totpAAD(u.ID))
-		if err != nil {
-			return "", false, err
-		}
-		step, ok := auth.CheckTOTP(string(secret), compact, h.now())
-		if !ok {
-			h.audit(c, h.failure(c, "signin.mfa", u.Username, "wrong code"))
-			return "", false, nil
-		}
-		claimed, err := h.db.ClaimTOTPStep(ctx, u.ID, step)
-		if err != nil {
-			return "", false, err
-		}
-		if !claimed {
-			h.counts.add(countReplay)
-			h.audit(c, h.failure(c, "mfa.replay_refused", u.Username, "code of an already used time step"))
-			noteCause(c, fmt.Errorf("totp replay refused, user %d", u.ID))
-			return "", false, nil
-		}
-		return "signin.mfa", true, nil
+		return h.checkTOTPCode(ctx, c, u, compact)
 	}
+	return h.checkRecoveryCode(ctx, c, u, code)
+}
+
+// checkTOTPCode accepts a code of the user's authenticator once: a code of a time step
+// already used is a replay, refused and counted.
+func (h *Handler) checkTOTPCode(ctx context.Context, c echo.Context, u db.User, compact string) (string, bool, error) {
+	f, err := h.db.FactorOf(ctx, u.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		h.audit(c, h.failure(c, "signin.mfa", u.Username, "no factor enrolled"))
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	secret, err := h.keys.Open(f.SecretEnc, totpAAD(u.ID))
+	if err != nil {
+		return "", false, err
+	}
+	step, ok := auth.CheckTOTP(string(secret), compact, h.now())
+	if !ok {
+		h.audit(c, h.failure(c, "signin.mfa", u.Username, "wrong code"))
+		return "", false, nil
+	}
+	claimed, err := h.db.ClaimTOTPStep(ctx, u.ID, step)
+	if err != nil {
+		return "", false, err
+	}
+	if !claimed {
+		h.counts.add(countReplay)
+		h.audit(c, h.failure(c, "mfa.replay_refused", u.Username, "code of an already used time step"))
+		noteCause(c, fmt.Errorf("totp replay refused, user %d", u.ID))
+		return "", false, nil
+	}
+	return "signin.mfa", true, nil
+}
+
+// checkRecoveryCode accepts an unused recovery code once.
+func (h *Handler) checkRecoveryCode(ctx context.Context, c echo.Context, u db.User, code string) (string, bool, error) {
 	normal := auth.NormalizeRecoveryCode(code)
 	if normal == "" {
 		h.audit(c, h.failure(c, "signin.mfa", u.Username, "malformed code"))
@@ -157,11 +171,11 @@ func (h *Handler) checkSecondFactor(ctx context.Context, c echo.Context, u db.Us
 	return "", false, nil
 }
 
-// mfaShow is the enrollment page. It shows, in order of precedence: fresh recovery codes
-// just made; the enrollment in progress for this session (reloading shows the same key, so
-// a key already scanned stays the one to confirm); the status of an active factor; or a new
-// enrollment. A cross-site navigation never starts one, so no other site can make a GET
-// here write anything.
+// mfaShow handles GET /account/mfa, the enrollment page. It shows, in order of precedence:
+// fresh recovery codes just made; the enrollment in progress for this session (reloading
+// shows the same key, so a key already scanned stays the one to confirm); the status of an
+// active factor; or a new enrollment. A cross-site navigation never starts one, so no other
+// site can make a GET here write anything.
 func (h *Handler) mfaShow(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
@@ -223,33 +237,16 @@ func (h *Handler) fillEnrollment(e *views.Enrollment, u db.User, enc []byte) err
 	return nil
 }
 
-// mfaConfirm activates the pending secret of this user and session after a correct code.
+// mfaConfirm handles POST /account/mfa: it activates the pending secret of this user and
+// session after a correct code.
 func (h *Handler) mfaConfirm(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username}
-	again := func(msg string, enc []byte) error {
-		if err := h.fillEnrollment(&e, u, enc); err != nil {
-			return err
-		}
-		e.Error = msg
-		return render(c, http.StatusUnprocessableEntity, views.MFAPage(h.pageWithStatus(c, "Two-step verification",
-			http.StatusUnprocessableEntity), e))
-	}
+	again := func(msg string, enc []byte) error { return h.renderEnrollmentAgain(c, u, msg, enc) }
 	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
-	if errors.Is(err, db.ErrNotFound) && u.HasMFA {
-		// A new key for a user whose factor is on is a change of factor: it takes the
-		// password again, so nothing posted here can start one.
-		return h.renderMFAStatus(c, u, http.StatusConflict,
-			"That change of authenticator expired or was replaced. To move to a new authenticator, give your password again.")
-	}
 	if errors.Is(err, db.ErrNotFound) {
-		enc, err := h.startEnrollment(ctx, u, s)
-		if err != nil {
-			return err
-		}
-		return again("That setup had expired or was replaced. Add the new key shown below to your app, then enter its code.", enc)
+		return h.enrollmentGone(c, u, s)
 	}
 	if err != nil {
 		return err
@@ -287,6 +284,32 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
 }
 
+// enrollmentGone answers a confirmation whose pending key expired or was replaced. For a
+// user whose factor is on, a new key is a change of factor: it takes the password again,
+// so nothing posted here can start one. Anyone else gets a new key to add.
+func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error {
+	if u.HasMFA {
+		return h.renderMFAStatus(c, u, http.StatusConflict,
+			"That change of authenticator expired or was replaced. To move to a new authenticator, give your password again.")
+	}
+	enc, err := h.startEnrollment(c.Request().Context(), u, s)
+	if err != nil {
+		return err
+	}
+	return h.renderEnrollmentAgain(c, u, "That setup had expired or was replaced. Add the new key shown below to your app, then enter its code.", enc)
+}
+
+// renderEnrollmentAgain shows the enrollment of the key enc with a problem above its form.
+func (h *Handler) renderEnrollmentAgain(c echo.Context, u db.User, problem string, enc []byte) error {
+	e := views.Enrollment{Active: u.HasMFA, Username: u.Username}
+	if err := h.fillEnrollment(&e, u, enc); err != nil {
+		return err
+	}
+	e.Error = problem
+	return render(c, http.StatusUnprocessableEntity, views.MFAPage(h.pageWithStatus(c, "Two-step verification",
+		http.StatusUnprocessableEntity), e))
+}
+
 // hashCodes hashes a new set of recovery codes as one set, so a typed code is checked
 // against all of them with one derivation.
 func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, error) {
@@ -297,8 +320,9 @@ func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, erro
 	return h.hasher.HashSet(ctx, normal)
 }
 
-// mfaRestart replaces this session's pending key with a new one. For a user whose factor
-// is on, a new key is a change of factor, so it asks for the password like mfaReplace.
+// mfaRestart handles POST /account/mfa/restart: it replaces this session's pending key with
+// a new one. For a user whose factor is on, a new key is a change of factor, so it asks for
+// the password like mfaReplace.
 func (h *Handler) mfaRestart(c echo.Context) error {
 	u, _ := currentUser(c)
 	if u.HasMFA {
@@ -311,8 +335,9 @@ func (h *Handler) mfaRestart(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
 }
 
-// mfaRecoveryCodes makes a new set of recovery codes after the password is given again:
-// a new set is as good as the factor, and the old set dies in the same write.
+// mfaRecoveryCodes handles POST /account/mfa/recovery-codes: it makes a new set of recovery
+// codes after the password is given again: a new set is as good as the factor, and the old
+// set dies in the same write.
 func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
@@ -364,8 +389,8 @@ func (h *Handler) renderMFAStatus(c echo.Context, u db.User, status int, problem
 	return render(c, status, views.MFAPage(h.pageWithStatus(c, "Two-step verification", status), e))
 }
 
-// mfaReplace starts moving to a new authenticator; the old one keeps working until the new
-// one is confirmed.
+// mfaReplace handles POST /account/mfa/replace: it starts moving to a new authenticator;
+// the old one keeps working until the new one is confirmed.
 func (h *Handler) mfaReplace(c echo.Context) error {
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
@@ -385,7 +410,8 @@ func (h *Handler) mfaReplace(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
 }
 
-// mfaDisable turns the factor off after the password is given again.
+// mfaDisable handles POST /account/mfa/disable: it turns the factor off after the password
+// is given again, unless a rule requires one.
 func (h *Handler) mfaDisable(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)

@@ -10,6 +10,7 @@ import (
 	"gatehouse/views"
 )
 
+// noticesIndex handles GET /notices: the notices meant for the user.
 func (h *Handler) noticesIndex(c echo.Context) error {
 	u, _ := currentUser(c)
 	ns, err := h.db.NoticesFor(c.Request().Context(), u, h.now())
@@ -19,8 +20,8 @@ func (h *Handler) noticesIndex(c echo.Context) error {
 	return render(c, http.StatusOK, views.NoticesPage(h.pageFor(c, "Notices"), ns))
 }
 
-// noticeShow shows one notice to its audience; anyone else, and anyone before it starts,
-// gets the same 404 as for an id that does not exist.
+// noticeShow handles GET /notices/:id: one notice, for its audience; anyone else, and
+// anyone before it starts, gets the same 404 as for an id that does not exist.
 func (h *Handler) noticeShow(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -38,8 +39,9 @@ func (h *Handler) noticeShow(c echo.Context) error {
 // backTo is the local page a banner form returns to.
 func backTo(c echo.Context) string { return safeNext(c.FormValue("return")) }
 
-// noticeAck records, for the signed-in user only, that they read the notice. The user comes
-// from the session, never from the form, so nobody can acknowledge for someone else.
+// noticeAck handles POST /notices/:id/ack: it records, for the signed-in user only, that
+// they read the notice. The user comes from the session, never from the form, so nobody can
+// acknowledge for someone else.
 func (h *Handler) noticeAck(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -53,6 +55,8 @@ func (h *Handler) noticeAck(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, backTo(c))
 }
 
+// noticeDismiss handles POST /notices/:id/dismiss: the banner of a normal notice goes away
+// for the user; a must-read one stays until acknowledged.
 func (h *Handler) noticeDismiss(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {

@@ -197,6 +197,8 @@ func scopeValue(role string, groupID int64) string {
 	return "group:" + strconv.FormatInt(groupID, 10)
 }
 
+// mfaPolicyShow handles GET /admin/mfa-policy: every role and group with its rule and
+// progress.
 func (h *Handler) mfaPolicyShow(c echo.Context) error {
 	return h.renderPolicy(c, http.StatusOK, views.PolicyForm{Mode: db.MFARequired})
 }
@@ -215,8 +217,9 @@ func (h *Handler) renderPolicy(c echo.Context, status int, f views.PolicyForm) e
 		views.Policy{Scopes: scopes, Paused: paused, Form: f}))
 }
 
-// mfaPolicyUpdate shows a dry run of the change; only the dry run's own confirm button
-// saves it, so no rule changes without the admin having seen whom it affects.
+// mfaPolicyUpdate handles POST /admin/mfa-policy: it shows a dry run of the change; only
+// the dry run's own confirm button saves it, so no rule changes without the admin having
+// seen whom it affects.
 func (h *Handler) mfaPolicyUpdate(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := views.PolicyForm{Scope: c.FormValue("scope"), Mode: c.FormValue("mode"), Deadline: c.FormValue("deadline"),

@@ -28,6 +28,8 @@ func (h *Handler) setupAvailable(c echo.Context) error {
 	return nil
 }
 
+// setupForm handles GET /setup: the first-run form, for the link `gatehouse serve` printed
+// while no user exists.
 func (h *Handler) setupForm(c echo.Context) error {
 	if err := h.setupAvailable(c); err != nil {
 		return err
@@ -43,6 +45,8 @@ func (h *Handler) setupForm(c echo.Context) error {
 	return render(c, http.StatusOK, views.SetupPage(h.pageFor(c, "First administrator"), views.SetupForm{Token: token}))
 }
 
+// setupSubmit handles POST /setup: it creates the first administrator and signs them in.
+// Only the printed link's token opens it, and only while no user exists.
 func (h *Handler) setupSubmit(c echo.Context) error {
 	ctx := c.Request().Context()
 	if err := h.setupAvailable(c); err != nil {
