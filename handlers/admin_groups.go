@@ -43,13 +43,8 @@ func (h *Handler) adminGroupsCreate(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/admin/groups/"+strconv.FormatInt(g.ID, 10)+"?msg=saved")
 }
 
-func (h *Handler) adminGroup(c echo.Context) (db.Group, error) {
-	id, err := pathID(c)
-	if err != nil {
-		return db.Group{}, err
-	}
-	return h.db.GroupByID(c.Request().Context(), id)
-}
+// adminGroup loads the group named by :id; unknown or malformed ids are 404s.
+func (h *Handler) adminGroup(c echo.Context) (db.Group, error) { return byPathID(c, h.db.GroupByID) }
 
 // adminGroupShow handles GET /admin/groups/:id: the group's members.
 func (h *Handler) adminGroupShow(c echo.Context) error {

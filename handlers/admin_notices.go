@@ -144,11 +144,7 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 // managedNotice loads :id for someone allowed to manage it; others get the same 404 as for
 // a missing notice.
 func (h *Handler) managedNotice(c echo.Context) (db.Notice, error) {
-	id, err := pathID(c)
-	if err != nil {
-		return db.Notice{}, err
-	}
-	n, err := h.db.NoticeByID(c.Request().Context(), id)
+	n, err := byPathID(c, h.db.NoticeByID)
 	if err != nil {
 		return db.Notice{}, err
 	}

@@ -43,13 +43,7 @@ func (h *Handler) adminUsersIndex(c echo.Context) error {
 }
 
 // adminUser loads the user named by :id; unknown or malformed ids are 404s.
-func (h *Handler) adminUser(c echo.Context) (db.User, error) {
-	id, err := pathID(c)
-	if err != nil {
-		return db.User{}, err
-	}
-	return h.db.UserByID(c.Request().Context(), id)
-}
+func (h *Handler) adminUser(c echo.Context) (db.User, error) { return byPathID(c, h.db.UserByID) }
 
 // adminUserShow handles GET /admin/users/:id: one account, with the actions an admin may
 // take on it.
@@ -206,8 +200,7 @@ func (h *Handler) adminUserNew(c echo.Context) error {
 // password.
 func (h *Handler) adminUserCreate(c echo.Context) error {
 	ctx := c.Request().Context()
-	f := views.NewUserForm{Username: c.FormValue("username"), DisplayName: c.FormValue("display_name"),
-		Role: c.FormValue("role")}
+	f := views.NewUserForm{AccountFields: accountFields(c), Role: c.FormValue("role")}
 	if !db.ValidRole(f.Role) {
 		return badRequest("Choose staff, publisher or admin.")
 	}

@@ -23,14 +23,24 @@ const recoveryCodeCount = 10
 
 // loginMFAForm handles GET /login/mfa, the second step; only a partial session reaches it.
 func (h *Handler) loginMFAForm(c echo.Context) error {
+	if _, ok, err := h.secondStepSession(c); !ok {
+		return err
+	}
+	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), views.MFAForm{Next: nextParam(c)}))
+}
+
+// secondStepSession returns the session waiting for its second step. Without one, the
+// request is answered here and the error is what to return: a stranger is sent to sign in
+// and a full session to the dashboard.
+func (h *Handler) secondStepSession(c echo.Context) (db.Session, bool, error) {
 	s, ok := currentSession(c)
 	switch {
 	case !ok:
-		return h.loginRedirect(c)
+		return s, false, h.loginRedirect(c)
 	case s.Stage == db.StageFull:
-		return c.Redirect(http.StatusSeeOther, "/")
+		return s, false, c.Redirect(http.StatusSeeOther, "/")
 	}
-	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), views.MFAForm{Next: nextParam(c)}))
+	return s, true, nil
 }
 
 const errCode = "That code did not work. Check your authenticator's clock, or use a recovery code."
@@ -40,12 +50,9 @@ const errCode = "That code did not work. Check your authenticator's clock, or us
 // failed passwords.
 func (h *Handler) loginMFASubmit(c echo.Context) error {
 	ctx := c.Request().Context()
-	s, ok := currentSession(c)
-	switch {
-	case !ok:
-		return h.loginRedirect(c)
-	case s.Stage == db.StageFull:
-		return c.Redirect(http.StatusSeeOther, "/")
+	s, ok, err := h.secondStepSession(c)
+	if !ok {
+		return err
 	}
 	u, _ := currentUser(c)
 	f := views.MFAForm{Next: nextParam(c)}
@@ -329,6 +336,11 @@ func (h *Handler) mfaRestart(c echo.Context) error {
 		return h.mfaReplace(c)
 	}
 	s, _ := currentSession(c)
+	return h.newEnrollment(c, u, s)
+}
+
+// newEnrollment gives this session a new key to add, and shows it.
+func (h *Handler) newEnrollment(c echo.Context, u db.User, s db.Session) error {
 	if _, err := h.startEnrollment(c.Request().Context(), u, s); err != nil {
 		return err
 	}
@@ -345,12 +357,8 @@ func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	if !u.HasMFA {
 		return errNoRecoveryCodes
 	}
-	ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.recovery_codes")
-	if err != nil {
+	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.recovery_codes"); !ok {
 		return err
-	}
-	if !ok {
-		return h.mfaPasswordRefused(c, u)
 	}
 	codes := auth.NewRecoveryCodes(recoveryCodeCount)
 	hashes, err := h.hashCodes(ctx, codes)
@@ -374,9 +382,18 @@ var errNoRecoveryCodes = &userError{Status: http.StatusConflict,
 	Message: "Two-step verification is off, so there are no recovery codes to replace.",
 	Hint:    "Turn it on first at Account › Two-step verification."}
 
-// mfaPasswordRefused answers a change of factor whose password confirmation failed.
-func (h *Handler) mfaPasswordRefused(c echo.Context, u db.User) error {
-	return h.renderMFAStatus(c, u, http.StatusUnprocessableEntity, "That is not your password. Nothing was changed.")
+// factorPasswordConfirmed asks for the password again before a change of factor (see
+// confirmPassword). When it is not confirmed, the answer is already given or is the error
+// returned, which is then the handler's to return.
+func (h *Handler) factorPasswordConfirmed(c echo.Context, u db.User, kind string) (bool, error) {
+	ok, err := h.confirmPassword(c, u, c.FormValue("password"), kind)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, h.renderMFAStatus(c, u, http.StatusUnprocessableEntity, "That is not your password. Nothing was changed.")
+	}
+	return true, nil
 }
 
 // renderMFAStatus shows the page of an active factor with a refusal above its forms.
@@ -397,17 +414,10 @@ func (h *Handler) mfaReplace(c echo.Context) error {
 	if !u.HasMFA {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
 	}
-	ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.replace")
-	if err != nil {
+	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.replace"); !ok {
 		return err
 	}
-	if !ok {
-		return h.mfaPasswordRefused(c, u)
-	}
-	if _, err := h.startEnrollment(c.Request().Context(), u, s); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	return h.newEnrollment(c, u, s)
 }
 
 // mfaDisable handles POST /account/mfa/disable: it turns the factor off after the password
@@ -426,12 +436,8 @@ func (h *Handler) mfaDisable(c echo.Context) error {
 			Message: "Two-step verification is required for your account (" + rule.Source + "), so it cannot be turned off.",
 			Hint:    "You can move to a new authenticator instead."}
 	}
-	ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.disabled")
-	if err != nil {
+	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.disabled"); !ok {
 		return err
-	}
-	if !ok {
-		return h.mfaPasswordRefused(c, u)
 	}
 	ev := h.event(c, "mfa.disabled", u.Username)
 	ev.Detail = "turned off by the user; other sessions ended"

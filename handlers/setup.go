@@ -52,8 +52,7 @@ func (h *Handler) setupSubmit(c echo.Context) error {
 	if err := h.setupAvailable(c); err != nil {
 		return err
 	}
-	f := views.SetupForm{Token: c.FormValue("token"), Username: c.FormValue("username"),
-		DisplayName: c.FormValue("display_name")}
+	f := views.SetupForm{Token: c.FormValue("token"), AccountFields: accountFields(c)}
 	ok, err := h.db.SetupTokenValid(ctx, auth.HashToken(f.Token))
 	if err != nil {
 		return err

@@ -136,8 +136,8 @@ func TestAccountFormsShareTheAccountRules(t *testing.T) {
 		{"a display name over the limit", "zoe", strings.Repeat("z", auth.MaxDisplayNameLen+1), "a perfectly fine passphrase", "display_name", "Use at most 100 characters on one line.", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			setup := SetupForm{Username: tc.username, DisplayName: tc.displayName}
-			create := NewUserForm{Username: tc.username, DisplayName: tc.displayName}
+			setup := SetupForm{AccountFields: AccountFields{Username: tc.username, DisplayName: tc.displayName}}
+			create := NewUserForm{AccountFields: AccountFields{Username: tc.username, DisplayName: tc.displayName}}
 			setupOK, createOK := setup.Validate(tc.pass), create.Validate(tc.pass)
 			for _, got := range []map[string]string{setup.Errors, create.Errors} {
 				if tc.field == "" && len(got) != 0 || tc.field != "" && (len(got) != 1 || got[tc.field] != tc.reason) {

@@ -7,35 +7,35 @@ import (
 	"gatehouse/auth"
 )
 
-// NewUserForm is the admin's create-user form. The initial password is never rendered
-// back, so it is not part of the form's state.
-type NewUserForm struct {
+// AccountFields are the fields of a form that makes an account: the first-run form and
+// the admin's create-user form. The password is never rendered back, so it is not part of
+// the form's state.
+type AccountFields struct {
 	Username    string
 	DisplayName string
-	Role        string
 	Errors      map[string]string
 }
 
-// Validate checks the new account with the rules every account has (see accountFields);
-// the role is the handler's to check, as the select offers only valid ones.
-func (f *NewUserForm) Validate(password string) bool {
+// Validate applies the rules of a new account, which the command line applies too: the
+// username as it will be stored (trimmed, normalised) must pass auth.CheckUsername, the
+// password auth.CheckPassword and the trimmed display name auth.CheckDisplayName. The
+// refusals go in f.Errors under the field names, and the username and display name are
+// left as they will be stored.
+func (f *AccountFields) Validate(password string) bool {
 	f.Errors = map[string]string{}
-	f.Username, f.DisplayName = accountFields(f.Errors, f.Username, f.DisplayName, password)
+	f.Username = auth.NormalizeUsername(strings.TrimSpace(f.Username))
+	f.DisplayName = strings.TrimSpace(f.DisplayName)
+	refuse(f.Errors, "username", auth.CheckUsername(f.Username))
+	refuse(f.Errors, "password", auth.CheckPassword(password, f.Username))
+	refuse(f.Errors, "display_name", auth.CheckDisplayName(f.DisplayName))
 	return len(f.Errors) == 0
 }
 
-// accountFields applies the rules of a new account, which the command line applies too:
-// the username as it will be stored (trimmed, normalised) must pass auth.CheckUsername,
-// the password auth.CheckPassword and the trimmed display name auth.CheckDisplayName. It
-// puts refusals in errs under the field names and returns the username and display name
-// as they will be stored.
-func accountFields(errs map[string]string, username, displayName, password string) (string, string) {
-	username = auth.NormalizeUsername(strings.TrimSpace(username))
-	displayName = strings.TrimSpace(displayName)
-	refuse(errs, "username", auth.CheckUsername(username))
-	refuse(errs, "password", auth.CheckPassword(password, username))
-	refuse(errs, "display_name", auth.CheckDisplayName(displayName))
-	return username, displayName
+// NewUserForm is the admin's create-user form. Its Validate leaves the role to the
+// handler: the select offers only valid ones.
+type NewUserForm struct {
+	AccountFields
+	Role string
 }
 
 // refuse records a rule's refusal next to field. The rules refuse with a
