@@ -449,16 +449,19 @@ func newRowID() (int64, error) {
 	return int64(binary.BigEndian.Uint64(b[:])>>11) | 1, nil
 }
 
-// insertRandomID runs an INSERT whose first parameter is the new row's id in table, drawing
-// again on the rare collision, and returns the id.
-func insertRandomID(ctx context.Context, tx *sql.Tx, table, query string, args ...any) (int64, error) {
+// drawRowID is newRowID; tests replace it to force a collision.
+var drawRowID = newRowID
+
+// insertRandomID runs an INSERT whose first parameter is the new row's id, drawing again on
+// the rare collision, and returns the id.
+func insertRandomID(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
-		id, err := newRowID()
+		id, err := drawRowID()
 		if err != nil {
 			return 0, err
 		}
 		_, err = tx.ExecContext(ctx, query, append([]any{id}, args...)...)
-		if err != nil && attempt < 3 && strings.Contains(err.Error(), "UNIQUE constraint failed: "+table+".id") {
+		if isPrimaryKeyViolation(err) && attempt < 3 {
 			continue
 		}
 		if err != nil {
@@ -473,10 +476,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // PendingMigrations reports the schema version of the file at path and the version this

@@ -141,7 +141,7 @@ func replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID int64, hashes 
 		return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
 	}
 	for _, h := range hashes {
-		if _, err := insertRandomID(ctx, tx, "recovery_codes", `INSERT INTO recovery_codes (id, user_id, code_hash) VALUES (?, ?, ?)`,
+		if _, err := insertRandomID(ctx, tx, `INSERT INTO recovery_codes (id, user_id, code_hash) VALUES (?, ?, ?)`,
 			userID, h); err != nil {
 			return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
 		}

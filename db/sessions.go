@@ -39,7 +39,7 @@ type NewSession struct {
 
 func insertSession(ctx context.Context, tx *sql.Tx, ns NewSession, now time.Time) (Session, error) {
 	ts := FormatTime(now)
-	id, err := insertRandomID(ctx, tx, "sessions", `INSERT INTO sessions (id, token_hash, user_id, stage, created_at,
+	id, err := insertRandomID(ctx, tx, `INSERT INTO sessions (id, token_hash, user_id, stage, created_at,
 		last_seen_at, client_addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		ns.TokenHash, ns.UserID, ns.Stage, ts, ts, clean(ns.ClientAddr), clean(ns.UserAgent))
 	if err != nil {
