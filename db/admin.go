@@ -229,12 +229,10 @@ func (d *DB) ListEvents(ctx context.Context, f AuditFilter) ([]Event, error) {
 	var evs []Event
 	for rows.Next() {
 		var ev Event
-		var at string
-		if err := rows.Scan(&ev.ID, &at, &ev.ActorID, &ev.Actor, &ev.Kind, &ev.Subject, &ev.ClientAddr,
+		if err := rows.Scan(&ev.ID, timeCol(&ev.At), &ev.ActorID, &ev.Actor, &ev.Kind, &ev.Subject, &ev.ClientAddr,
 			&ev.Outcome, &ev.Detail, &ev.RequestID); err != nil {
 			return nil, fmt.Errorf("db: list audit: %w", err)
 		}
-		ev.At = mustTime(at)
 		evs = append(evs, ev)
 	}
 	return evs, rows.Err()

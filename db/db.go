@@ -55,14 +55,6 @@ const ClockSkew = time.Minute
 // FromFuture reports whether t lies more than ClockSkew ahead of now.
 func FromFuture(t, now time.Time) bool { return t.After(now.Add(ClockSkew)) }
 
-func mustTime(s string) time.Time {
-	t, err := ParseTime(s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
-
 // DB is the store. Reads go to read, writes (and read-then-write) through tx on write.
 type DB struct {
 	write *sql.DB

@@ -45,11 +45,9 @@ func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
 	var gs []Group
 	for rows.Next() {
 		var g Group
-		var created string
-		if err := rows.Scan(&g.ID, &g.Name, &created, &g.Members); err != nil {
+		if err := rows.Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt), &g.Members); err != nil {
 			return nil, fmt.Errorf("db: list groups: %w", err)
 		}
-		g.CreatedAt = mustTime(created)
 		gs = append(gs, g)
 	}
 	return gs, rows.Err()
@@ -58,17 +56,15 @@ func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
 // GroupByID returns one group or ErrNotFound.
 func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
 	var g Group
-	var created string
 	err := d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
 		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id).
-		Scan(&g.ID, &g.Name, &created, &g.Members)
+		Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt), &g.Members)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Group{}, ErrNotFound
 	}
 	if err != nil {
 		return Group{}, fmt.Errorf("db: group %d: %w", id, err)
 	}
-	g.CreatedAt = mustTime(created)
 	return g, nil
 }
 
@@ -102,11 +98,9 @@ func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]Group, error) {
 	var gs []Group
 	for rows.Next() {
 		var g Group
-		var created string
-		if err := rows.Scan(&g.ID, &g.Name, &created); err != nil {
+		if err := rows.Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt)); err != nil {
 			return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
 		}
-		g.CreatedAt = mustTime(created)
 		gs = append(gs, g)
 	}
 	return gs, rows.Err()

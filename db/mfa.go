@@ -22,16 +22,14 @@ type Factor struct {
 // FactorOf returns the user's active factor or ErrNotFound.
 func (d *DB) FactorOf(ctx context.Context, userID int64) (Factor, error) {
 	f := Factor{UserID: userID}
-	var created string
 	err := d.queryRow(ctx, `SELECT secret_enc, last_step, created_at FROM mfa_factors WHERE user_id = ?`,
-		userID).Scan(&f.SecretEnc, &f.LastStep, &created)
+		userID).Scan(&f.SecretEnc, &f.LastStep, timeCol(&f.CreatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Factor{}, ErrNotFound
 	}
 	if err != nil {
 		return Factor{}, fmt.Errorf("db: factor of %d: %w", userID, err)
 	}
-	f.CreatedAt = mustTime(created)
 	return f, nil
 }
 
@@ -66,18 +64,16 @@ type Pending struct {
 // while the clock ran ahead counts as expired.
 func (d *DB) PendingOf(ctx context.Context, userID, sessionID int64, now time.Time) (Pending, error) {
 	p := Pending{UserID: userID, SessionID: sessionID}
-	var created, expires string
 	err := d.queryRow(ctx, `SELECT secret_enc, created_at, expires_at FROM mfa_pending
 		WHERE user_id = ? AND session_id = ? AND expires_at > ? AND created_at <= ?`,
 		userID, sessionID, FormatTime(now), FormatTime(now.Add(ClockSkew))).
-		Scan(&p.SecretEnc, &created, &expires)
+		Scan(&p.SecretEnc, timeCol(&p.CreatedAt), timeCol(&p.ExpiresAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Pending{}, ErrNotFound
 	}
 	if err != nil {
 		return Pending{}, fmt.Errorf("db: pending enrollment of %d: %w", userID, err)
 	}
-	p.CreatedAt, p.ExpiresAt = mustTime(created), mustTime(expires)
 	return p, nil
 }
 

@@ -95,22 +95,15 @@ func endValue(t time.Time) string {
 }
 
 const noticeColumns = `n.id, COALESCE(n.author_id, 0), n.author_name, n.title, n.body, n.kind, n.severity,
-	n.starts_at, n.ends_at, n.version, n.revision, COALESCE(n.archived_at, ''), n.created_at, n.updated_at`
+	n.starts_at, n.ends_at, n.version, n.revision, n.archived_at, n.created_at, n.updated_at`
 
 func scanNotice(s scanner, extra ...any) (Notice, error) {
 	var n Notice
-	var starts, ends, archived, created, updated string
 	dest := append([]any{&n.ID, &n.AuthorID, &n.AuthorName, &n.Title, &n.Body, &n.Kind, &n.Severity,
-		&starts, &ends, &n.Version, &n.Revision, &archived, &created, &updated}, extra...)
+		timeCol(&n.StartsAt), endCol(&n.EndsAt), &n.Version, &n.Revision, nullTimeCol(&n.ArchivedAt),
+		timeCol(&n.CreatedAt), timeCol(&n.UpdatedAt)}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return Notice{}, err
-	}
-	n.StartsAt, n.CreatedAt, n.UpdatedAt = mustTime(starts), mustTime(created), mustTime(updated)
-	if ends != noEnd {
-		n.EndsAt = mustTime(ends)
-	}
-	if archived != "" {
-		n.ArchivedAt = mustTime(archived)
 	}
 	return n, nil
 }
@@ -446,25 +439,18 @@ type NoticeState struct {
 	DismissedAt time.Time
 }
 
-const readerColumns = `, COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = n.id
-		AND k.user_id = ? AND k.version = n.version), ''),
+const readerColumns = `, (SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = n.id
+		AND k.user_id = ? AND k.version = n.version) AS acknowledged_at,
 	EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = ? AND k.version < n.version),
-	COALESCE((SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id), '')`
+	(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id) AS dismissed_at`
 
 func scanNoticeState(s scanner) (NoticeState, error) {
 	var st NoticeState
-	var acked, dismissed string
-	n, err := scanNotice(s, &acked, &st.AckedBefore, &dismissed)
+	n, err := scanNotice(s, nullTimeCol(&st.AckedAt), &st.AckedBefore, nullTimeCol(&st.DismissedAt))
 	if err != nil {
 		return NoticeState{}, err
 	}
 	st.Notice = n
-	if acked != "" {
-		st.AckedAt = mustTime(acked)
-	}
-	if dismissed != "" {
-		st.DismissedAt = mustTime(dismissed)
-	}
 	return st, nil
 }
 
@@ -615,8 +601,9 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	rows, err := d.query(ctx, `SELECT `+userColumns+`,
 		COALESCE((SELECT group_concat(name, ', ') FROM (SELECT g.name FROM groups g JOIN group_members m
 			ON m.group_id = g.id WHERE m.user_id = u.id ORDER BY g.name)), ''),
-		COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?), ''),
-		COALESCE((SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id), '')
+		(SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?)
+			AS acknowledged_at,
+		(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id) AS dismissed_at
 		FROM users u WHERE u.disabled = 0 AND `+cond+` ORDER BY u.username`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
@@ -625,18 +612,12 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	var rs []Receipt
 	for rows.Next() {
 		var r Receipt
-		var acked, dismissed, created, last string
-		u := &r.User
-		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-			&u.Disabled, &created, &last, &u.HasMFA, &u.MustEnrollMFA, &r.Groups, &acked, &dismissed); err != nil {
+		if err := rows.Scan(r.User.columns(&r.Groups, nullTimeCol(&r.AckedAt), nullTimeCol(&r.DismissedAt))...); err != nil {
 			return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 		}
-		u.PasswordHash = ""
-		if acked != "" {
-			r.AckedAt, r.AckedVersion = mustTime(acked), n.Version
-		}
-		if dismissed != "" {
-			r.DismissedAt = mustTime(dismissed)
+		r.User.PasswordHash = ""
+		if !r.AckedAt.IsZero() {
+			r.AckedVersion = n.Version
 		}
 		rs = append(rs, r)
 	}

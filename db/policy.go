@@ -46,18 +46,14 @@ func (r MFARule) String() string {
 }
 
 const ruleColumns = `COALESCE(r.role, ''), COALESCE(r.group_id, 0), COALESCE(g.name, ''), r.mode,
-	COALESCE(r.deadline, ''), r.updated_at, r.updated_by`
+	r.deadline, r.updated_at, r.updated_by`
 
 func scanRule(s scanner) (MFARule, error) {
 	var r MFARule
-	var deadline, updated string
-	if err := s.Scan(&r.Role, &r.GroupID, &r.GroupName, &r.Mode, &deadline, &updated, &r.UpdatedBy); err != nil {
+	if err := s.Scan(&r.Role, &r.GroupID, &r.GroupName, &r.Mode, nullTimeCol(&r.Deadline), timeCol(&r.UpdatedAt),
+		&r.UpdatedBy); err != nil {
 		return MFARule{}, err
 	}
-	if deadline != "" {
-		r.Deadline = mustTime(deadline)
-	}
-	r.UpdatedAt = mustTime(updated)
 	return r, nil
 }
 

@@ -28,6 +28,12 @@ type Session struct {
 	UserAgent  string
 }
 
+// columns are the scan destinations of a session's id, user_id, stage, created_at,
+// last_seen_at, client_addr and user_agent.
+func (s *Session) columns() []any {
+	return []any{&s.ID, &s.UserID, &s.Stage, timeCol(&s.CreatedAt), timeCol(&s.LastSeenAt), &s.ClientAddr, &s.UserAgent}
+}
+
 // NewSession is what starting a session records.
 type NewSession struct {
 	TokenHash  []byte
@@ -106,19 +112,11 @@ const sessionWithUser = `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_s
 
 func scanSessionWithUser(row rowScanner) (Session, User, error) {
 	var s Session
-	var created, seen string
 	var u User
-	var uCreated, uLast, groups string
-	err := row.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent,
-		&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &uCreated, &uLast, &u.HasMFA, &u.MustEnrollMFA, &groups, &u.MFARuleScoped)
+	var groups string
+	err := row.Scan(append(s.columns(), u.columns(&groups, &u.MFARuleScoped)...)...)
 	if err != nil {
 		return Session{}, User{}, err
-	}
-	s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
-	u.CreatedAt = mustTime(uCreated)
-	if uLast != "" {
-		u.LastLoginAt = mustTime(uLast)
 	}
 	for _, g := range strings.Split(groups, ",") {
 		if id, err := strconv.ParseInt(g, 10, 64); err == nil {
@@ -204,11 +202,9 @@ func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) 
 	var ss []Session
 	for rows.Next() {
 		var s Session
-		var created, seen string
-		if err := rows.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent); err != nil {
+		if err := rows.Scan(s.columns()...); err != nil {
 			return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
 		}
-		s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
 		ss = append(ss, s)
 	}
 	return ss, rows.Err()

@@ -66,22 +66,21 @@ type NewUser struct {
 }
 
 const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
-	u.disabled, u.created_at, COALESCE(u.last_login_at, ''),
+	u.disabled, u.created_at, u.last_login_at,
 	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa`
 
 type scanner interface{ Scan(dest ...any) error }
 
+// columns are the scan destinations of userColumns, for reads that add columns after them.
+func (u *User) columns(extra ...any) []any {
+	return append([]any{&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
+		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasMFA, &u.MustEnrollMFA}, extra...)
+}
+
 func scanUser(s scanner) (User, error) {
 	var u User
-	var created, lastLogin string
-	err := s.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &created, &lastLogin, &u.HasMFA, &u.MustEnrollMFA)
-	if err != nil {
+	if err := s.Scan(u.columns()...); err != nil {
 		return User{}, err
-	}
-	u.CreatedAt = mustTime(created)
-	if lastLogin != "" {
-		u.LastLoginAt = mustTime(lastLogin)
 	}
 	return u, nil
 }
