@@ -31,6 +31,9 @@ var (
 	ErrTooNew = errors.New("db: database schema is newer than this binary")
 	// ErrNotInitialised means the file exists but holds no Gatehouse schema.
 	ErrNotInitialised = errors.New("db: not a Gatehouse database (no schema)")
+	// ErrCountChanged aborts a bulk action whose row count grew after the admin saw it: the
+	// admin confirmed a number, and more than that must never be touched.
+	ErrCountChanged = errors.New("db: the number of affected rows changed since it was shown")
 )
 
 //go:embed migrations/*.sql

@@ -352,3 +352,70 @@ func (d *DB) PurgeExpiredEnrollments(ctx context.Context, now time.Time) (int64,
 	})
 	return n, err
 }
+
+// GroupMembersWithMFA lists the members of a group who have a factor.
+func (d *DB) GroupMembersWithMFA(ctx context.Context, groupID int64) ([]User, error) {
+	members, err := d.GroupMembers(ctx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	var with []User
+	for _, u := range members {
+		if u.HasMFA {
+			with = append(with, u)
+		}
+	}
+	return with, nil
+}
+
+// BulkResetMFA resets the factor of every member of a group who has one, in one
+// transaction that refuses to touch more users than expected. Each user gets their own
+// audit row, so the log stays searchable by subject.
+func (d *DB) BulkResetMFA(ctx context.Context, groupID int64, expected int, ev Event) (int, error) {
+	n := 0
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT u.id, u.username FROM users u JOIN group_members m ON m.user_id = u.id
+			JOIN mfa_factors f ON f.user_id = u.id WHERE m.group_id = ? ORDER BY u.id`, groupID)
+		if err != nil {
+			return fmt.Errorf("db: bulk reset: %w", err)
+		}
+		type target struct {
+			id   int64
+			name string
+		}
+		var targets []target
+		for rows.Next() {
+			var t target
+			if err := rows.Scan(&t.id, &t.name); err != nil {
+				rows.Close()
+				return fmt.Errorf("db: bulk reset: %w", err)
+			}
+			targets = append(targets, t)
+		}
+		rows.Close()
+		if len(targets) > expected {
+			return ErrCountChanged
+		}
+		for _, t := range targets {
+			for _, q := range []string{
+				`DELETE FROM mfa_factors WHERE user_id = ?`,
+				`DELETE FROM mfa_pending WHERE user_id = ?`,
+				`DELETE FROM recovery_codes WHERE user_id = ?`,
+				`DELETE FROM sessions WHERE user_id = ?`,
+				`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
+			} {
+				if _, err := tx.ExecContext(ctx, q, t.id); err != nil {
+					return fmt.Errorf("db: bulk reset of %d: %w", t.id, err)
+				}
+			}
+			one := ev
+			one.Subject = t.name
+			if err := insertEvent(ctx, tx, one); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

@@ -330,3 +330,44 @@ func (d *DB) AccountCounts(ctx context.Context, userID int64) (sessions, recover
 	}
 	return sessions, recoveryLeft, nil
 }
+
+// SessionStats summarises live sessions for the admin sessions page.
+type SessionStats struct {
+	Total   int
+	Users   int
+	Partial int
+}
+
+// SessionCounts counts sessions.
+func (d *DB) SessionCounts(ctx context.Context) (SessionStats, error) {
+	var s SessionStats
+	err := d.queryRow(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id),
+		COALESCE(SUM(stage = 'mfa'), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
+	if err != nil {
+		return SessionStats{}, fmt.Errorf("db: session counts: %w", err)
+	}
+	return s, nil
+}
+
+// RevokeAllSessionsExcept signs everyone out but keepID, in one transaction that refuses
+// to delete more than expected rows.
+func (d *DB) RevokeAllSessionsExcept(ctx context.Context, keepID int64, expected int, ev Event) (int64, error) {
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE id != ?`, keepID).Scan(&count); err != nil {
+			return fmt.Errorf("db: revoke all: %w", err)
+		}
+		if count > expected {
+			return ErrCountChanged
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id != ?`, keepID)
+		if err != nil {
+			return fmt.Errorf("db: revoke all: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		ev.Detail = fmt.Sprintf("%d sessions ended; accounts, passwords and MFA untouched", n)
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
+}

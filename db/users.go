@@ -309,3 +309,38 @@ func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, er
 	})
 	return ended, err
 }
+
+// DeleteUser removes an account with its sessions, factor, recovery codes, receipts and
+// memberships (by cascade). Audit rows keep the username as text; notices keep their
+// author's name. The last active admin cannot be deleted.
+func (d *DB) DeleteUser(ctx context.Context, userID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		var username, key, role string
+		var disabled bool
+		err := tx.QueryRowContext(ctx, `SELECT username, username_key, role, disabled FROM users WHERE id = ?`,
+			userID).Scan(&username, &key, &role, &disabled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("db: delete user %d: %w", userID, err)
+		}
+		if role == RoleAdmin && !disabled {
+			n, err := activeAdminsOtherThan(ctx, tx, userID)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrLastAdmin
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID); err != nil {
+			return fmt.Errorf("db: delete user %d: %w", userID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE username = ?`, key); err != nil {
+			return fmt.Errorf("db: delete user %d: %w", userID, err)
+		}
+		ev.Subject = username
+		return insertEvent(ctx, tx, ev)
+	})
+}
