@@ -204,25 +204,50 @@ func (d *DB) UseRecoveryCode(ctx context.Context, userID, codeID int64, now time
 	return ok, err
 }
 
+// removeFactor deletes everything that is a user's second factor: the active factor, an
+// enrollment in progress and the recovery codes. It reports whether there was a factor.
+// Every way of turning a factor off goes through here, so a new kind of factor is removed
+// by adding its table once.
+func removeFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM mfa_factors WHERE user_id = ?`, userID)
+	if err != nil {
+		return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+	}
+	n, _ := res.RowsAffected()
+	for _, q := range []string{
+		`DELETE FROM mfa_pending WHERE user_id = ?`,
+		`DELETE FROM recovery_codes WHERE user_id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+			return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+		}
+	}
+	return n > 0, nil
+}
+
+// resetFactor is an admin's or the command line's reset: the factor goes, every session of
+// the user ends, and the user must enroll again at the next sign-in.
+func resetFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
+	if hadFactor, err = removeFactor(ctx, tx, userID); err != nil {
+		return false, err
+	}
+	for _, q := range []string{
+		`DELETE FROM sessions WHERE user_id = ?`,
+		`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+			return false, fmt.Errorf("db: reset mfa of %d: %w", userID, err)
+		}
+	}
+	return hadFactor, nil
+}
+
 // ResetMFA removes the user's factor, pending enrollment and recovery codes, and ends the
 // user's sessions, in one transaction with its audit row.
 func (d *DB) ResetMFA(ctx context.Context, userID int64, ev Event) (hadFactor bool, err error) {
 	err = d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_factors WHERE user_id = ?`, userID)
-		if err != nil {
-			return fmt.Errorf("db: reset mfa of %d: %w", userID, err)
-		}
-		n, _ := res.RowsAffected()
-		hadFactor = n > 0
-		for _, q := range []string{
-			`DELETE FROM mfa_pending WHERE user_id = ?`,
-			`DELETE FROM recovery_codes WHERE user_id = ?`,
-			`DELETE FROM sessions WHERE user_id = ?`,
-			`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
-				return fmt.Errorf("db: reset mfa of %d: %w", userID, err)
-			}
+		if hadFactor, err = resetFactor(ctx, tx, userID); err != nil {
+			return err
 		}
 		return insertEvent(ctx, tx, ev)
 	})
@@ -270,14 +295,8 @@ func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
 // recovery codes go, and every session but keepSessionID ends.
 func (d *DB) DisableMFA(ctx context.Context, userID, keepSessionID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM mfa_factors WHERE user_id = ?`,
-			`DELETE FROM mfa_pending WHERE user_id = ?`,
-			`DELETE FROM recovery_codes WHERE user_id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
-				return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
-			}
+		if _, err := removeFactor(ctx, tx, userID); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {
 			return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
@@ -397,16 +416,8 @@ func (d *DB) BulkResetMFA(ctx context.Context, groupID int64, expected int, ev E
 			return ErrCountChanged
 		}
 		for _, t := range targets {
-			for _, q := range []string{
-				`DELETE FROM mfa_factors WHERE user_id = ?`,
-				`DELETE FROM mfa_pending WHERE user_id = ?`,
-				`DELETE FROM recovery_codes WHERE user_id = ?`,
-				`DELETE FROM sessions WHERE user_id = ?`,
-				`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
-			} {
-				if _, err := tx.ExecContext(ctx, q, t.id); err != nil {
-					return fmt.Errorf("db: bulk reset of %d: %w", t.id, err)
-				}
+			if _, err := resetFactor(ctx, tx, t.id); err != nil {
+				return err
 			}
 			one := ev
 			one.Subject = t.name
