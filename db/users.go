@@ -235,13 +235,25 @@ func (d *DB) UpdatePasswordHash(ctx context.Context, userID int64, oldHash, newH
 // one to manage it but the command line.
 var ErrLastAdmin = errors.New("db: the last active admin cannot be removed, disabled or demoted")
 
-func activeAdminsOtherThan(ctx context.Context, tx *sql.Tx, userID int64) (int, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?`, userID).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("db: count admins: %w", err)
+// keepAnAdmin is the last-admin guard, called inside the transaction of a change that makes
+// userID stop being an active admin (delete, disable, demote): it refuses with ErrLastAdmin
+// when userID is an active admin and no other is. A user who is not one can always go.
+func keepAnAdmin(ctx context.Context, tx *sql.Tx, userID int64) error {
+	var activeAdmin bool
+	var others int
+	err := tx.QueryRowContext(ctx, `SELECT role = 'admin' AND disabled = 0,
+		(SELECT COUNT(*) FROM users o WHERE o.role = 'admin' AND o.disabled = 0 AND o.id != u.id)
+		FROM users u WHERE u.id = ?`, userID).Scan(&activeAdmin, &others)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
 	}
-	return n, nil
+	if err != nil {
+		return fmt.Errorf("db: count admins: %w", err)
+	}
+	if activeAdmin && others == 0 {
+		return ErrLastAdmin
+	}
+	return nil
 }
 
 // SetRole changes a user's role, refusing to demote the last active admin.
@@ -251,21 +263,16 @@ func (d *DB) SetRole(ctx context.Context, userID int64, role string, ev Event) e
 	}
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		var current string
-		var disabled bool
-		err := tx.QueryRowContext(ctx, `SELECT role, disabled FROM users WHERE id = ?`, userID).Scan(&current, &disabled)
+		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, userID).Scan(&current)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("db: set role of %d: %w", userID, err)
 		}
-		if current == RoleAdmin && role != RoleAdmin && !disabled {
-			n, err := activeAdminsOtherThan(ctx, tx, userID)
-			if err != nil {
+		if role != RoleAdmin {
+			if err := keepAnAdmin(ctx, tx, userID); err != nil {
 				return err
-			}
-			if n == 0 {
-				return ErrLastAdmin
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, updated_at = ? WHERE id = ?`, role, FormatTime(ev.At), userID); err != nil {
@@ -276,26 +283,13 @@ func (d *DB) SetRole(ctx context.Context, userID int64, role string, ev Event) e
 	})
 }
 
-// DisableUser is SetDisabled(true) that refuses to disable the last active admin.
+// DisableUser is SetDisabled(true) that refuses to disable the last active admin; an admin
+// disabled already is not active, so disabling them again is no such change.
 func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, error) {
 	var ended int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		var role string
-		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, userID).Scan(&role)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("db: disable %d: %w", userID, err)
-		}
-		if role == RoleAdmin {
-			n, err := activeAdminsOtherThan(ctx, tx, userID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return ErrLastAdmin
-			}
+		if err := keepAnAdmin(ctx, tx, userID); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET disabled = 1, updated_at = ? WHERE id = ?`, FormatTime(ev.At), userID); err != nil {
 			return fmt.Errorf("db: disable %d: %w", userID, err)
@@ -315,24 +309,17 @@ func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, er
 // author's name. The last active admin cannot be deleted.
 func (d *DB) DeleteUser(ctx context.Context, userID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		var username, key, role string
-		var disabled bool
-		err := tx.QueryRowContext(ctx, `SELECT username, username_key, role, disabled FROM users WHERE id = ?`,
-			userID).Scan(&username, &key, &role, &disabled)
+		var username, key string
+		err := tx.QueryRowContext(ctx, `SELECT username, username_key FROM users WHERE id = ?`,
+			userID).Scan(&username, &key)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("db: delete user %d: %w", userID, err)
 		}
-		if role == RoleAdmin && !disabled {
-			n, err := activeAdminsOtherThan(ctx, tx, userID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return ErrLastAdmin
-			}
+		if err := keepAnAdmin(ctx, tx, userID); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID); err != nil {
 			return fmt.Errorf("db: delete user %d: %w", userID, err)
