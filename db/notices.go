@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -23,28 +22,6 @@ var (
 	// ErrNotDismissable refuses dismissing a must-read notice: it can only be acknowledged.
 	ErrNotDismissable = errors.New("db: a must-read notice cannot be dismissed")
 )
-
-// Audience says who a notice is for: everyone, or any of some roles and groups.
-type Audience struct {
-	Everyone bool
-	Roles    []string
-	GroupIDs []int64
-}
-
-// add records one notice_audience row.
-func (a *Audience) add(everyone bool, role string, group int64) {
-	switch {
-	case everyone:
-		a.Everyone = true
-	case role != "":
-		a.Roles = append(a.Roles, role)
-	case group != 0:
-		a.GroupIDs = append(a.GroupIDs, group)
-	}
-}
-
-// Empty reports whether the audience names nobody.
-func (a Audience) Empty() bool { return !a.Everyone && len(a.Roles) == 0 && len(a.GroupIDs) == 0 }
 
 // Notice is a message to an audience, shown as a banner while current.
 type Notice struct {
@@ -317,10 +294,6 @@ func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]Noti
 	return ns, rows.Err()
 }
 
-// inAudience is the condition "user ? with role ? is in the audience of notice n".
-const inAudience = `EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1
-	OR a.role = ? OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?)))`
-
 // LiveNotices returns every notice that is not archived and has not ended at now (current
 // and scheduled), with its audience: the few notices that can be banners, which the HTTP
 // layer keeps in memory so a page view does not search the whole history.
@@ -366,26 +339,6 @@ func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 		ns[i].Audience.add(everyone, role, group)
 	}
 	return ns, aud.Err()
-}
-
-// Reaches reports whether the audience includes a user with this role and these groups.
-func (a Audience) Reaches(role string, groups []int64) bool {
-	if a.Everyone {
-		return true
-	}
-	for _, r := range a.Roles {
-		if r == role {
-			return true
-		}
-	}
-	for _, g := range a.GroupIDs {
-		for _, mine := range groups {
-			if g == mine {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // ReaderState says, for one user and some notices, which versions they acknowledged and
@@ -457,7 +410,7 @@ func scanNoticeState(s scanner) (NoticeState, error) {
 // NoticesFor lists every notice that has started for u's audience, current and past.
 func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeState, error) {
 	rows, err := d.query(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
-		WHERE n.starts_at <= ? AND `+inAudience+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
+		WHERE n.starts_at <= ? AND `+inNoticeAudience("?", "?")+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
 		u.ID, u.ID, u.ID, FormatTime(now), u.Role, u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
@@ -478,7 +431,7 @@ func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeSta
 // started, is ErrNotFound exactly like one that does not exist.
 func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (NoticeState, error) {
 	st, err := scanNoticeState(d.queryRow(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
-		WHERE n.id = ? AND n.starts_at <= ? AND `+inAudience,
+		WHERE n.id = ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
 		u.ID, u.ID, u.ID, id, FormatTime(now), u.Role, u.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return NoticeState{}, ErrNotFound
@@ -493,7 +446,7 @@ func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (No
 func currentFor(ctx context.Context, tx *sql.Tx, id int64, u User, now time.Time) (kind string, version int, err error) {
 	ts := FormatTime(now)
 	err = tx.QueryRowContext(ctx, `SELECT n.kind, n.version FROM notices n WHERE n.id = ? AND n.archived_at IS NULL
-		AND n.ends_at > ? AND n.starts_at <= ? AND `+inAudience,
+		AND n.ends_at > ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
 		id, ts, ts, u.Role, u.ID).Scan(&kind, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, ErrNotFound
@@ -545,38 +498,9 @@ func (d *DB) DismissNotice(ctx context.Context, id int64, u User, now time.Time)
 	})
 }
 
-// audienceFilter builds "user u is in audience a" for the reach preview, before the
-// notice exists.
-func audienceFilter(a Audience) (string, []any) {
-	if a.Everyone {
-		return "1 = 1", nil
-	}
-	var parts []string
-	var args []any
-	if len(a.Roles) > 0 {
-		parts = append(parts, "u.role IN ("+placeholders(len(a.Roles))+")")
-		for _, r := range a.Roles {
-			args = append(args, r)
-		}
-	}
-	if len(a.GroupIDs) > 0 {
-		parts = append(parts, "EXISTS (SELECT 1 FROM group_members m WHERE m.user_id = u.id AND m.group_id IN ("+
-			placeholders(len(a.GroupIDs))+"))")
-		for _, g := range a.GroupIDs {
-			args = append(args, g)
-		}
-	}
-	if len(parts) == 0 {
-		return "0 = 1", nil
-	}
-	return "(" + strings.Join(parts, " OR ") + ")", args
-}
-
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
-
 // AudienceSize counts the active users an audience reaches.
 func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
-	cond, args := audienceFilter(a)
+	cond, args := inAudience(a)
 	var n int
 	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("db: audience size: %w", err)
@@ -596,7 +520,7 @@ type Receipt struct {
 // NoticeReceipts lists the notice's audience (active users) with who acknowledged the
 // current version and when, by username.
 func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
-	cond, args := audienceFilter(n.Audience)
+	cond, args := inAudience(n.Audience)
 	args = append([]any{n.ID, n.Version, n.ID}, args...)
 	rows, err := d.query(ctx, `SELECT `+userColumns+`,
 		COALESCE((SELECT group_concat(name, ', ') FROM (SELECT g.name FROM groups g JOIN group_members m
@@ -631,8 +555,7 @@ func (d *DB) MustReadOutstanding(ctx context.Context, now time.Time) (int, error
 	var n int
 	err := d.queryRow(ctx, `SELECT COUNT(*) FROM notices n JOIN users u ON u.disabled = 0
 		WHERE n.kind = 'must_read' AND n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
-		AND EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1 OR a.role = u.role
-			OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id)))
+		AND `+inNoticeAudience("u.role", "u.id")+`
 		AND NOT EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = u.id AND k.version = n.version)`,
 		ts, ts).Scan(&n)
 	if err != nil {

@@ -28,7 +28,7 @@ const (
 func (h *Handler) audienceOptions(ctx context.Context) ([]views.AudienceOption, map[int64]string, error) {
 	opts := []views.AudienceOption{{Value: "everyone", Label: "Everyone"}}
 	for _, r := range db.Roles {
-		opts = append(opts, views.AudienceOption{Value: "role:" + r, Label: "Role: " + r})
+		opts = append(opts, views.AudienceOption{Value: db.ScopeValue(r, 0), Label: "Role: " + r})
 	}
 	groups, err := h.db.ListGroups(ctx)
 	if err != nil {
@@ -37,79 +37,10 @@ func (h *Handler) audienceOptions(ctx context.Context) ([]views.AudienceOption, 
 	names := make(map[int64]string, len(groups))
 	for _, g := range groups {
 		names[g.ID] = g.Name
-		opts = append(opts, views.AudienceOption{Value: "group:" + strconv.FormatInt(g.ID, 10),
+		opts = append(opts, views.AudienceOption{Value: db.ScopeValue("", g.ID),
 			Label: "Group: " + g.Name + " (" + strconv.Itoa(g.Members) + ")"})
 	}
 	return opts, names, nil
-}
-
-// parseAudience reads audience values (everyone, role:NAME, group:ID); an unknown value is
-// a form error, not silently dropped.
-func parseAudience(values []string, groups map[int64]string) (db.Audience, bool) {
-	var a db.Audience
-	seenRole := map[string]bool{}
-	seenGroup := map[int64]bool{}
-	for _, v := range values {
-		kind, arg, _ := strings.Cut(v, ":")
-		switch kind {
-		case "everyone":
-			a.Everyone = true
-		case "role":
-			if !db.ValidRole(arg) {
-				return db.Audience{}, false
-			}
-			if !seenRole[arg] {
-				seenRole[arg] = true
-				a.Roles = append(a.Roles, arg)
-			}
-		case "group":
-			id, err := strconv.ParseInt(arg, 10, 64)
-			if _, ok := groups[id]; err != nil || !ok {
-				return db.Audience{}, false
-			}
-			if !seenGroup[id] {
-				seenGroup[id] = true
-				a.GroupIDs = append(a.GroupIDs, id)
-			}
-		default:
-			return db.Audience{}, false
-		}
-	}
-	if a.Everyone { // everyone includes every role and group
-		a.Roles, a.GroupIDs = nil, nil
-	}
-	return a, true
-}
-
-func audienceValues(a db.Audience) []string {
-	if a.Everyone {
-		return []string{"everyone"}
-	}
-	var vs []string
-	for _, r := range a.Roles {
-		vs = append(vs, "role:"+r)
-	}
-	for _, g := range a.GroupIDs {
-		vs = append(vs, "group:"+strconv.FormatInt(g, 10))
-	}
-	return vs
-}
-
-func describeAudience(a db.Audience, groups map[int64]string) string {
-	if a.Everyone {
-		return "everyone"
-	}
-	var parts []string
-	for _, r := range a.Roles {
-		parts = append(parts, "role "+r)
-	}
-	for _, g := range a.GroupIDs {
-		parts = append(parts, "group "+groups[g])
-	}
-	if len(parts) == 0 {
-		return "nobody"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // parseFormTime reads a datetime-local value in the portal's zone; "" is the zero time.
@@ -172,7 +103,7 @@ func (h *Handler) parseNoticeForm(c echo.Context, f views.NoticeForm, groups map
 	if f.Severity != db.SeverityInfo && f.Severity != db.SeverityWarning && f.Severity != db.SeverityCritical {
 		f.Errors["severity"] = "Choose info, warning or critical."
 	}
-	aud, ok := parseAudience(f.Audience, groups)
+	aud, ok := db.ParseAudience(f.Audience, groups)
 	switch {
 	case !ok:
 		f.Errors["audience"] = "One of the chosen audiences does not exist any more. Choose again."
@@ -304,7 +235,7 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 	if err != nil {
 		return views.NoticeReceipts{}, err
 	}
-	out := views.NoticeReceipts{Notice: n, Audience: describeAudience(n.Audience, groups)}
+	out := views.NoticeReceipts{Notice: n, Audience: db.DescribeAudience(n.Audience, groups)}
 	byGroup := map[string]*views.GroupProgress{}
 	for _, r := range rs {
 		if r.AckedAt.IsZero() {
@@ -357,7 +288,7 @@ func (h *Handler) adminNoticeEdit(c echo.Context) error {
 	}
 	f := views.NoticeForm{ID: n.ID, MustRead: n.MustRead(), Title: n.Title, Body: n.Body, Kind: n.Kind,
 		Severity: n.Severity, StartsAt: h.formatFormTime(n.StartsAt), EndsAt: h.formatFormTime(n.EndsAt),
-		Audience: audienceValues(n.Audience), Options: opts}
+		Audience: db.AudienceValues(n.Audience), Options: opts}
 	return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 }
 

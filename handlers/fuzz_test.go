@@ -14,7 +14,7 @@ func FuzzParseAudience(f *testing.F) {
 	}
 	groups := map[int64]string{1: "ops", 2: "night"}
 	f.Fuzz(func(t *testing.T, a, b string) {
-		aud, ok := parseAudience([]string{a, b}, groups)
+		aud, ok := db.ParseAudience([]string{a, b}, groups)
 		if !ok {
 			return
 		}

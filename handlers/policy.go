@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -152,7 +150,7 @@ func (h *Handler) policyScopes(ctx context.Context) ([]views.PolicyScope, error)
 	}
 	byScope := map[string]db.MFARule{}
 	for _, r := range rules {
-		byScope[scopeValue(r.Role, r.GroupID)] = r
+		byScope[db.ScopeValue(r.Role, r.GroupID)] = r
 	}
 	var scopes []views.PolicyScope
 	add := func(role string, groupID int64, label string) error {
@@ -160,7 +158,7 @@ func (h *Handler) policyScopes(ctx context.Context) ([]views.PolicyScope, error)
 		if err != nil {
 			return err
 		}
-		s := views.PolicyScope{Value: scopeValue(role, groupID), Label: label, Mode: db.MFAOff, Members: len(members)}
+		s := views.PolicyScope{Value: db.ScopeValue(role, groupID), Label: label, Mode: db.MFAOff, Members: len(members)}
 		if r, ok := byScope[s.Value]; ok {
 			s.Mode, s.Deadline, s.UpdatedBy, s.UpdatedAt = r.Mode, r.Deadline, r.UpdatedBy, r.UpdatedAt
 		}
@@ -190,13 +188,6 @@ func (h *Handler) policyScopes(ctx context.Context) ([]views.PolicyScope, error)
 	return scopes, nil
 }
 
-func scopeValue(role string, groupID int64) string {
-	if role != "" {
-		return "role:" + role
-	}
-	return "group:" + strconv.FormatInt(groupID, 10)
-}
-
 func (h *Handler) mfaPolicyShow(c echo.Context) error {
 	return h.renderPolicy(c, http.StatusOK, views.PolicyForm{Mode: db.MFARequired})
 }
@@ -222,17 +213,11 @@ func (h *Handler) mfaPolicyUpdate(c echo.Context) error {
 	f := views.PolicyForm{Scope: c.FormValue("scope"), Mode: c.FormValue("mode"), Deadline: c.FormValue("deadline"),
 		Errors: map[string]string{}}
 	rule := db.MFARule{Mode: f.Mode}
-	kind, arg, _ := strings.Cut(f.Scope, ":")
-	switch kind {
-	case "role":
-		if db.ValidRole(arg) {
-			rule.Role = arg
-		}
-	case "group":
-		if id, err := strconv.ParseInt(arg, 10, 64); err == nil && id > 0 {
-			if _, err := h.db.GroupByID(ctx, id); err == nil {
-				rule.GroupID = id
-			}
+	if role, group, ok := db.ParseScope(f.Scope); ok && role != "" {
+		rule.Role = role
+	} else if ok {
+		if _, err := h.db.GroupByID(ctx, group); err == nil {
+			rule.GroupID = group
 		}
 	}
 	if rule.Role == "" && rule.GroupID == 0 {
