@@ -372,19 +372,16 @@ func (d *DB) PurgeExpiredEnrollments(ctx context.Context, now time.Time) (int64,
 	return n, err
 }
 
-// GroupMembersWithMFA lists the members of a group who have a factor.
-func (d *DB) GroupMembersWithMFA(ctx context.Context, groupID int64) ([]User, error) {
-	members, err := d.GroupMembers(ctx, groupID)
+// GroupFactorCount counts the members of a group, disabled ones too, who have a factor:
+// the users a bulk reset of the group would reach.
+func (d *DB) GroupFactorCount(ctx context.Context, groupID int64) (int, error) {
+	var n int
+	err := d.queryRow(ctx, `SELECT COUNT(*) FROM group_members m JOIN mfa_factors f ON f.user_id = m.user_id
+		WHERE m.group_id = ?`, groupID).Scan(&n)
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("db: factors in group %d: %w", groupID, err)
 	}
-	var with []User
-	for _, u := range members {
-		if u.HasMFA {
-			with = append(with, u)
-		}
-	}
-	return with, nil
+	return n, nil
 }
 
 // BulkResetMFA resets the factor of every member of a group who has one, in one
