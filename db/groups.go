@@ -157,22 +157,32 @@ func (d *DB) DeleteGroup(ctx context.Context, groupID int64, ev Event) error {
 	})
 }
 
-// GroupNamesByUser maps each user in any group to their group names, comma-separated.
-func (d *DB) GroupNamesByUser(ctx context.Context) (map[int64]string, error) {
-	rows, err := d.query(ctx, `SELECT m.user_id, group_concat(g.name, ', ') FROM
-		(SELECT * FROM group_members) m JOIN groups g ON g.id = m.group_id GROUP BY m.user_id`)
+// GroupNamesByUser maps each user in any group to their group names, sorted.
+func (d *DB) GroupNamesByUser(ctx context.Context) (map[int64][]string, error) {
+	return d.groupNames(ctx, "", nil)
+}
+
+// groupNames maps users to their group names, sorted, for the users u (a users row) that
+// meet the condition cond, or every user when cond is empty. Each name is a value of its
+// own, so a name with a comma in it stays one name.
+func (d *DB) groupNames(ctx context.Context, cond string, args []any) (map[int64][]string, error) {
+	q := `SELECT m.user_id, g.name FROM group_members m JOIN groups g ON g.id = m.group_id`
+	if cond != "" {
+		q += ` JOIN users u ON u.id = m.user_id WHERE ` + cond
+	}
+	rows, err := d.query(ctx, q+` ORDER BY m.user_id, g.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("db: group names: %w", err)
 	}
 	defer rows.Close()
-	out := map[int64]string{}
+	out := map[int64][]string{}
 	for rows.Next() {
 		var id int64
-		var names string
-		if err := rows.Scan(&id, &names); err != nil {
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
 			return nil, fmt.Errorf("db: group names: %w", err)
 		}
-		out[id] = names
+		out[id] = append(out[id], name)
 	}
 	return out, rows.Err()
 }

@@ -511,7 +511,7 @@ func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
 // Receipt is one audience member's state for a notice.
 type Receipt struct {
 	User         User
-	Groups       string // the user's group names, comma-separated
+	Groups       []string // the user's group names, sorted
 	AckedAt      time.Time
 	AckedVersion int
 	DismissedAt  time.Time
@@ -521,14 +521,16 @@ type Receipt struct {
 // current version and when, by username.
 func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	cond, args := inAudience(n.Audience)
-	args = append([]any{n.ID, n.Version, n.ID}, args...)
+	cond = `u.disabled = 0 AND ` + cond
+	groups, err := d.groupNames(ctx, cond, args)
+	if err != nil {
+		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
+	}
 	rows, err := d.query(ctx, `SELECT `+userColumns+`,
-		COALESCE((SELECT group_concat(name, ', ') FROM (SELECT g.name FROM groups g JOIN group_members m
-			ON m.group_id = g.id WHERE m.user_id = u.id ORDER BY g.name)), ''),
 		(SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?)
 			AS acknowledged_at,
 		(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id) AS dismissed_at
-		FROM users u WHERE u.disabled = 0 AND `+cond+` ORDER BY u.username`, args...)
+		FROM users u WHERE `+cond+` ORDER BY u.username`, append([]any{n.ID, n.Version, n.ID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
@@ -536,10 +538,11 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	var rs []Receipt
 	for rows.Next() {
 		var r Receipt
-		if err := rows.Scan(r.User.columns(&r.Groups, nullTimeCol(&r.AckedAt), nullTimeCol(&r.DismissedAt))...); err != nil {
+		if err := rows.Scan(r.User.columns(nullTimeCol(&r.AckedAt), nullTimeCol(&r.DismissedAt))...); err != nil {
 			return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 		}
 		r.User.PasswordHash = ""
+		r.Groups = groups[r.User.ID]
 		if !r.AckedAt.IsZero() {
 			r.AckedVersion = n.Version
 		}

@@ -243,10 +243,7 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 		} else {
 			out.Acked = append(out.Acked, r)
 		}
-		if r.Groups == "" {
-			continue
-		}
-		for _, g := range strings.Split(r.Groups, ", ") {
+		for _, g := range r.Groups {
 			gp := byGroup[g]
 			if gp == nil {
 				gp = &views.GroupProgress{Name: g}
@@ -375,7 +372,7 @@ func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {
 		case !r.DismissedAt.IsZero():
 			state = "dismissed"
 		}
-		_ = w.Write([]string{csvCell(r.User.Username), csvCell(r.User.DisplayName), r.User.Role, csvCell(r.Groups), state, at, version})
+		_ = w.Write([]string{csvCell(r.User.Username), csvCell(r.User.DisplayName), r.User.Role, csvCell(strings.Join(r.Groups, ", ")), state, at, version})
 	}
 	w.Flush()
 	return w.Error()
