@@ -20,18 +20,25 @@ type Group struct {
 func (d *DB) CreateGroup(ctx context.Context, name string, ev Event) (Group, error) {
 	var g Group
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?)`, name, FormatTime(ev.At))
-		if isUniqueViolation(err) {
-			return ErrDuplicate
+		var err error
+		if g, err = insertGroup(ctx, tx, name, ev.At); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("db: create group %q: %w", name, err)
-		}
-		id, _ := res.LastInsertId()
-		g = Group{ID: id, Name: name, CreatedAt: ev.At}
 		return insertEvent(ctx, tx, ev)
 	})
 	return g, err
+}
+
+func insertGroup(ctx context.Context, tx *sql.Tx, name string, at time.Time) (Group, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?)`, name, FormatTime(at))
+	if isUniqueViolation(err) {
+		return Group{}, ErrDuplicate
+	}
+	if err != nil {
+		return Group{}, fmt.Errorf("db: create group %q: %w", name, err)
+	}
+	id, _ := res.LastInsertId()
+	return Group{ID: id, Name: name, CreatedAt: at}, nil
 }
 
 // ListGroups returns every group with its member count, by name.
@@ -109,12 +116,11 @@ func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]Group, error) {
 // AddGroupMember puts a user in a group; being there already is not an error.
 func (d *DB) AddGroupMember(ctx context.Context, groupID, userID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, user_id)
-			SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ?`, groupID, userID)
+		added, err := insertMember(ctx, tx, groupID, userID)
 		if err != nil {
-			return fmt.Errorf("db: add member %d to %d: %w", userID, groupID, err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !added {
 			var exists int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?`,
 				groupID, userID).Scan(&exists); err != nil {
@@ -127,6 +133,18 @@ func (d *DB) AddGroupMember(ctx context.Context, groupID, userID int64, ev Event
 		}
 		return insertEvent(ctx, tx, ev)
 	})
+}
+
+// insertMember puts a user in a group, reporting false when the user is there already or
+// the user or the group does not exist.
+func insertMember(ctx context.Context, tx *sql.Tx, groupID, userID int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, user_id)
+		SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ?`, groupID, userID)
+	if err != nil {
+		return false, fmt.Errorf("db: add member %d to %d: %w", userID, groupID, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // RemoveGroupMember takes a user out of a group.

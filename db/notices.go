@@ -135,32 +135,40 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 	if in.StartsAt.IsZero() {
 		in.StartsAt = ev.At
 	}
-	var n Notice
+	n := Notice{AuthorID: author.ID, AuthorName: author.Username, Title: in.Title, Body: in.Body,
+		Kind: in.Kind, Severity: in.Severity, StartsAt: in.StartsAt, EndsAt: in.EndsAt, Version: 1, Revision: 1,
+		CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience}
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		now := FormatTime(ev.At)
-		res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
-			starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			author.ID, author.Username, in.Title, in.Body, in.Kind, in.Severity, FormatTime(in.StartsAt), endValue(in.EndsAt), now, now)
-		if err != nil {
-			return fmt.Errorf("db: create notice: %w", err)
-		}
-		id, _ := res.LastInsertId()
-		n = Notice{ID: id, AuthorID: author.ID, AuthorName: author.Username, Title: in.Title, Body: in.Body,
-			Kind: in.Kind, Severity: in.Severity, StartsAt: in.StartsAt, EndsAt: in.EndsAt, Version: 1, Revision: 1,
-			CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience}
-		if err := writeAudience(ctx, tx, id, in.Audience); err != nil {
+		var err error
+		if n.ID, err = insertNotice(ctx, tx, n); err != nil {
 			return err
 		}
 		if err := writeRevision(ctx, tx, n, author, false, ev.At); err != nil {
 			return err
 		}
-		ev.Subject = fmt.Sprintf("notice %d", id)
+		ev.Subject = fmt.Sprintf("notice %d", n.ID)
 		if ev.Detail == "" {
 			ev.Detail = in.Kind + ", " + in.Severity + ": " + in.Title
 		}
 		return insertEvent(ctx, tx, ev)
 	})
-	return n, err
+	if err != nil {
+		return Notice{}, err
+	}
+	return n, nil
+}
+
+// insertNotice stores n as it is, with its audience, and returns its id.
+func insertNotice(ctx context.Context, tx *sql.Tx, n Notice) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
+		starts_at, ends_at, version, revision, archived_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.AuthorID, n.AuthorName, n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt),
+		n.Version, n.Revision, nullTime(n.ArchivedAt), FormatTime(n.CreatedAt), FormatTime(n.UpdatedAt))
+	if err != nil {
+		return 0, fmt.Errorf("db: create notice: %w", err)
+	}
+	id, _ := res.LastInsertId()
+	return id, writeAudience(ctx, tx, id, n.Audience)
 }
 
 // UpdateNotice edits a notice. A must-read notice whose text changes asks its readers
@@ -465,13 +473,8 @@ func (d *DB) AckNotice(ctx context.Context, id int64, u User, ev Event) error {
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_acks (notice_id, user_id, version, acknowledged_at)
-			VALUES (?, ?, ?, ?)`, id, u.ID, version, FormatTime(ev.At))
-		if err != nil {
-			return fmt.Errorf("db: acknowledge notice %d: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
+		if added, err := insertAck(ctx, tx, id, u.ID, version, ev.At); err != nil || !added {
+			return err
 		}
 		ev.Subject = fmt.Sprintf("notice %d", id)
 		ev.Detail = fmt.Sprintf("version %d", version)
@@ -489,13 +492,33 @@ func (d *DB) DismissNotice(ctx context.Context, id int64, u User, now time.Time)
 		if kind == NoticeMustRead {
 			return ErrNotDismissable
 		}
-		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_dismissals (notice_id, user_id, dismissed_at)
-			VALUES (?, ?, ?)`, id, u.ID, FormatTime(now))
-		if err != nil {
-			return fmt.Errorf("db: dismiss notice %d: %w", id, err)
-		}
-		return nil
+		_, err = insertDismissal(ctx, tx, id, u.ID, now)
+		return err
 	})
+}
+
+// insertAck records that userID read version of notice id at at; one there already is kept
+// (false).
+func insertAck(ctx context.Context, tx *sql.Tx, id, userID int64, version int, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_acks (notice_id, user_id, version, acknowledged_at)
+		VALUES (?, ?, ?, ?)`, id, userID, version, FormatTime(at))
+	if err != nil {
+		return false, fmt.Errorf("db: acknowledge notice %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// insertDismissal records that userID dismissed notice id at at; one there already is kept
+// (false).
+func insertDismissal(ctx context.Context, tx *sql.Tx, id, userID int64, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_dismissals (notice_id, user_id, dismissed_at)
+		VALUES (?, ?, ?)`, id, userID, FormatTime(at))
+	if err != nil {
+		return false, fmt.Errorf("db: dismiss notice %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // AudienceSize counts the active users an audience reaches.
