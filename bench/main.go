@@ -145,11 +145,11 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	small, err := seedSmall(ctx, filepath.Join(dir, "small.db"), hash)
+	small, err := seedPortal(ctx, "small", filepath.Join(dir, "small.db"), hash, smallSize)
 	if err != nil {
 		return 0, err
 	}
-	large, err := seedLarge(ctx, filepath.Join(dir, "large.db"), hash)
+	large, err := seedPortal(ctx, "large", filepath.Join(dir, "large.db"), hash, largeSize)
 	if err != nil {
 		return 0, err
 	}
