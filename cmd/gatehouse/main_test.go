@@ -117,7 +117,7 @@ func newDatabase(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := openKeys(ctx, store, path+".key", true); err != nil {
+	if _, _, err := openKeys(ctx, store, path+".key", true); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := store.KeyCanary(ctx); err != nil {
