@@ -225,52 +225,12 @@ func seedNotices(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSize
 
 // seedReceipts draws (notice, user) pairs in the notice's audience: acknowledgements of
 // must-read notices first, some of the version before an edit, then dismissals of normal
-// ones, each within two days of the notice's start. Only notices that have started get any,
-// and of those the current ones one draw in fifty, so that most readers still see their
-// banners, as in a portal whose history is long.
+// ones, each within two days of the notice's start.
 func seedReceipts(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSize, users []benchUser, notices []Notice,
 	now time.Time, seed *BenchSeed) error {
-	var current, past []Notice
-	for _, n := range notices {
-		switch {
-		case n.Current(now):
-			current = append(current, n)
-		case !n.StartsAt.After(now):
-			past = append(past, n)
-		}
-	}
-	pick := func() Notice {
-		if len(past) > 0 && (len(current) == 0 || rng.IntN(50) > 0) {
-			return past[rng.IntN(len(past))]
-		}
-		return current[rng.IntN(len(current))]
-	}
-	if len(current)+len(past) == 0 {
-		return nil
-	}
-	type pair struct{ n, u int64 }
-	seen := map[pair]bool{}
-	draw := func(mustRead bool, want int, add func(n Notice, u benchUser, at time.Time) error) (int, error) {
-		made := 0
-		for attempt := 0; made < want && attempt < 50*want+1000; attempt++ {
-			n, u := pick(), users[rng.IntN(len(users))]
-			if seen[pair{n.ID, u.id}] || n.MustRead() != mustRead || !n.Audience.Reaches(u.role, u.groups) {
-				continue
-			}
-			seen[pair{n.ID, u.id}] = true
-			at := n.StartsAt.Add(time.Duration(rng.IntN(48*60)) * time.Minute)
-			if at.After(now) {
-				at = now
-			}
-			if err := add(n, u, at); err != nil {
-				return made, err
-			}
-			made++
-		}
-		return made, nil
-	}
+	r := newReceiptDraw(rng, users, notices, now)
 	var err error
-	seed.Acks, err = draw(true, size.Receipts-size.Dismissals, func(n Notice, u benchUser, at time.Time) error {
+	seed.Acks, err = r.draw(true, size.Receipts-size.Dismissals, func(n Notice, u benchUser, at time.Time) error {
 		version := n.Version
 		if version > 1 && rng.IntN(3) == 0 {
 			version--
@@ -281,7 +241,7 @@ func seedReceipts(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSiz
 	if err != nil {
 		return err
 	}
-	seed.Dismissals, err = draw(false, size.Receipts-seed.Acks, func(n Notice, u benchUser, at time.Time) error {
+	seed.Dismissals, err = r.draw(false, size.Receipts-seed.Acks, func(n Notice, u benchUser, at time.Time) error {
 		_, err := insertDismissal(ctx, tx, n.ID, u.id, at)
 		return err
 	})
@@ -292,4 +252,60 @@ func seedReceipts(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSiz
 		return fmt.Errorf("db: seed: only %d of %d receipts fit the audiences", got, size.Receipts)
 	}
 	return nil
+}
+
+// receiptDraw picks readers for notices that have started, the current ones one draw in
+// fifty, so that most readers still see their banners, as in a portal whose history is
+// long; no pair is drawn twice.
+type receiptDraw struct {
+	rng           *rand.Rand
+	users         []benchUser
+	current, past []Notice
+	now           time.Time
+	seen          map[[2]int64]bool
+}
+
+func newReceiptDraw(rng *rand.Rand, users []benchUser, notices []Notice, now time.Time) *receiptDraw {
+	r := &receiptDraw{rng: rng, users: users, now: now, seen: map[[2]int64]bool{}}
+	for _, n := range notices {
+		switch {
+		case n.Current(now):
+			r.current = append(r.current, n)
+		case !n.StartsAt.After(now):
+			r.past = append(r.past, n)
+		}
+	}
+	return r
+}
+
+// draw calls add for up to want new pairs whose notice is must-read or not as asked, and
+// returns how many it found within its bounded number of attempts.
+func (r *receiptDraw) draw(mustRead bool, want int, add func(n Notice, u benchUser, at time.Time) error) (int, error) {
+	if len(r.current)+len(r.past) == 0 {
+		return 0, nil
+	}
+	made := 0
+	for attempt := 0; made < want && attempt < 50*want+1000; attempt++ {
+		n, u := r.pick(), r.users[r.rng.IntN(len(r.users))]
+		if r.seen[[2]int64{n.ID, u.id}] || n.MustRead() != mustRead || !n.Audience.Reaches(u.role, u.groups) {
+			continue
+		}
+		r.seen[[2]int64{n.ID, u.id}] = true
+		at := n.StartsAt.Add(time.Duration(r.rng.IntN(48*60)) * time.Minute)
+		if at.After(r.now) {
+			at = r.now
+		}
+		if err := add(n, u, at); err != nil {
+			return made, err
+		}
+		made++
+	}
+	return made, nil
+}
+
+func (r *receiptDraw) pick() Notice {
+	if len(r.past) > 0 && (len(r.current) == 0 || r.rng.IntN(50) > 0) {
+		return r.past[r.rng.IntN(len(r.past))]
+	}
+	return r.current[r.rng.IntN(len(r.current))]
 }
