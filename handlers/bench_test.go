@@ -9,6 +9,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/testkit"
 )
 
 var benchWorlds = []struct {
@@ -41,11 +42,7 @@ func seedBench(b *testing.B, size db.BenchSize) seeded {
 	ctx := context.Background()
 	a := newTestApp(b)
 	now := a.clock()
-	hash, err := auth.NewHasher(cheapParams, 1).Hash(ctx, benchPassword)
-	if err != nil {
-		b.Fatal(err)
-	}
-	seed, err := a.db.SeedBench(ctx, size, hash, now)
+	seed, err := a.db.SeedBench(ctx, size, testkit.CheapHash(b, benchPassword), now)
 	if err != nil {
 		b.Fatal(err)
 	}
