@@ -83,10 +83,10 @@ func TestAudienceRuleAgreesInGoAndSQL(t *testing.T) {
 					t.Errorf("%s: Reaches %v, NoticeFor: %v", u.Username, inGo, err)
 				}
 			}
-			storedRule := userIDs(t, d, `SELECT u.id FROM users u JOIN notices n ON n.id = ? WHERE `+
+			storedRule := column[int64](t, d, `SELECT u.id FROM users u JOIN notices n ON n.id = ? WHERE `+
 				inNoticeAudience("u.role", "u.id")+` ORDER BY u.id`, n.ID)
 			cond, args := inAudience(a)
-			writtenRule := userIDs(t, d, `SELECT u.id FROM users u WHERE `+cond+` ORDER BY u.id`, args...)
+			writtenRule := column[int64](t, d, `SELECT u.id FROM users u WHERE `+cond+` ORDER BY u.id`, args...)
 			if !slices.Equal(goRule, storedRule) || !slices.Equal(goRule, writtenRule) {
 				t.Errorf("Go picks %v, SQL on the stored audience %v, SQL on the written one %v", goRule, storedRule, writtenRule)
 			}
@@ -95,27 +95,6 @@ func TestAudienceRuleAgreesInGoAndSQL(t *testing.T) {
 			}
 		})
 	}
-}
-
-func userIDs(tb testing.TB, d *DB, query string, args ...any) []int64 {
-	tb.Helper()
-	rows, err := d.read.Query(query, args...)
-	if err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			tb.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return ids
 }
 
 // TestParseAudience: form values become an audience and back; an unknown role or group

@@ -142,22 +142,16 @@ func (d *DB) ListEvents(ctx context.Context, f AuditFilter) ([]Event, error) {
 		f.Limit = 100
 	}
 	where, args := f.where()
-	rows, err := d.query(ctx, `SELECT id, at, COALESCE(actor_id, 0), actor, event, subject, client_addr,
+	evs, err := queryList(ctx, d, func(row rowScanner) (ev Event, err error) {
+		err = row.Scan(&ev.ID, timeCol(&ev.At), &ev.ActorID, &ev.Actor, &ev.Kind, &ev.Subject, &ev.ClientAddr,
+			&ev.Outcome, &ev.Detail, &ev.RequestID)
+		return ev, err
+	}, `SELECT id, at, COALESCE(actor_id, 0), actor, event, subject, client_addr,
 		outcome, detail, request_id FROM audit_log`+where+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("db: list audit: %w", err)
 	}
-	defer rows.Close()
-	var evs []Event
-	for rows.Next() {
-		var ev Event
-		if err := rows.Scan(&ev.ID, timeCol(&ev.At), &ev.ActorID, &ev.Actor, &ev.Kind, &ev.Subject, &ev.ClientAddr,
-			&ev.Outcome, &ev.Detail, &ev.RequestID); err != nil {
-			return nil, fmt.Errorf("db: list audit: %w", err)
-		}
-		evs = append(evs, ev)
-	}
-	return evs, rows.Err()
+	return evs, nil
 }
 
 // CountEvents counts matching events.

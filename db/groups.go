@@ -41,31 +41,27 @@ func insertGroup(ctx context.Context, tx *sql.Tx, name string, at time.Time) (Gr
 	return Group{ID: id, Name: name, CreatedAt: at}, nil
 }
 
+// scanGroup reads id, name, created_at and the member count.
+func scanGroup(row rowScanner) (Group, error) {
+	var g Group
+	err := row.Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt), &g.Members)
+	return g, err
+}
+
 // ListGroups returns every group with its member count, by name.
 func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
-	rows, err := d.query(ctx, `SELECT g.id, g.name, g.created_at,
+	gs, err := queryList(ctx, d, scanGroup, `SELECT g.id, g.name, g.created_at,
 		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g ORDER BY g.name`)
 	if err != nil {
 		return nil, fmt.Errorf("db: list groups: %w", err)
 	}
-	defer rows.Close()
-	var gs []Group
-	for rows.Next() {
-		var g Group
-		if err := rows.Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt), &g.Members); err != nil {
-			return nil, fmt.Errorf("db: list groups: %w", err)
-		}
-		gs = append(gs, g)
-	}
-	return gs, rows.Err()
+	return gs, nil
 }
 
 // GroupByID returns one group or ErrNotFound.
 func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
-	var g Group
-	err := d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
-		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id).
-		Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt), &g.Members)
+	g, err := scanGroup(d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Group{}, ErrNotFound
 	}
@@ -77,40 +73,23 @@ func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
 
 // GroupMembers returns the users of a group, by username.
 func (d *DB) GroupMembers(ctx context.Context, groupID int64) ([]User, error) {
-	rows, err := d.query(ctx, `SELECT `+userColumns+` FROM users u
+	us, err := queryList(ctx, d, scanUser, `SELECT `+userColumns+` FROM users u
 		JOIN group_members m ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.username`, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
 	}
-	defer rows.Close()
-	var us []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
-		}
-		us = append(us, u)
-	}
-	return us, rows.Err()
+	return us, nil
 }
 
 // GroupsOf returns the groups a user belongs to.
 func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]Group, error) {
-	rows, err := d.query(ctx, `SELECT g.id, g.name, g.created_at FROM groups g
+	gs, err := queryList(ctx, d, scanGroup, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members o WHERE o.group_id = g.id) FROM groups g
 		JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
 	}
-	defer rows.Close()
-	var gs []Group
-	for rows.Next() {
-		var g Group
-		if err := rows.Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt)); err != nil {
-			return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
-		}
-		gs = append(gs, g)
-	}
-	return gs, rows.Err()
+	return gs, nil
 }
 
 // AddGroupMember puts a user in a group; being there already is not an error.

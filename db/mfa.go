@@ -170,21 +170,14 @@ type RecoveryCode struct {
 
 // UnusedRecoveryCodes returns the user's codes that are still valid.
 func (d *DB) UnusedRecoveryCodes(ctx context.Context, userID int64) ([]RecoveryCode, error) {
-	rows, err := d.query(ctx, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL
-		ORDER BY id`, userID)
+	cs, err := queryList(ctx, d, func(row rowScanner) (c RecoveryCode, err error) {
+		err = row.Scan(&c.ID, &c.Hash)
+		return c, err
+	}, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL ORDER BY id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
 	}
-	defer rows.Close()
-	var cs []RecoveryCode
-	for rows.Next() {
-		var c RecoveryCode
-		if err := rows.Scan(&c.ID, &c.Hash); err != nil {
-			return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
-		}
-		cs = append(cs, c)
-	}
-	return cs, rows.Err()
+	return cs, nil
 }
 
 // UseRecoveryCode marks a code used; it fails (false) if the code was already used, so two

@@ -74,7 +74,7 @@ func endValue(t time.Time) string {
 const noticeColumns = `n.id, COALESCE(n.author_id, 0), n.author_name, n.title, n.body, n.kind, n.severity,
 	n.starts_at, n.ends_at, n.version, n.revision, n.archived_at, n.created_at, n.updated_at`
 
-func scanNotice(s scanner, extra ...any) (Notice, error) {
+func scanNotice(s rowScanner, extra ...any) (Notice, error) {
 	var n Notice
 	dest := append([]any{&n.ID, &n.AuthorID, &n.AuthorName, &n.Title, &n.Body, &n.Kind, &n.Severity,
 		timeCol(&n.StartsAt), endCol(&n.EndsAt), &n.Version, &n.Revision, nullTimeCol(&n.ArchivedAt),
@@ -283,23 +283,17 @@ func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]Noti
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := d.query(ctx, `SELECT `+noticeColumns+`,
+	ns, err := queryList(ctx, d, func(row rowScanner) (r NoticeRow, err error) {
+		r.Notice, err = scanNotice(row, &r.Acknowledged)
+		return r, err
+	}, `SELECT `+noticeColumns+`,
 		(SELECT COUNT(*) FROM notice_acks k WHERE k.notice_id = n.id AND k.version = n.version)
 		FROM notices n WHERE (? = 0 OR n.author_id = ?) ORDER BY n.created_at DESC, n.id DESC LIMIT ?`,
 		authorID, authorID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: list notices: %w", err)
 	}
-	defer rows.Close()
-	var ns []NoticeRow
-	for rows.Next() {
-		var r NoticeRow
-		if r.Notice, err = scanNotice(rows, &r.Acknowledged); err != nil {
-			return nil, fmt.Errorf("db: list notices: %w", err)
-		}
-		ns = append(ns, r)
-	}
-	return ns, rows.Err()
+	return ns, nil
 }
 
 // LiveNotices returns every notice that is not archived and has not ended at now (current
@@ -405,7 +399,7 @@ const readerColumns = `, (SELECT k.acknowledged_at FROM notice_acks k WHERE k.no
 	EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = ? AND k.version < n.version),
 	(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id) AS dismissed_at`
 
-func scanNoticeState(s scanner) (NoticeState, error) {
+func scanNoticeState(s rowScanner) (NoticeState, error) {
 	var st NoticeState
 	n, err := scanNotice(s, nullTimeCol(&st.AckedAt), &st.AckedBefore, nullTimeCol(&st.DismissedAt))
 	if err != nil {
@@ -417,22 +411,13 @@ func scanNoticeState(s scanner) (NoticeState, error) {
 
 // NoticesFor lists every notice that has started for u's audience, current and past.
 func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeState, error) {
-	rows, err := d.query(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
+	ns, err := queryList(ctx, d, scanNoticeState, `SELECT `+noticeColumns+readerColumns+` FROM notices n
 		WHERE n.starts_at <= ? AND `+inNoticeAudience("?", "?")+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
 		u.ID, u.ID, u.ID, FormatTime(now), u.Role, u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
 	}
-	defer rows.Close()
-	var ns []NoticeState
-	for rows.Next() {
-		st, err := scanNoticeState(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
-		}
-		ns = append(ns, st)
-	}
-	return ns, rows.Err()
+	return ns, nil
 }
 
 // NoticeFor returns one notice as u sees it; a notice outside u's audience, or not yet
@@ -549,7 +534,18 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
-	rows, err := d.query(ctx, `SELECT `+userColumns+`,
+	rs, err := queryList(ctx, d, func(row rowScanner) (Receipt, error) {
+		var r Receipt
+		if err := row.Scan(r.User.columns(nullTimeCol(&r.AckedAt), nullTimeCol(&r.DismissedAt))...); err != nil {
+			return Receipt{}, err
+		}
+		r.User.PasswordHash = ""
+		r.Groups = groups[r.User.ID]
+		if !r.AckedAt.IsZero() {
+			r.AckedVersion = n.Version
+		}
+		return r, nil
+	}, `SELECT `+userColumns+`,
 		(SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?)
 			AS acknowledged_at,
 		(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id) AS dismissed_at
@@ -557,21 +553,7 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
-	defer rows.Close()
-	var rs []Receipt
-	for rows.Next() {
-		var r Receipt
-		if err := rows.Scan(r.User.columns(nullTimeCol(&r.AckedAt), nullTimeCol(&r.DismissedAt))...); err != nil {
-			return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
-		}
-		r.User.PasswordHash = ""
-		r.Groups = groups[r.User.ID]
-		if !r.AckedAt.IsZero() {
-			r.AckedVersion = n.Version
-		}
-		rs = append(rs, r)
-	}
-	return rs, rows.Err()
+	return rs, nil
 }
 
 // MustReadOutstanding counts, over every active user, the current must-read notices in

@@ -48,7 +48,7 @@ func (r MFARule) String() string {
 const ruleColumns = `COALESCE(r.role, ''), COALESCE(r.group_id, 0), COALESCE(g.name, ''), r.mode,
 	r.deadline, r.updated_at, r.updated_by`
 
-func scanRule(s scanner) (MFARule, error) {
+func scanRule(s rowScanner) (MFARule, error) {
 	var r MFARule
 	if err := s.Scan(&r.Role, &r.GroupID, &r.GroupName, &r.Mode, nullTimeCol(&r.Deadline), timeCol(&r.UpdatedAt),
 		&r.UpdatedBy); err != nil {
@@ -58,21 +58,12 @@ func scanRule(s scanner) (MFARule, error) {
 }
 
 func (d *DB) queryRules(ctx context.Context, where string, args ...any) ([]MFARule, error) {
-	rows, err := d.query(ctx, `SELECT `+ruleColumns+` FROM mfa_rules r
+	rs, err := queryList(ctx, d, scanRule, `SELECT `+ruleColumns+` FROM mfa_rules r
 		LEFT JOIN groups g ON g.id = r.group_id `+where+` ORDER BY r.role IS NULL, r.role, g.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("db: mfa rules: %w", err)
 	}
-	defer rows.Close()
-	var rs []MFARule
-	for rows.Next() {
-		r, err := scanRule(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: mfa rules: %w", err)
-		}
-		rs = append(rs, r)
-	}
-	return rs, rows.Err()
+	return rs, nil
 }
 
 // MFARules returns every stored rule.
@@ -265,18 +256,12 @@ func (d *DB) UnenrolledInScope(ctx context.Context, s Scope) ([]string, error) {
 	} else {
 		q, arg = q+`u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id = ?)`, s.GroupID
 	}
-	rows, err := d.query(ctx, q+` ORDER BY u.username`, arg)
+	names, err := queryList(ctx, d, func(row rowScanner) (n string, err error) {
+		err = row.Scan(&n)
+		return n, err
+	}, q+` ORDER BY u.username`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("db: unenrolled users: %w", err)
 	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("db: unenrolled users: %w", err)
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	return names, nil
 }

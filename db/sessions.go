@@ -193,21 +193,15 @@ func (d *DB) TouchSession(ctx context.Context, id int64, now time.Time) error {
 
 // ListSessions returns one user's sessions, newest first.
 func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) {
-	rows, err := d.query(ctx, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
+	ss, err := queryList(ctx, d, func(row rowScanner) (s Session, err error) {
+		err = row.Scan(s.columns()...)
+		return s, err
+	}, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
 		FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
 	}
-	defer rows.Close()
-	var ss []Session
-	for rows.Next() {
-		var s Session
-		if err := rows.Scan(s.columns()...); err != nil {
-			return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
-		}
-		ss = append(ss, s)
-	}
-	return ss, rows.Err()
+	return ss, nil
 }
 
 // CountSessions returns how many sessions exist.

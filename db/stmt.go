@@ -80,6 +80,24 @@ func (c *stmtCache) close() {
 
 type rowScanner interface{ Scan(dest ...any) error }
 
+// queryList runs a read and scans each row with scan, in order.
+func queryList[T any](ctx context.Context, d *DB, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := d.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // errRow is a row whose query could not be prepared: Scan reports why.
 type errRow struct{ err error }
 

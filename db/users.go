@@ -69,15 +69,13 @@ const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, 
 	u.disabled, u.created_at, u.last_login_at,
 	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa`
 
-type scanner interface{ Scan(dest ...any) error }
-
 // columns are the scan destinations of userColumns, for reads that add columns after them.
 func (u *User) columns(extra ...any) []any {
 	return append([]any{&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
 		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasMFA, &u.MustEnrollMFA}, extra...)
 }
 
-func scanUser(s scanner) (User, error) {
+func scanUser(s rowScanner) (User, error) {
 	var u User
 	if err := s.Scan(u.columns()...); err != nil {
 		return User{}, err
@@ -148,20 +146,11 @@ func (d *DB) UserByUsername(ctx context.Context, username string) (User, error) 
 
 // ListUsers returns every user ordered by username.
 func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := d.query(ctx, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
+	us, err := queryList(ctx, d, scanUser, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
 	if err != nil {
 		return nil, fmt.Errorf("db: list users: %w", err)
 	}
-	defer rows.Close()
-	var us []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list users: %w", err)
-		}
-		us = append(us, u)
-	}
-	return us, rows.Err()
+	return us, nil
 }
 
 // CountUsers returns how many accounts exist.
