@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -372,24 +373,11 @@ func (d *DB) Version(ctx context.Context) (int, error) { return versionOf(ctx, d
 
 // IntegrityCheck runs PRAGMA integrity_check and returns an error unless it says "ok".
 func (d *DB) IntegrityCheck(ctx context.Context) error {
-	rows, err := d.read.QueryContext(ctx, `PRAGMA integrity_check`)
+	lines, err := queryList(ctx, d, scanOne[string], `PRAGMA integrity_check`)
 	if err != nil {
 		return fmt.Errorf("db: integrity check: %w", err)
 	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("db: integrity check: %w", err)
-		}
-		if s != "ok" {
-			problems = append(problems, s)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("db: integrity check: %w", err)
-	}
+	problems := slices.DeleteFunc(lines, func(s string) bool { return s == "ok" })
 	if len(problems) > 0 {
 		return fmt.Errorf("db: integrity check failed: %s", strings.Join(problems, "; "))
 	}

@@ -125,10 +125,7 @@ func tables(tb testing.TB, d *DB) []string {
 // column returns the one column a query reads, row by row.
 func column[T any](tb testing.TB, d *DB, query string, args ...any) []T {
 	tb.Helper()
-	vs, err := queryList(context.Background(), d, func(row rowScanner) (v T, err error) {
-		err = row.Scan(&v)
-		return v, err
-	}, query, args...)
+	vs, err := queryList(context.Background(), d, scanOne[T], query, args...)
 	if err != nil {
 		tb.Fatalf("%s: %v", query, err)
 	}

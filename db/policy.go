@@ -256,10 +256,7 @@ func (d *DB) UnenrolledInScope(ctx context.Context, s Scope) ([]string, error) {
 	} else {
 		q, arg = q+`u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id = ?)`, s.GroupID
 	}
-	names, err := queryList(ctx, d, func(row rowScanner) (n string, err error) {
-		err = row.Scan(&n)
-		return n, err
-	}, q+` ORDER BY u.username`, arg)
+	names, err := queryList(ctx, d, scanOne[string], q+` ORDER BY u.username`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("db: unenrolled users: %w", err)
 	}

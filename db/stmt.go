@@ -80,6 +80,12 @@ func (c *stmtCache) close() {
 
 type rowScanner interface{ Scan(dest ...any) error }
 
+// scanOne scans a row of one column.
+func scanOne[T any](row rowScanner) (v T, err error) {
+	err = row.Scan(&v)
+	return v, err
+}
+
 // queryList runs a read and scans each row with scan, in order.
 func queryList[T any](ctx context.Context, d *DB, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := d.query(ctx, query, args...)
