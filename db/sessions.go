@@ -118,10 +118,17 @@ func scanSessionWithUser(row rowScanner) (Session, User, error) {
 	if err != nil {
 		return Session{}, User{}, err
 	}
-	for _, g := range strings.Split(groups, ",") {
-		if id, err := strconv.ParseInt(g, 10, 64); err == nil {
-			u.GroupIDs = append(u.GroupIDs, id)
+	// Group ids are integers, so the list's commas cannot be part of one; anything that is
+	// not an id is corrupt data, and fails the read like any other.
+	for g := range strings.SplitSeq(groups, ",") {
+		if g == "" {
+			continue
 		}
+		id, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			return Session{}, User{}, fmt.Errorf("db: group ids of user %d: %w", u.ID, err)
+		}
+		u.GroupIDs = append(u.GroupIDs, id)
 	}
 	return s, u, nil
 }
