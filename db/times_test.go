@@ -113,3 +113,16 @@ func TestCorruptStoredTimeIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// TestCorruptGroupIDIsAnError: a membership whose group id is not a number fails the
+// session read instead of silently leaving the user out of that group's audiences.
+func TestCorruptGroupIDIsAnError(t *testing.T) {
+	w := newCorruptWorld(t)
+	raw := rawOpen(t, w.d.Path()) // without foreign_keys, as another program might write
+	if _, err := raw.Exec(`INSERT INTO group_members (group_id, user_id) VALUES ('ops', ?)`, w.amy.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.d.SessionByTokenHash(context.Background(), w.tokenHash); err == nil || !strings.Contains(err.Error(), "group ids") {
+		t.Errorf("session read: %v, want an error about the group ids", err)
+	}
+}
