@@ -2,11 +2,11 @@ package main
 
 import (
 	"flag"
-
 	"fmt"
-	"gatehouse/db"
 	"os"
 	"path/filepath"
+
+	"gatehouse/db"
 )
 
 type flagSet = *flag.FlagSet
