@@ -83,13 +83,7 @@ func dashboardLoad(ctx context.Context, addr string, tokens []string, conns int,
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 				req.Header.Set("Cookie", "gatehouse_session="+tok)
 				t0 := time.Now()
-				resp, err := client.Do(req)
-				status := 0
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					status = resp.StatusCode
-				}
+				resp, status, err := send(client, req)
 				t1 := time.Now()
 				if !w.contains(t1) {
 					continue
@@ -119,6 +113,17 @@ func dashboardLoad(ctx context.Context, addr string, tokens []string, conns int,
 		all.merge(r)
 	}
 	return all
+}
+
+// send does one request and reads its whole body; status is 0 when no response came.
+func send(client *http.Client, req *http.Request) (*http.Response, int, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, resp.StatusCode, err
 }
 
 // floodResult is what the login flood saw in the window.
@@ -155,13 +160,7 @@ func loginFlood(ctx context.Context, addr string, usernames []string, flooders i
 				// 10.0.0.0/8 holds 16M addresses: none comes near the per-address limit.
 				req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), 1+rng.IntN(254)))
 				t0 := time.Now()
-				resp, err := client.Do(req)
-				status := 0
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					status = resp.StatusCode
-				}
+				_, status, err := send(client, req)
 				t1 := time.Now()
 				if ctx.Err() != nil {
 					break // cancelled at the end of the window: not a response

@@ -112,22 +112,37 @@ func run(ctx context.Context, o options) (missed int, err error) {
 		defer os.RemoveAll(dir)
 	}
 	printMachine(o)
+	if err := buildServers(ctx, o, dir); err != nil {
+		return 0, err
+	}
+	cases, err := seedCases(ctx, o, dir)
+	if err != nil {
+		return 0, err
+	}
+	results, err := runRounds(ctx, o, cases)
+	if err != nil {
+		return 0, err
+	}
+	return report(o, cases, results), nil
+}
 
-	// Build both servers first, so compiling never competes with a measurement.
-	// The flags of make build, from the module root wherever bench was started.
+// buildServers builds both servers into dir first, so compiling never competes with a
+// measurement, with the flags of make build, from the module root wherever bench was
+// started; -bin replaces the gatehouse build.
+func buildServers(ctx context.Context, o options, dir string) error {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil || len(strings.TrimSpace(string(gomod))) == 0 {
-		return 0, fmt.Errorf("cannot find the module root (go env GOMOD): %v", err)
+		return fmt.Errorf("cannot find the module root (go env GOMOD): %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	gatehouseBin, helloBin := filepath.Join(dir, "gatehouse"), filepath.Join(dir, "hello")
 	builds := [][2]string{{gatehouseBin, "./cmd/gatehouse"}, {helloBin, "./bench/hello"}}
 	if o.bin != "" {
 		if err := copyFile(o.bin, gatehouseBin); err != nil {
-			return 0, err
+			return err
 		}
 		if err := os.Chmod(gatehouseBin, 0o755); err != nil {
-			return 0, err
+			return err
 		}
 		builds = builds[1:]
 	}
@@ -136,29 +151,33 @@ func run(ctx context.Context, o options) (missed int, err error) {
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("go build %s: %w\n%s", b[1], err, out)
+			return fmt.Errorf("go build %s: %w\n%s", b[1], err, out)
 		}
 	}
+	return nil
+}
 
+// seedCases seeds the databases in dir and lists the cases that measure them.
+func seedCases(ctx context.Context, o options, dir string) ([]benchCase, error) {
 	t := time.Now()
 	hash, err := auth.NewHasher(auth.DefaultParams, 1).Hash(ctx, benchPassword)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	small, err := seedSmall(ctx, filepath.Join(dir, "small.db"), hash)
+	small, err := seedPortal(ctx, "small", filepath.Join(dir, "small.db"), hash, smallSize)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	large, err := seedLarge(ctx, filepath.Join(dir, "large.db"), hash)
+	large, err := seedPortal(ctx, "large", filepath.Join(dir, "large.db"), hash, largeSize)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The flood gets its own copy of the large database and its own process, so neither
 	// its writes nor its memory touch the no-flood measurement.
 	floodData := *large
 	floodData.name, floodData.path = "flood", filepath.Join(dir, "flood.db")
 	if err := copyFile(large.path, floodData.path); err != nil {
-		return 0, err
+		return nil, err
 	}
 	fmt.Printf("seeded in %v\n  small: %s\n  large: %s\n\n", time.Since(t).Round(time.Millisecond), small.summary, large.summary)
 
@@ -171,6 +190,12 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	if o.flooders == 0 {
 		cases = cases[:3]
 	}
+	return cases, nil
+}
+
+// runRounds runs every case once per round, in turn, each after waiting for a quiet
+// machine, and prints each sample as it comes.
+func runRounds(ctx context.Context, o options, cases []benchCase) ([][]sample, error) {
 	tck := clockTicks()
 	results := make([][]sample, len(cases))
 	quietLeft := o.quiet
@@ -179,7 +204,7 @@ func run(ctx context.Context, o options) (missed int, err error) {
 			quietLeft -= waitForQuiet(ctx, tck, min(quietLeft, 10*time.Second))
 			s, err := runCase(ctx, o, c, tck, r == 0)
 			if err != nil {
-				return 0, fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
+				return nil, fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
 			}
 			results[i] = append(results[i], s)
 			fmt.Printf("round %d %-20s pid %-7d %6.0f req/s  p50 %-8v p99 %-8v errors %d  CPU %.0f µs/req (%.2f cores)  "+
@@ -188,25 +213,13 @@ func run(ctx context.Context, o options) (missed int, err error) {
 				s.other)
 		}
 	}
-	return report(o, cases, results), nil
+	return results, nil
 }
 
 // runCase starts a fresh server, loads it for warm-up plus the window, samples its CPU at
 // the window's edges and its peak RSS at the end, and stops it.
 func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool) (sample, error) {
-	var srv *server
-	var err error
-	bin := filepath.Join(filepath.Dir(c.data.path), "gatehouse")
-	if c.hello {
-		srv, err = startServer(ctx, "hello", "/", filepath.Join(filepath.Dir(c.data.path), "hello"), "--addr", "127.0.0.1:0")
-	} else {
-		if err := restamp(ctx, c.data.path); err != nil {
-			return sample{}, err
-		}
-		// Every gatehouse gets the same flags, so the flood case differs only by the flood.
-		srv, err = startServer(ctx, c.name, "/healthz", bin, "serve", "--db", c.data.path, "--addr", "127.0.0.1:0",
-			"--log-format", "json", "--trusted-proxies", "127.0.0.0/8")
-	}
+	srv, err := startCase(ctx, c)
 	if err != nil {
 		return sample{}, err
 	}
@@ -226,20 +239,7 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 	if c.flood {
 		wg.Go(func() { fl = loginFlood(ctx, srv.addr, c.data.usernames, o.flooders, w) })
 	}
-	var before, after, selfBefore, selfAfter, allBefore, allAfter int64
-	var cpuErr error
-	if sleepUntil(ctx, w.start) {
-		before, err = cpuTicks(srv.pid)
-		selfBefore, _ = cpuTicks(os.Getpid())
-		allBefore, _ = machineBusyTicks()
-		cpuErr = errors.Join(cpuErr, err)
-		if sleepUntil(ctx, w.end) {
-			after, err = cpuTicks(srv.pid)
-			selfAfter, _ = cpuTicks(os.Getpid())
-			allAfter, _ = machineBusyTicks()
-			cpuErr = errors.Join(cpuErr, err)
-		}
-	}
+	cpu, cpuErr := measureCPU(ctx, srv.pid, w)
 	wg.Wait()
 	if ctx.Err() != nil {
 		return sample{}, ctx.Err()
@@ -251,7 +251,61 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 	if err != nil {
 		return sample{}, err
 	}
+	s := newSample(o, srv, load, fl, cpu, tck, rss)
+	if load.errs > 0 {
+		fmt.Printf("  %s: %d errors %v, first: %s\n", c.name, load.errs, load.statuses, load.sample)
+	}
+	if c.flood {
+		slices.Sort(fl.lat)
+		fmt.Printf("  login flood: %d responses in the window %v (status 0 = transport error), login p50 %v p99 %v\n",
+			fl.done, fl.statuses, quantile(fl.lat, 0.5).Round(time.Millisecond), quantile(fl.lat, 0.99).Round(time.Millisecond))
+	}
+	return s, nil
+}
 
+// startCase starts the case's server: hello, or gatehouse on the case's database with its
+// sessions freshly marked as seen.
+func startCase(ctx context.Context, c benchCase) (*server, error) {
+	dir := filepath.Dir(c.data.path)
+	if c.hello {
+		return startServer(ctx, "hello", "/", filepath.Join(dir, "hello"), "--addr", "127.0.0.1:0")
+	}
+	if err := restamp(ctx, c.data.path); err != nil {
+		return nil, err
+	}
+	// Every gatehouse gets the same flags, so the flood case differs only by the flood.
+	return startServer(ctx, c.name, "/healthz", filepath.Join(dir, "gatehouse"), "serve", "--db", c.data.path,
+		"--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.0/8")
+}
+
+// cpuWindow is CPU time, in clock ticks, spent during the measured window: by the server,
+// by this process (the load generator) and by the whole machine.
+type cpuWindow struct{ server, self, machine int64 }
+
+// measureCPU waits for the window and reads the CPU counters at both of its edges.
+func measureCPU(ctx context.Context, pid int, w window) (cpuWindow, error) {
+	var cpu cpuWindow
+	var errs error
+	read := func(sign int64) {
+		server, err := cpuTicks(pid)
+		self, _ := cpuTicks(os.Getpid())
+		machine, _ := machineBusyTicks()
+		errs = errors.Join(errs, err)
+		cpu.server, cpu.self, cpu.machine = cpu.server+sign*server, cpu.self+sign*self, cpu.machine+sign*machine
+	}
+	if !sleepUntil(ctx, w.start) {
+		return cpuWindow{}, errs
+	}
+	read(-1)
+	if !sleepUntil(ctx, w.end) {
+		return cpuWindow{}, errs
+	}
+	read(1)
+	return cpu, errs
+}
+
+// newSample turns one case's load, flood and CPU readings into its row.
+func newSample(o options, srv *server, load loadResult, fl floodResult, cpu cpuWindow, tck int64, rss int64) sample {
 	slices.Sort(load.lat)
 	responses := load.ok + load.errs + fl.done
 	s := sample{
@@ -267,21 +321,13 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 		sample:   load.sample,
 	}
 	if responses > 0 {
-		s.cpuPerReq = float64(after-before) / float64(tck) * 1e6 / float64(responses)
-		s.clientCPU = float64(selfAfter-selfBefore) / float64(tck) * 1e6 / float64(responses)
+		s.cpuPerReq = float64(cpu.server) / float64(tck) * 1e6 / float64(responses)
+		s.clientCPU = float64(cpu.self) / float64(tck) * 1e6 / float64(responses)
 	}
-	s.cores = float64(after-before) / float64(tck) / o.duration.Seconds()
-	other := (allAfter - allBefore) - (after - before) - (selfAfter - selfBefore)
+	s.cores = float64(cpu.server) / float64(tck) / o.duration.Seconds()
+	other := cpu.machine - cpu.server - cpu.self
 	s.other = max(0, float64(other)/float64(tck)/o.duration.Seconds())
-	if load.errs > 0 {
-		fmt.Printf("  %s: %d errors %v, first: %s\n", c.name, load.errs, load.statuses, load.sample)
-	}
-	if c.flood {
-		slices.Sort(fl.lat)
-		fmt.Printf("  login flood: %d responses in the window %v (status 0 = transport error), login p50 %v p99 %v\n",
-			fl.done, fl.statuses, quantile(fl.lat, 0.5).Round(time.Millisecond), quantile(fl.lat, 0.99).Round(time.Millisecond))
-	}
-	return s, nil
+	return s
 }
 
 // waitForQuiet waits, at most max, until the machine has been nearly idle (under 0.15

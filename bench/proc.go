@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,27 +60,7 @@ func startServer(ctx context.Context, name, probe, bin string, args ...string) (
 	}
 	children.m[s.pid] = s
 	children.Unlock()
-
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.keep(line)
-			var m struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "serving" && m.Addr != "" {
-				select {
-				case addrc <- m.Addr:
-				default:
-				}
-			}
-		}
-		_ = s.cmd.Wait() // after every read from the pipe, as exec requires
-		children.Lock()
-		delete(children.m, s.pid)
-		children.Unlock()
-		close(s.done)
-	}()
+	go s.watch(stderr, addrc)
 
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
@@ -94,27 +75,58 @@ func startServer(ctx context.Context, name, probe, bin string, args ...string) (
 		s.stop()
 		return nil, ctx.Err()
 	}
+	if err := s.waitReady(ctx, probe, deadline.C); err != nil {
+		return nil, err
+	}
+	s.startup = time.Since(t0)
+	return s, nil
+}
 
+// watch keeps the last lines of the server's stderr, passes on the address its serving
+// line names, and reaps the process when the pipe closes.
+func (s *server) watch(stderr io.Reader, addrc chan<- string) {
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		s.keep(line)
+		var m struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "serving" && m.Addr != "" {
+			select {
+			case addrc <- m.Addr:
+			default:
+			}
+		}
+	}
+	_ = s.cmd.Wait() // after every read from the pipe, as exec requires
+	children.Lock()
+	delete(children.m, s.pid)
+	children.Unlock()
+	close(s.done)
+}
+
+// waitReady polls probe every millisecond until it answers 200, the server exits, or the
+// deadline or ctx ends.
+func (s *server) waitReady(ctx context.Context, probe string, deadline <-chan time.Time) error {
 	probeClient := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := "http://" + s.addr + probe
-	for i := 0; ; i++ {
+	for {
 		resp, err := probeClient.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				s.startup = time.Since(t0)
-				return s, nil
+				return nil
 			}
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("%s exited during start-up:\n%s", name, s.lastLines())
-		case <-deadline.C:
+			return fmt.Errorf("%s exited during start-up:\n%s", s.name, s.lastLines())
+		case <-deadline:
 			s.stop()
-			return nil, fmt.Errorf("%s: %s gave no 200 within 30s (last error %v)", name, probe, err)
+			return fmt.Errorf("%s: %s gave no 200 within 30s (last error %v)", s.name, probe, err)
 		case <-ctx.Done():
 			s.stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(time.Millisecond):
 		}
 	}

@@ -121,6 +121,13 @@ func report(o options, cases []benchCase, results [][]sample) int {
 	for i := range cases {
 		sums[i] = summarize(results[i])
 	}
+	printTable(o, cases, sums)
+	printRatios(sums)
+	return printTargets(sums)
+}
+
+// printTable is the table of medians and what each case's machine was doing besides.
+func printTable(o options, cases []benchCase, sums []summary) {
 	fmt.Printf("\nResults: median of %d rounds (errors: total; peak RSS: highest VmHWM of the fresh process per round)\n\n", o.rounds)
 	fmt.Printf("| %-20s | %9s | %8s | %8s | %6s | %10s | %12s | %10s |\n",
 		"case", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req", "peak RSS MiB", "startup ms")
@@ -144,30 +151,37 @@ func report(o options, cases []benchCase, results [][]sample) int {
 	if noisy {
 		fmt.Println("  WARNING: other processes used more than 0.2 cores during the windows; the numbers are not clean.")
 	}
-	hello, small, large := sums[0], sums[1], sums[2]
-	var fl summary
-	hasFlood := len(sums) > 3
-	if hasFlood {
-		fl = sums[3]
+	if len(sums) > 3 {
+		fl := sums[3]
 		fmt.Printf("Login flood over all rounds: %d responses in the windows, by status %v (0 = transport error); "+
 			"dashboard p50 %s ms under it.\n", fl.flood.done, fl.flood.statuses, ms(fl.p50))
 	}
+}
 
-	ratio := func(a, b float64) float64 {
-		if b == 0 {
-			return 0
-		}
-		return a / b
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
 	}
+	return a / b
+}
+
+// printRatios compares the cases: the summaries of hello, small, large and, if measured,
+// the flood, in that order.
+func printRatios(sums []summary) {
+	hello, small, large := sums[0], sums[1], sums[2]
 	fmt.Println("\nRatios")
 	fmt.Printf("  dashboard/hello throughput:   small %.3f, large %.3f\n", ratio(small.rps, hello.rps), ratio(large.rps, hello.rps))
 	fmt.Printf("  dashboard/hello CPU per req:  small %.2f×, large %.2f×\n", ratio(small.cpu, hello.cpu), ratio(large.cpu, hello.cpu))
 	fmt.Printf("  large/small throughput:       %.3f (small is %.2f× large)\n", ratio(large.rps, small.rps), ratio(small.rps, large.rps))
 	fmt.Printf("  large/small p99:              %.2f×\n", ratio(float64(large.p99), float64(small.p99)))
-	if hasFlood {
-		fmt.Printf("  flood/no-flood p99 (large):   %.2f×\n", ratio(float64(fl.p99), float64(large.p99)))
+	if len(sums) > 3 {
+		fmt.Printf("  flood/no-flood p99 (large):   %.2f×\n", ratio(float64(sums[3].p99), float64(large.p99)))
 	}
+}
 
+// printTargets prints a verdict per target and returns how many were missed.
+func printTargets(sums []summary) int {
+	hello, small, large := sums[0], sums[1], sums[2]
 	missed := 0
 	verdict := func(ok bool, what, detail string) {
 		mark := "MET   "
@@ -189,7 +203,8 @@ func report(o options, cases []benchCase, results [][]sample) int {
 		fmt.Sprintf("%.0f vs %.0f req/s (%.2f×)", large.rps, small.rps, ratio(small.rps, large.rps)))
 	verdict(ratio(float64(large.p99), float64(small.p99)) <= 1.2, "large within 1.2× small: p99",
 		fmt.Sprintf("%s vs %s ms (%.2f×)", ms(large.p99), ms(small.p99), ratio(float64(large.p99), float64(small.p99))))
-	if hasFlood {
+	if len(sums) > 3 {
+		fl := sums[3]
 		verdict(ratio(float64(fl.p99), float64(large.p99)) <= 1.5, "flood p99 ≤ 1.5× no-flood p99",
 			fmt.Sprintf("%s vs %s ms (%.2f×)", ms(fl.p99), ms(large.p99), ratio(float64(fl.p99), float64(large.p99))))
 		verdict(fl.rssMiB <= 100, "flood peak RSS ≤ 100 MiB", fmt.Sprintf("%.1f MiB", fl.rssMiB))

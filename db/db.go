@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,9 @@ var (
 	ErrTooNew = errors.New("db: database schema is newer than this binary")
 	// ErrNotInitialised means the file exists but holds no Gatehouse schema.
 	ErrNotInitialised = errors.New("db: not a Gatehouse database (no schema)")
+	// ErrCountChanged aborts a bulk action whose row count grew after the admin saw it: the
+	// admin confirmed a number, and more than that must never be touched.
+	ErrCountChanged = errors.New("db: the number of affected rows changed since it was shown")
 )
 
 //go:embed migrations/*.sql
@@ -54,14 +58,6 @@ const ClockSkew = time.Minute
 
 // FromFuture reports whether t lies more than ClockSkew ahead of now.
 func FromFuture(t, now time.Time) bool { return t.After(now.Add(ClockSkew)) }
-
-func mustTime(s string) time.Time {
-	t, err := ParseTime(s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
 
 // DB is the store. Reads go to read, writes (and read-then-write) through tx on write.
 type DB struct {
@@ -377,24 +373,11 @@ func (d *DB) Version(ctx context.Context) (int, error) { return versionOf(ctx, d
 
 // IntegrityCheck runs PRAGMA integrity_check and returns an error unless it says "ok".
 func (d *DB) IntegrityCheck(ctx context.Context) error {
-	rows, err := d.read.QueryContext(ctx, `PRAGMA integrity_check`)
+	lines, err := queryList(ctx, d, scanOne[string], `PRAGMA integrity_check`)
 	if err != nil {
 		return fmt.Errorf("db: integrity check: %w", err)
 	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("db: integrity check: %w", err)
-		}
-		if s != "ok" {
-			problems = append(problems, s)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("db: integrity check: %w", err)
-	}
+	problems := slices.DeleteFunc(lines, func(s string) bool { return s == "ok" })
 	if len(problems) > 0 {
 		return fmt.Errorf("db: integrity check failed: %s", strings.Join(problems, "; "))
 	}
@@ -449,16 +432,19 @@ func newRowID() (int64, error) {
 	return int64(binary.BigEndian.Uint64(b[:])>>11) | 1, nil
 }
 
-// insertRandomID runs an INSERT whose first parameter is the new row's id in table, drawing
-// again on the rare collision, and returns the id.
-func insertRandomID(ctx context.Context, tx *sql.Tx, table, query string, args ...any) (int64, error) {
+// drawRowID is newRowID; tests replace it to force a collision.
+var drawRowID = newRowID
+
+// insertRandomID runs an INSERT whose first parameter is the new row's id, drawing again on
+// the rare collision, and returns the id.
+func insertRandomID(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
-		id, err := newRowID()
+		id, err := drawRowID()
 		if err != nil {
 			return 0, err
 		}
 		_, err = tx.ExecContext(ctx, query, append([]any{id}, args...)...)
-		if err != nil && attempt < 3 && strings.Contains(err.Error(), "UNIQUE constraint failed: "+table+".id") {
+		if isPrimaryKeyViolation(err) && attempt < 3 {
 			continue
 		}
 		if err != nil {
@@ -473,10 +459,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // PendingMigrations reports the schema version of the file at path and the version this

@@ -20,107 +20,86 @@ type Group struct {
 func (d *DB) CreateGroup(ctx context.Context, name string, ev Event) (Group, error) {
 	var g Group
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?)`, name, FormatTime(ev.At))
-		if isUniqueViolation(err) {
-			return ErrDuplicate
+		var err error
+		if g, err = insertGroup(ctx, tx, name, ev.At); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("db: create group %q: %w", name, err)
-		}
-		id, _ := res.LastInsertId()
-		g = Group{ID: id, Name: name, CreatedAt: ev.At}
 		return insertEvent(ctx, tx, ev)
 	})
 	return g, err
 }
 
+func insertGroup(ctx context.Context, tx *sql.Tx, name string, at time.Time) (Group, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?)`, name, FormatTime(at))
+	if isUniqueViolation(err) {
+		return Group{}, ErrDuplicate
+	}
+	if err != nil {
+		return Group{}, fmt.Errorf("db: create group %q: %w", name, err)
+	}
+	id, _ := res.LastInsertId()
+	return Group{ID: id, Name: name, CreatedAt: at}, nil
+}
+
+// scanGroup reads id, name, created_at and the member count.
+func scanGroup(row rowScanner) (Group, error) {
+	var g Group
+	err := row.Scan(&g.ID, &g.Name, timeCol(&g.CreatedAt), &g.Members)
+	return g, err
+}
+
 // ListGroups returns every group with its member count, by name.
 func (d *DB) ListGroups(ctx context.Context) ([]Group, error) {
-	rows, err := d.query(ctx, `SELECT g.id, g.name, g.created_at,
+	gs, err := queryList(ctx, d, scanGroup, `SELECT g.id, g.name, g.created_at,
 		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g ORDER BY g.name`)
 	if err != nil {
 		return nil, fmt.Errorf("db: list groups: %w", err)
 	}
-	defer rows.Close()
-	var gs []Group
-	for rows.Next() {
-		var g Group
-		var created string
-		if err := rows.Scan(&g.ID, &g.Name, &created, &g.Members); err != nil {
-			return nil, fmt.Errorf("db: list groups: %w", err)
-		}
-		g.CreatedAt = mustTime(created)
-		gs = append(gs, g)
-	}
-	return gs, rows.Err()
+	return gs, nil
 }
 
 // GroupByID returns one group or ErrNotFound.
 func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
-	var g Group
-	var created string
-	err := d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
-		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id).
-		Scan(&g.ID, &g.Name, &created, &g.Members)
+	g, err := scanGroup(d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE g.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Group{}, ErrNotFound
 	}
 	if err != nil {
 		return Group{}, fmt.Errorf("db: group %d: %w", id, err)
 	}
-	g.CreatedAt = mustTime(created)
 	return g, nil
 }
 
 // GroupMembers returns the users of a group, by username.
 func (d *DB) GroupMembers(ctx context.Context, groupID int64) ([]User, error) {
-	rows, err := d.query(ctx, `SELECT `+userColumns+` FROM users u
+	us, err := queryList(ctx, d, scanUser, `SELECT `+userColumns+` FROM users u
 		JOIN group_members m ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.username`, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
 	}
-	defer rows.Close()
-	var us []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: members of %d: %w", groupID, err)
-		}
-		us = append(us, u)
-	}
-	return us, rows.Err()
+	return us, nil
 }
 
 // GroupsOf returns the groups a user belongs to.
 func (d *DB) GroupsOf(ctx context.Context, userID int64) ([]Group, error) {
-	rows, err := d.query(ctx, `SELECT g.id, g.name, g.created_at FROM groups g
+	gs, err := queryList(ctx, d, scanGroup, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members o WHERE o.group_id = g.id) FROM groups g
 		JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
 	}
-	defer rows.Close()
-	var gs []Group
-	for rows.Next() {
-		var g Group
-		var created string
-		if err := rows.Scan(&g.ID, &g.Name, &created); err != nil {
-			return nil, fmt.Errorf("db: groups of %d: %w", userID, err)
-		}
-		g.CreatedAt = mustTime(created)
-		gs = append(gs, g)
-	}
-	return gs, rows.Err()
+	return gs, nil
 }
 
 // AddGroupMember puts a user in a group; being there already is not an error.
 func (d *DB) AddGroupMember(ctx context.Context, groupID, userID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, user_id)
-			SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ?`, groupID, userID)
+		added, err := insertMember(ctx, tx, groupID, userID)
 		if err != nil {
-			return fmt.Errorf("db: add member %d to %d: %w", userID, groupID, err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !added {
 			var exists int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?`,
 				groupID, userID).Scan(&exists); err != nil {
@@ -133,6 +112,18 @@ func (d *DB) AddGroupMember(ctx context.Context, groupID, userID int64, ev Event
 		}
 		return insertEvent(ctx, tx, ev)
 	})
+}
+
+// insertMember puts a user in a group, reporting false when the user is there already or
+// the user or the group does not exist.
+func insertMember(ctx context.Context, tx *sql.Tx, groupID, userID int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, user_id)
+		SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ?`, groupID, userID)
+	if err != nil {
+		return false, fmt.Errorf("db: add member %d to %d: %w", userID, groupID, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // RemoveGroupMember takes a user out of a group.
@@ -163,22 +154,32 @@ func (d *DB) DeleteGroup(ctx context.Context, groupID int64, ev Event) error {
 	})
 }
 
-// GroupNamesByUser maps each user in any group to their group names, comma-separated.
-func (d *DB) GroupNamesByUser(ctx context.Context) (map[int64]string, error) {
-	rows, err := d.query(ctx, `SELECT m.user_id, group_concat(g.name, ', ') FROM
-		(SELECT * FROM group_members) m JOIN groups g ON g.id = m.group_id GROUP BY m.user_id`)
+// GroupNamesByUser maps each user in any group to their group names, sorted.
+func (d *DB) GroupNamesByUser(ctx context.Context) (map[int64][]string, error) {
+	return d.groupNames(ctx, "", nil)
+}
+
+// groupNames maps users to their group names, sorted, for the users u (a users row) that
+// meet the condition cond, or every user when cond is empty. Each name is a value of its
+// own, so a name with a comma in it stays one name.
+func (d *DB) groupNames(ctx context.Context, cond string, args []any) (map[int64][]string, error) {
+	q := `SELECT m.user_id, g.name FROM group_members m JOIN groups g ON g.id = m.group_id`
+	if cond != "" {
+		q += ` JOIN users u ON u.id = m.user_id WHERE ` + cond
+	}
+	rows, err := d.query(ctx, q+` ORDER BY m.user_id, g.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("db: group names: %w", err)
 	}
 	defer rows.Close()
-	out := map[int64]string{}
+	out := map[int64][]string{}
 	for rows.Next() {
 		var id int64
-		var names string
-		if err := rows.Scan(&id, &names); err != nil {
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
 			return nil, fmt.Errorf("db: group names: %w", err)
 		}
-		out[id] = names
+		out[id] = append(out[id], name)
 	}
 	return out, rows.Err()
 }

@@ -119,23 +119,17 @@ func dump(tb testing.TB, d *DB, query string, args ...any) string {
 // migrations add.
 func tables(tb testing.TB, d *DB) []string {
 	tb.Helper()
-	rows, err := d.read.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	return column[string](tb, d, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+}
+
+// column returns the one column a query reads, row by row.
+func column[T any](tb testing.TB, d *DB, query string, args ...any) []T {
+	tb.Helper()
+	vs, err := queryList(context.Background(), d, scanOne[T], query, args...)
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("%s: %v", query, err)
 	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			tb.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return names
+	return vs
 }
 
 // snapshot dumps every table except the named ones.

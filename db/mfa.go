@@ -22,16 +22,14 @@ type Factor struct {
 // FactorOf returns the user's active factor or ErrNotFound.
 func (d *DB) FactorOf(ctx context.Context, userID int64) (Factor, error) {
 	f := Factor{UserID: userID}
-	var created string
 	err := d.queryRow(ctx, `SELECT secret_enc, last_step, created_at FROM mfa_factors WHERE user_id = ?`,
-		userID).Scan(&f.SecretEnc, &f.LastStep, &created)
+		userID).Scan(&f.SecretEnc, &f.LastStep, timeCol(&f.CreatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Factor{}, ErrNotFound
 	}
 	if err != nil {
 		return Factor{}, fmt.Errorf("db: factor of %d: %w", userID, err)
 	}
-	f.CreatedAt = mustTime(created)
 	return f, nil
 }
 
@@ -66,18 +64,16 @@ type Pending struct {
 // while the clock ran ahead counts as expired.
 func (d *DB) PendingOf(ctx context.Context, userID, sessionID int64, now time.Time) (Pending, error) {
 	p := Pending{UserID: userID, SessionID: sessionID}
-	var created, expires string
 	err := d.queryRow(ctx, `SELECT secret_enc, created_at, expires_at FROM mfa_pending
 		WHERE user_id = ? AND session_id = ? AND expires_at > ? AND created_at <= ?`,
 		userID, sessionID, FormatTime(now), FormatTime(now.Add(ClockSkew))).
-		Scan(&p.SecretEnc, &created, &expires)
+		Scan(&p.SecretEnc, timeCol(&p.CreatedAt), timeCol(&p.ExpiresAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Pending{}, ErrNotFound
 	}
 	if err != nil {
 		return Pending{}, fmt.Errorf("db: pending enrollment of %d: %w", userID, err)
 	}
-	p.CreatedAt, p.ExpiresAt = mustTime(created), mustTime(expires)
 	return p, nil
 }
 
@@ -141,7 +137,7 @@ func replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID int64, hashes 
 		return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
 	}
 	for _, h := range hashes {
-		if _, err := insertRandomID(ctx, tx, "recovery_codes", `INSERT INTO recovery_codes (id, user_id, code_hash) VALUES (?, ?, ?)`,
+		if _, err := insertRandomID(ctx, tx, `INSERT INTO recovery_codes (id, user_id, code_hash) VALUES (?, ?, ?)`,
 			userID, h); err != nil {
 			return fmt.Errorf("db: replace recovery codes of %d: %w", userID, err)
 		}
@@ -174,21 +170,14 @@ type RecoveryCode struct {
 
 // UnusedRecoveryCodes returns the user's codes that are still valid.
 func (d *DB) UnusedRecoveryCodes(ctx context.Context, userID int64) ([]RecoveryCode, error) {
-	rows, err := d.query(ctx, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL
-		ORDER BY id`, userID)
+	cs, err := queryList(ctx, d, func(row rowScanner) (c RecoveryCode, err error) {
+		err = row.Scan(&c.ID, &c.Hash)
+		return c, err
+	}, `SELECT id, code_hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL ORDER BY id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
 	}
-	defer rows.Close()
-	var cs []RecoveryCode
-	for rows.Next() {
-		var c RecoveryCode
-		if err := rows.Scan(&c.ID, &c.Hash); err != nil {
-			return nil, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
-		}
-		cs = append(cs, c)
-	}
-	return cs, rows.Err()
+	return cs, nil
 }
 
 // UseRecoveryCode marks a code used; it fails (false) if the code was already used, so two
@@ -208,25 +197,50 @@ func (d *DB) UseRecoveryCode(ctx context.Context, userID, codeID int64, now time
 	return ok, err
 }
 
+// removeFactor deletes everything that is a user's second factor: the active factor, an
+// enrollment in progress and the recovery codes. It reports whether there was a factor.
+// Every way of turning a factor off goes through here, so a new kind of factor is removed
+// by adding its table once.
+func removeFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM mfa_factors WHERE user_id = ?`, userID)
+	if err != nil {
+		return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+	}
+	n, _ := res.RowsAffected()
+	for _, q := range []string{
+		`DELETE FROM mfa_pending WHERE user_id = ?`,
+		`DELETE FROM recovery_codes WHERE user_id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+			return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+		}
+	}
+	return n > 0, nil
+}
+
+// resetFactor is an admin's or the command line's reset: the factor goes, every session of
+// the user ends, and the user must enroll again at the next sign-in.
+func resetFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
+	if hadFactor, err = removeFactor(ctx, tx, userID); err != nil {
+		return false, err
+	}
+	for _, q := range []string{
+		`DELETE FROM sessions WHERE user_id = ?`,
+		`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+			return false, fmt.Errorf("db: reset mfa of %d: %w", userID, err)
+		}
+	}
+	return hadFactor, nil
+}
+
 // ResetMFA removes the user's factor, pending enrollment and recovery codes, and ends the
 // user's sessions, in one transaction with its audit row.
 func (d *DB) ResetMFA(ctx context.Context, userID int64, ev Event) (hadFactor bool, err error) {
 	err = d.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM mfa_factors WHERE user_id = ?`, userID)
-		if err != nil {
-			return fmt.Errorf("db: reset mfa of %d: %w", userID, err)
-		}
-		n, _ := res.RowsAffected()
-		hadFactor = n > 0
-		for _, q := range []string{
-			`DELETE FROM mfa_pending WHERE user_id = ?`,
-			`DELETE FROM recovery_codes WHERE user_id = ?`,
-			`DELETE FROM sessions WHERE user_id = ?`,
-			`UPDATE users SET must_enroll_mfa = 1 WHERE id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
-				return fmt.Errorf("db: reset mfa of %d: %w", userID, err)
-			}
+		if hadFactor, err = resetFactor(ctx, tx, userID); err != nil {
+			return err
 		}
 		return insertEvent(ctx, tx, ev)
 	})
@@ -274,14 +288,8 @@ func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
 // recovery codes go, and every session but keepSessionID ends.
 func (d *DB) DisableMFA(ctx context.Context, userID, keepSessionID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM mfa_factors WHERE user_id = ?`,
-			`DELETE FROM mfa_pending WHERE user_id = ?`,
-			`DELETE FROM recovery_codes WHERE user_id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
-				return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
-			}
+		if _, err := removeFactor(ctx, tx, userID); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {
 			return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
@@ -352,6 +360,62 @@ func (d *DB) PurgeExpiredEnrollments(ctx context.Context, now time.Time) (int64,
 			return fmt.Errorf("db: purge enrollments: %w", err)
 		}
 		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
+// GroupFactorCount counts the members of a group, disabled ones too, who have a factor:
+// the users a bulk reset of the group would reach.
+func (d *DB) GroupFactorCount(ctx context.Context, groupID int64) (int, error) {
+	var n int
+	err := d.queryRow(ctx, `SELECT COUNT(*) FROM group_members m JOIN mfa_factors f ON f.user_id = m.user_id
+		WHERE m.group_id = ?`, groupID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("db: factors in group %d: %w", groupID, err)
+	}
+	return n, nil
+}
+
+// BulkResetMFA resets the factor of every member of a group who has one, in one
+// transaction that refuses to touch more users than expected. Each user gets their own
+// audit row, so the log stays searchable by subject.
+func (d *DB) BulkResetMFA(ctx context.Context, groupID int64, expected int, ev Event) (int, error) {
+	n := 0
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT u.id, u.username FROM users u JOIN group_members m ON m.user_id = u.id
+			JOIN mfa_factors f ON f.user_id = u.id WHERE m.group_id = ? ORDER BY u.id`, groupID)
+		if err != nil {
+			return fmt.Errorf("db: bulk reset: %w", err)
+		}
+		type target struct {
+			id   int64
+			name string
+		}
+		var targets []target
+		for rows.Next() {
+			var t target
+			if err := rows.Scan(&t.id, &t.name); err != nil {
+				rows.Close()
+				return fmt.Errorf("db: bulk reset: %w", err)
+			}
+			targets = append(targets, t)
+		}
+		rows.Close()
+		if len(targets) > expected {
+			return ErrCountChanged
+		}
+		for _, t := range targets {
+			if _, err := resetFactor(ctx, tx, t.id); err != nil {
+				return err
+			}
+			one := ev
+			one.Subject = t.name
+			if err := insertEvent(ctx, tx, one); err != nil {
+				return err
+			}
+			n++
+		}
 		return nil
 	})
 	return n, err

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -23,28 +22,6 @@ var (
 	// ErrNotDismissable refuses dismissing a must-read notice: it can only be acknowledged.
 	ErrNotDismissable = errors.New("db: a must-read notice cannot be dismissed")
 )
-
-// Audience says who a notice is for: everyone, or any of some roles and groups.
-type Audience struct {
-	Everyone bool
-	Roles    []string
-	GroupIDs []int64
-}
-
-// add records one notice_audience row.
-func (a *Audience) add(everyone bool, role string, group int64) {
-	switch {
-	case everyone:
-		a.Everyone = true
-	case role != "":
-		a.Roles = append(a.Roles, role)
-	case group != 0:
-		a.GroupIDs = append(a.GroupIDs, group)
-	}
-}
-
-// Empty reports whether the audience names nobody.
-func (a Audience) Empty() bool { return !a.Everyone && len(a.Roles) == 0 && len(a.GroupIDs) == 0 }
 
 // Notice is a message to an audience, shown as a banner while current.
 type Notice struct {
@@ -95,22 +72,15 @@ func endValue(t time.Time) string {
 }
 
 const noticeColumns = `n.id, COALESCE(n.author_id, 0), n.author_name, n.title, n.body, n.kind, n.severity,
-	n.starts_at, n.ends_at, n.version, n.revision, COALESCE(n.archived_at, ''), n.created_at, n.updated_at`
+	n.starts_at, n.ends_at, n.version, n.revision, n.archived_at, n.created_at, n.updated_at`
 
-func scanNotice(s scanner, extra ...any) (Notice, error) {
+func scanNotice(s rowScanner, extra ...any) (Notice, error) {
 	var n Notice
-	var starts, ends, archived, created, updated string
 	dest := append([]any{&n.ID, &n.AuthorID, &n.AuthorName, &n.Title, &n.Body, &n.Kind, &n.Severity,
-		&starts, &ends, &n.Version, &n.Revision, &archived, &created, &updated}, extra...)
+		timeCol(&n.StartsAt), endCol(&n.EndsAt), &n.Version, &n.Revision, nullTimeCol(&n.ArchivedAt),
+		timeCol(&n.CreatedAt), timeCol(&n.UpdatedAt)}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return Notice{}, err
-	}
-	n.StartsAt, n.CreatedAt, n.UpdatedAt = mustTime(starts), mustTime(created), mustTime(updated)
-	if ends != noEnd {
-		n.EndsAt = mustTime(ends)
-	}
-	if archived != "" {
-		n.ArchivedAt = mustTime(archived)
 	}
 	return n, nil
 }
@@ -165,32 +135,40 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 	if in.StartsAt.IsZero() {
 		in.StartsAt = ev.At
 	}
-	var n Notice
+	n := Notice{AuthorID: author.ID, AuthorName: author.Username, Title: in.Title, Body: in.Body,
+		Kind: in.Kind, Severity: in.Severity, StartsAt: in.StartsAt, EndsAt: in.EndsAt, Version: 1, Revision: 1,
+		CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience}
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		now := FormatTime(ev.At)
-		res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
-			starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			author.ID, author.Username, in.Title, in.Body, in.Kind, in.Severity, FormatTime(in.StartsAt), endValue(in.EndsAt), now, now)
-		if err != nil {
-			return fmt.Errorf("db: create notice: %w", err)
-		}
-		id, _ := res.LastInsertId()
-		n = Notice{ID: id, AuthorID: author.ID, AuthorName: author.Username, Title: in.Title, Body: in.Body,
-			Kind: in.Kind, Severity: in.Severity, StartsAt: in.StartsAt, EndsAt: in.EndsAt, Version: 1, Revision: 1,
-			CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience}
-		if err := writeAudience(ctx, tx, id, in.Audience); err != nil {
+		var err error
+		if n.ID, err = insertNotice(ctx, tx, n); err != nil {
 			return err
 		}
 		if err := writeRevision(ctx, tx, n, author, false, ev.At); err != nil {
 			return err
 		}
-		ev.Subject = fmt.Sprintf("notice %d", id)
+		ev.Subject = fmt.Sprintf("notice %d", n.ID)
 		if ev.Detail == "" {
 			ev.Detail = in.Kind + ", " + in.Severity + ": " + in.Title
 		}
 		return insertEvent(ctx, tx, ev)
 	})
-	return n, err
+	if err != nil {
+		return Notice{}, err
+	}
+	return n, nil
+}
+
+// insertNotice stores n as it is, with its audience, and returns its id.
+func insertNotice(ctx context.Context, tx *sql.Tx, n Notice) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
+		starts_at, ends_at, version, revision, archived_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.AuthorID, n.AuthorName, n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt),
+		n.Version, n.Revision, nullTime(n.ArchivedAt), FormatTime(n.CreatedAt), FormatTime(n.UpdatedAt))
+	if err != nil {
+		return 0, fmt.Errorf("db: create notice: %w", err)
+	}
+	id, _ := res.LastInsertId()
+	return id, writeAudience(ctx, tx, id, n.Audience)
 }
 
 // UpdateNotice edits a notice. A must-read notice whose text changes asks its readers
@@ -305,28 +283,18 @@ func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]Noti
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
-	rows, err := d.query(ctx, `SELECT `+noticeColumns+`,
+	ns, err := queryList(ctx, d, func(row rowScanner) (r NoticeRow, err error) {
+		r.Notice, err = scanNotice(row, &r.Acknowledged)
+		return r, err
+	}, `SELECT `+noticeColumns+`,
 		(SELECT COUNT(*) FROM notice_acks k WHERE k.notice_id = n.id AND k.version = n.version)
 		FROM notices n WHERE (? = 0 OR n.author_id = ?) ORDER BY n.created_at DESC, n.id DESC LIMIT ?`,
 		authorID, authorID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: list notices: %w", err)
 	}
-	defer rows.Close()
-	var ns []NoticeRow
-	for rows.Next() {
-		var r NoticeRow
-		if r.Notice, err = scanNotice(rows, &r.Acknowledged); err != nil {
-			return nil, fmt.Errorf("db: list notices: %w", err)
-		}
-		ns = append(ns, r)
-	}
-	return ns, rows.Err()
+	return ns, nil
 }
-
-// inAudience is the condition "user ? with role ? is in the audience of notice n".
-const inAudience = `EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1
-	OR a.role = ? OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?)))`
 
 // LiveNotices returns every notice that is not archived and has not ended at now (current
 // and scheduled), with its audience: the few notices that can be banners, which the HTTP
@@ -373,26 +341,6 @@ func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 		ns[i].Audience.add(everyone, role, group)
 	}
 	return ns, aud.Err()
-}
-
-// Reaches reports whether the audience includes a user with this role and these groups.
-func (a Audience) Reaches(role string, groups []int64) bool {
-	if a.Everyone {
-		return true
-	}
-	for _, r := range a.Roles {
-		if r == role {
-			return true
-		}
-	}
-	for _, g := range a.GroupIDs {
-		for _, mine := range groups {
-			if g == mine {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // ReaderState says, for one user and some notices, which versions they acknowledged and
@@ -446,53 +394,37 @@ type NoticeState struct {
 	DismissedAt time.Time
 }
 
-const readerColumns = `, COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = n.id
-		AND k.user_id = ? AND k.version = n.version), ''),
+const readerColumns = `, (SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = n.id
+		AND k.user_id = ? AND k.version = n.version) AS acknowledged_at,
 	EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = ? AND k.version < n.version),
-	COALESCE((SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id), '')`
+	(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id) AS dismissed_at`
 
-func scanNoticeState(s scanner) (NoticeState, error) {
+func scanNoticeState(s rowScanner) (NoticeState, error) {
 	var st NoticeState
-	var acked, dismissed string
-	n, err := scanNotice(s, &acked, &st.AckedBefore, &dismissed)
+	n, err := scanNotice(s, nullTimeCol(&st.AckedAt), &st.AckedBefore, nullTimeCol(&st.DismissedAt))
 	if err != nil {
 		return NoticeState{}, err
 	}
 	st.Notice = n
-	if acked != "" {
-		st.AckedAt = mustTime(acked)
-	}
-	if dismissed != "" {
-		st.DismissedAt = mustTime(dismissed)
-	}
 	return st, nil
 }
 
 // NoticesFor lists every notice that has started for u's audience, current and past.
 func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeState, error) {
-	rows, err := d.query(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
-		WHERE n.starts_at <= ? AND `+inAudience+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
+	ns, err := queryList(ctx, d, scanNoticeState, `SELECT `+noticeColumns+readerColumns+` FROM notices n
+		WHERE n.starts_at <= ? AND `+inNoticeAudience("?", "?")+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
 		u.ID, u.ID, u.ID, FormatTime(now), u.Role, u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
 	}
-	defer rows.Close()
-	var ns []NoticeState
-	for rows.Next() {
-		st, err := scanNoticeState(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
-		}
-		ns = append(ns, st)
-	}
-	return ns, rows.Err()
+	return ns, nil
 }
 
 // NoticeFor returns one notice as u sees it; a notice outside u's audience, or not yet
 // started, is ErrNotFound exactly like one that does not exist.
 func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (NoticeState, error) {
 	st, err := scanNoticeState(d.queryRow(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
-		WHERE n.id = ? AND n.starts_at <= ? AND `+inAudience,
+		WHERE n.id = ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
 		u.ID, u.ID, u.ID, id, FormatTime(now), u.Role, u.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return NoticeState{}, ErrNotFound
@@ -507,7 +439,7 @@ func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (No
 func currentFor(ctx context.Context, tx *sql.Tx, id int64, u User, now time.Time) (kind string, version int, err error) {
 	ts := FormatTime(now)
 	err = tx.QueryRowContext(ctx, `SELECT n.kind, n.version FROM notices n WHERE n.id = ? AND n.archived_at IS NULL
-		AND n.ends_at > ? AND n.starts_at <= ? AND `+inAudience,
+		AND n.ends_at > ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
 		id, ts, ts, u.Role, u.ID).Scan(&kind, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, ErrNotFound
@@ -526,13 +458,8 @@ func (d *DB) AckNotice(ctx context.Context, id int64, u User, ev Event) error {
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_acks (notice_id, user_id, version, acknowledged_at)
-			VALUES (?, ?, ?, ?)`, id, u.ID, version, FormatTime(ev.At))
-		if err != nil {
-			return fmt.Errorf("db: acknowledge notice %d: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
+		if added, err := insertAck(ctx, tx, id, u.ID, version, ev.At); err != nil || !added {
+			return err
 		}
 		ev.Subject = fmt.Sprintf("notice %d", id)
 		ev.Detail = fmt.Sprintf("version %d", version)
@@ -550,47 +477,38 @@ func (d *DB) DismissNotice(ctx context.Context, id int64, u User, now time.Time)
 		if kind == NoticeMustRead {
 			return ErrNotDismissable
 		}
-		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_dismissals (notice_id, user_id, dismissed_at)
-			VALUES (?, ?, ?)`, id, u.ID, FormatTime(now))
-		if err != nil {
-			return fmt.Errorf("db: dismiss notice %d: %w", id, err)
-		}
-		return nil
+		_, err = insertDismissal(ctx, tx, id, u.ID, now)
+		return err
 	})
 }
 
-// audienceFilter builds "user u is in audience a" for the reach preview, before the
-// notice exists.
-func audienceFilter(a Audience) (string, []any) {
-	if a.Everyone {
-		return "1 = 1", nil
+// insertAck records that userID read version of notice id at at; one there already is kept
+// (false).
+func insertAck(ctx context.Context, tx *sql.Tx, id, userID int64, version int, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_acks (notice_id, user_id, version, acknowledged_at)
+		VALUES (?, ?, ?, ?)`, id, userID, version, FormatTime(at))
+	if err != nil {
+		return false, fmt.Errorf("db: acknowledge notice %d: %w", id, err)
 	}
-	var parts []string
-	var args []any
-	if len(a.Roles) > 0 {
-		parts = append(parts, "u.role IN ("+placeholders(len(a.Roles))+")")
-		for _, r := range a.Roles {
-			args = append(args, r)
-		}
-	}
-	if len(a.GroupIDs) > 0 {
-		parts = append(parts, "EXISTS (SELECT 1 FROM group_members m WHERE m.user_id = u.id AND m.group_id IN ("+
-			placeholders(len(a.GroupIDs))+"))")
-		for _, g := range a.GroupIDs {
-			args = append(args, g)
-		}
-	}
-	if len(parts) == 0 {
-		return "0 = 1", nil
-	}
-	return "(" + strings.Join(parts, " OR ") + ")", args
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+// insertDismissal records that userID dismissed notice id at at; one there already is kept
+// (false).
+func insertDismissal(ctx context.Context, tx *sql.Tx, id, userID int64, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_dismissals (notice_id, user_id, dismissed_at)
+		VALUES (?, ?, ?)`, id, userID, FormatTime(at))
+	if err != nil {
+		return false, fmt.Errorf("db: dismiss notice %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
 
 // AudienceSize counts the active users an audience reaches.
 func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
-	cond, args := audienceFilter(a)
+	cond, args := inAudience(a)
 	var n int
 	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("db: audience size: %w", err)
@@ -601,7 +519,7 @@ func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
 // Receipt is one audience member's state for a notice.
 type Receipt struct {
 	User         User
-	Groups       string // the user's group names, comma-separated
+	Groups       []string // the user's group names, sorted
 	AckedAt      time.Time
 	AckedVersion int
 	DismissedAt  time.Time
@@ -610,37 +528,32 @@ type Receipt struct {
 // NoticeReceipts lists the notice's audience (active users) with who acknowledged the
 // current version and when, by username.
 func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
-	cond, args := audienceFilter(n.Audience)
-	args = append([]any{n.ID, n.Version, n.ID}, args...)
-	rows, err := d.query(ctx, `SELECT `+userColumns+`,
-		COALESCE((SELECT group_concat(name, ', ') FROM (SELECT g.name FROM groups g JOIN group_members m
-			ON m.group_id = g.id WHERE m.user_id = u.id ORDER BY g.name)), ''),
-		COALESCE((SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?), ''),
-		COALESCE((SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id), '')
-		FROM users u WHERE u.disabled = 0 AND `+cond+` ORDER BY u.username`, args...)
+	cond, args := inAudience(n.Audience)
+	cond = `u.disabled = 0 AND ` + cond
+	groups, err := d.groupNames(ctx, cond, args)
 	if err != nil {
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
-	defer rows.Close()
-	var rs []Receipt
-	for rows.Next() {
+	rs, err := queryList(ctx, d, func(row rowScanner) (Receipt, error) {
 		var r Receipt
-		var acked, dismissed, created, last string
-		u := &r.User
-		if err := rows.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-			&u.Disabled, &created, &last, &u.HasMFA, &u.MustEnrollMFA, &r.Groups, &acked, &dismissed); err != nil {
-			return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
+		if err := row.Scan(r.User.columns(nullTimeCol(&r.AckedAt), nullTimeCol(&r.DismissedAt))...); err != nil {
+			return Receipt{}, err
 		}
-		u.PasswordHash = ""
-		if acked != "" {
-			r.AckedAt, r.AckedVersion = mustTime(acked), n.Version
+		r.User.PasswordHash = ""
+		r.Groups = groups[r.User.ID]
+		if !r.AckedAt.IsZero() {
+			r.AckedVersion = n.Version
 		}
-		if dismissed != "" {
-			r.DismissedAt = mustTime(dismissed)
-		}
-		rs = append(rs, r)
+		return r, nil
+	}, `SELECT `+userColumns+`,
+		(SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?)
+			AS acknowledged_at,
+		(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id) AS dismissed_at
+		FROM users u WHERE `+cond+` ORDER BY u.username`, append([]any{n.ID, n.Version, n.ID}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
-	return rs, rows.Err()
+	return rs, nil
 }
 
 // MustReadOutstanding counts, over every active user, the current must-read notices in
@@ -650,8 +563,7 @@ func (d *DB) MustReadOutstanding(ctx context.Context, now time.Time) (int, error
 	var n int
 	err := d.queryRow(ctx, `SELECT COUNT(*) FROM notices n JOIN users u ON u.disabled = 0
 		WHERE n.kind = 'must_read' AND n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
-		AND EXISTS (SELECT 1 FROM notice_audience a WHERE a.notice_id = n.id AND (a.everyone = 1 OR a.role = u.role
-			OR a.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id)))
+		AND `+inNoticeAudience("u.role", "u.id")+`
 		AND NOT EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = u.id AND k.version = n.version)`,
 		ts, ts).Scan(&n)
 	if err != nil {

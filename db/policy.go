@@ -46,37 +46,24 @@ func (r MFARule) String() string {
 }
 
 const ruleColumns = `COALESCE(r.role, ''), COALESCE(r.group_id, 0), COALESCE(g.name, ''), r.mode,
-	COALESCE(r.deadline, ''), r.updated_at, r.updated_by`
+	r.deadline, r.updated_at, r.updated_by`
 
-func scanRule(s scanner) (MFARule, error) {
+func scanRule(s rowScanner) (MFARule, error) {
 	var r MFARule
-	var deadline, updated string
-	if err := s.Scan(&r.Role, &r.GroupID, &r.GroupName, &r.Mode, &deadline, &updated, &r.UpdatedBy); err != nil {
+	if err := s.Scan(&r.Role, &r.GroupID, &r.GroupName, &r.Mode, nullTimeCol(&r.Deadline), timeCol(&r.UpdatedAt),
+		&r.UpdatedBy); err != nil {
 		return MFARule{}, err
 	}
-	if deadline != "" {
-		r.Deadline = mustTime(deadline)
-	}
-	r.UpdatedAt = mustTime(updated)
 	return r, nil
 }
 
 func (d *DB) queryRules(ctx context.Context, where string, args ...any) ([]MFARule, error) {
-	rows, err := d.query(ctx, `SELECT `+ruleColumns+` FROM mfa_rules r
+	rs, err := queryList(ctx, d, scanRule, `SELECT `+ruleColumns+` FROM mfa_rules r
 		LEFT JOIN groups g ON g.id = r.group_id `+where+` ORDER BY r.role IS NULL, r.role, g.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("db: mfa rules: %w", err)
 	}
-	defer rows.Close()
-	var rs []MFARule
-	for rows.Next() {
-		r, err := scanRule(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: mfa rules: %w", err)
-		}
-		rs = append(rs, r)
-	}
-	return rs, rows.Err()
+	return rs, nil
 }
 
 // MFARules returns every stored rule.
@@ -138,6 +125,61 @@ func (d *DB) SetMFARule(ctx context.Context, r MFARule, ev Event) error {
 	})
 }
 
+// EffectiveRule is the rule that applies to one user: the strictest of their role's and
+// groups' rules; among required ones, the earliest deadline.
+type EffectiveRule struct {
+	Mode     string
+	Deadline time.Time
+	Source   string // the scope the rule came from
+	Paused   bool
+}
+
+func strictness(mode string) int {
+	switch mode {
+	case MFARequired:
+		return 2
+	case MFAOptional:
+		return 1
+	}
+	return 0
+}
+
+// Strictest combines the rules that apply to one user into the one that counts.
+func Strictest(rules []MFARule) EffectiveRule {
+	best := EffectiveRule{Mode: MFAOff}
+	for _, r := range rules {
+		s, b := strictness(r.Mode), strictness(best.Mode)
+		if s > b || (s == b && r.Mode == MFARequired && r.Deadline.Before(best.Deadline)) {
+			best = EffectiveRule{Mode: r.Mode, Deadline: r.Deadline, Source: r.Scope()}
+		}
+	}
+	return best
+}
+
+// Required reports whether the user must have a factor (now or from the deadline).
+func (r EffectiveRule) Required() bool { return r.Mode == MFARequired }
+
+// EnforcedAt reports whether, at now, a user without a factor must enroll before anything
+// else. A paused rollout enforces nothing.
+func (r EffectiveRule) EnforcedAt(now time.Time) bool {
+	return r.Required() && !r.Paused && !now.Before(r.Deadline)
+}
+
+// EffectiveRuleFor reads the rules that apply to u and whether enforcement is paused.
+func (d *DB) EffectiveRuleFor(ctx context.Context, u User) (EffectiveRule, error) {
+	rules, err := d.MFARulesFor(ctx, u)
+	if err != nil {
+		return EffectiveRule{}, err
+	}
+	rule := Strictest(rules)
+	if rule.Required() {
+		if rule.Paused, err = d.MFAPaused(ctx); err != nil {
+			return EffectiveRule{}, err
+		}
+	}
+	return rule, nil
+}
+
 const pausedKey = "mfa_enforcement_paused"
 
 // MFAPaused reports whether enforcement is suspended.
@@ -166,27 +208,57 @@ func (d *DB) SetMFAPaused(ctx context.Context, paused bool, ev Event) error {
 	})
 }
 
-// ScopeMembers returns the active users a role or group rule covers.
-func (d *DB) ScopeMembers(ctx context.Context, role string, groupID int64) ([]User, error) {
-	q := `SELECT ` + userColumns + ` FROM users u WHERE u.disabled = 0 AND `
-	var arg any
-	if role != "" {
-		q, arg = q+`u.role = ?`, role
-	} else {
-		q, arg = q+`u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id = ?)`, groupID
-	}
-	rows, err := d.query(ctx, q+` ORDER BY u.username`, arg)
+// Scope is one role or one group: what an MFA rule covers.
+type Scope struct {
+	Role    string // set for a role
+	GroupID int64  // set for a group
+}
+
+// ScopeCount is how many active users a scope holds and how many of them have a factor.
+type ScopeCount struct {
+	Members  int
+	Enrolled int
+}
+
+// ScopeCounts counts, in one read, the active members of every role and every group and
+// how many of them have a factor: the progress of an MFA rollout. A role without active
+// users, or a group that does not exist, is missing, which reads as zero.
+func (d *DB) ScopeCounts(ctx context.Context) (map[Scope]ScopeCount, error) {
+	rows, err := d.query(ctx, `SELECT u.role, 0, COUNT(*), COUNT(f.user_id) FROM users u
+			LEFT JOIN mfa_factors f ON f.user_id = u.id WHERE u.disabled = 0 GROUP BY u.role
+		UNION ALL SELECT '', m.group_id, COUNT(*), COUNT(f.user_id) FROM group_members m
+			JOIN users u ON u.id = m.user_id AND u.disabled = 0
+			LEFT JOIN mfa_factors f ON f.user_id = u.id GROUP BY m.group_id`)
 	if err != nil {
-		return nil, fmt.Errorf("db: scope members: %w", err)
+		return nil, fmt.Errorf("db: scope counts: %w", err)
 	}
 	defer rows.Close()
-	var us []User
+	counts := map[Scope]ScopeCount{}
 	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: scope members: %w", err)
+		var s Scope
+		var c ScopeCount
+		if err := rows.Scan(&s.Role, &s.GroupID, &c.Members, &c.Enrolled); err != nil {
+			return nil, fmt.Errorf("db: scope counts: %w", err)
 		}
-		us = append(us, u)
+		counts[s] = c
 	}
-	return us, rows.Err()
+	return counts, rows.Err()
+}
+
+// UnenrolledInScope returns the usernames of the active users of a role or group who have
+// no factor, by username: whom a required rule would send to enrollment.
+func (d *DB) UnenrolledInScope(ctx context.Context, s Scope) ([]string, error) {
+	q := `SELECT u.username FROM users u WHERE u.disabled = 0
+		AND NOT EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id) AND `
+	var arg any
+	if s.Role != "" {
+		q, arg = q+`u.role = ?`, s.Role
+	} else {
+		q, arg = q+`u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id = ?)`, s.GroupID
+	}
+	names, err := queryList(ctx, d, scanOne[string], q+` ORDER BY u.username`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("db: unenrolled users: %w", err)
+	}
+	return names, nil
 }

@@ -28,6 +28,12 @@ type Session struct {
 	UserAgent  string
 }
 
+// columns are the scan destinations of a session's id, user_id, stage, created_at,
+// last_seen_at, client_addr and user_agent.
+func (s *Session) columns() []any {
+	return []any{&s.ID, &s.UserID, &s.Stage, timeCol(&s.CreatedAt), timeCol(&s.LastSeenAt), &s.ClientAddr, &s.UserAgent}
+}
+
 // NewSession is what starting a session records.
 type NewSession struct {
 	TokenHash  []byte
@@ -39,7 +45,7 @@ type NewSession struct {
 
 func insertSession(ctx context.Context, tx *sql.Tx, ns NewSession, now time.Time) (Session, error) {
 	ts := FormatTime(now)
-	id, err := insertRandomID(ctx, tx, "sessions", `INSERT INTO sessions (id, token_hash, user_id, stage, created_at,
+	id, err := insertRandomID(ctx, tx, `INSERT INTO sessions (id, token_hash, user_id, stage, created_at,
 		last_seen_at, client_addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		ns.TokenHash, ns.UserID, ns.Stage, ts, ts, clean(ns.ClientAddr), clean(ns.UserAgent))
 	if err != nil {
@@ -106,24 +112,23 @@ const sessionWithUser = `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_s
 
 func scanSessionWithUser(row rowScanner) (Session, User, error) {
 	var s Session
-	var created, seen string
 	var u User
-	var uCreated, uLast, groups string
-	err := row.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent,
-		&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &uCreated, &uLast, &u.HasMFA, &u.MustEnrollMFA, &groups, &u.MFARuleScoped)
+	var groups string
+	err := row.Scan(append(s.columns(), u.columns(&groups, &u.MFARuleScoped)...)...)
 	if err != nil {
 		return Session{}, User{}, err
 	}
-	s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
-	u.CreatedAt = mustTime(uCreated)
-	if uLast != "" {
-		u.LastLoginAt = mustTime(uLast)
-	}
-	for _, g := range strings.Split(groups, ",") {
-		if id, err := strconv.ParseInt(g, 10, 64); err == nil {
-			u.GroupIDs = append(u.GroupIDs, id)
+	// Group ids are integers, so the list's commas cannot be part of one; anything that is
+	// not an id is corrupt data, and fails the read like any other.
+	for g := range strings.SplitSeq(groups, ",") {
+		if g == "" {
+			continue
 		}
+		id, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			return Session{}, User{}, fmt.Errorf("db: group ids of user %d: %w", u.ID, err)
+		}
+		u.GroupIDs = append(u.GroupIDs, id)
 	}
 	return s, u, nil
 }
@@ -195,23 +200,15 @@ func (d *DB) TouchSession(ctx context.Context, id int64, now time.Time) error {
 
 // ListSessions returns one user's sessions, newest first.
 func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) {
-	rows, err := d.query(ctx, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
+	ss, err := queryList(ctx, d, func(row rowScanner) (s Session, err error) {
+		err = row.Scan(s.columns()...)
+		return s, err
+	}, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
 		FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
 	}
-	defer rows.Close()
-	var ss []Session
-	for rows.Next() {
-		var s Session
-		var created, seen string
-		if err := rows.Scan(&s.ID, &s.UserID, &s.Stage, &created, &seen, &s.ClientAddr, &s.UserAgent); err != nil {
-			return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
-		}
-		s.CreatedAt, s.LastSeenAt = mustTime(created), mustTime(seen)
-		ss = append(ss, s)
-	}
-	return ss, rows.Err()
+	return ss, nil
 }
 
 // CountSessions returns how many sessions exist.
@@ -333,4 +330,45 @@ func (d *DB) AccountCounts(ctx context.Context, userID int64) (sessions, recover
 		return 0, 0, fmt.Errorf("db: account counts of %d: %w", userID, err)
 	}
 	return sessions, recoveryLeft, nil
+}
+
+// SessionStats summarises live sessions for the admin sessions page.
+type SessionStats struct {
+	Total   int
+	Users   int
+	Partial int
+}
+
+// SessionCounts counts sessions.
+func (d *DB) SessionCounts(ctx context.Context) (SessionStats, error) {
+	var s SessionStats
+	err := d.queryRow(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id),
+		COALESCE(SUM(stage = 'mfa'), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
+	if err != nil {
+		return SessionStats{}, fmt.Errorf("db: session counts: %w", err)
+	}
+	return s, nil
+}
+
+// RevokeAllSessionsExcept signs everyone out but keepID, in one transaction that refuses
+// to delete more than expected rows.
+func (d *DB) RevokeAllSessionsExcept(ctx context.Context, keepID int64, expected int, ev Event) (int64, error) {
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE id != ?`, keepID).Scan(&count); err != nil {
+			return fmt.Errorf("db: revoke all: %w", err)
+		}
+		if count > expected {
+			return ErrCountChanged
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id != ?`, keepID)
+		if err != nil {
+			return fmt.Errorf("db: revoke all: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		ev.Detail = fmt.Sprintf("%d sessions ended; accounts, passwords and MFA untouched", n)
+		return insertEvent(ctx, tx, ev)
+	})
+	return n, err
 }

@@ -102,17 +102,13 @@ func (d *DB) ClearThrottle(ctx context.Context, username string, ev Event) (bool
 
 // ThrottleOf reports the recorded failures and lock of username.
 func (d *DB) ThrottleOf(ctx context.Context, username string) (failures int, lockedUntil time.Time, err error) {
-	var locked sql.NullString
 	err = d.queryRow(ctx, `SELECT failures, locked_until FROM login_throttle WHERE username = ?`,
-		username).Scan(&failures, &locked)
+		username).Scan(&failures, nullTimeCol(&lockedUntil))
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, nil
 	}
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("db: throttle %q: %w", username, err)
-	}
-	if locked.Valid {
-		lockedUntil = mustTime(locked.String)
 	}
 	return failures, lockedUntil, nil
 }

@@ -60,20 +60,8 @@ func keyUsernames(ctx context.Context, tx *sql.Tx) error {
 // a key: the upgrade to username keys would refuse them. check asks it of a database that
 // serve would migrate, without changing anything.
 func (d *DB) UsernameCollisions(ctx context.Context) error {
-	rows, err := d.read.QueryContext(ctx, `SELECT username FROM users ORDER BY id`)
+	names, err := queryList(ctx, d, scanOne[string], `SELECT username FROM users ORDER BY id`)
 	if err != nil {
-		return fmt.Errorf("db: usernames: %w", err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return fmt.Errorf("db: usernames: %w", err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("db: usernames: %w", err)
 	}
 	return usernameCollisions(names)

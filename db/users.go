@@ -72,22 +72,19 @@ type NewUser struct {
 }
 
 const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
-	u.disabled, u.created_at, COALESCE(u.last_login_at, ''),
+	u.disabled, u.created_at, u.last_login_at,
 	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa`
 
-type scanner interface{ Scan(dest ...any) error }
+// columns are the scan destinations of userColumns, for reads that add columns after them.
+func (u *User) columns(extra ...any) []any {
+	return append([]any{&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
+		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasMFA, &u.MustEnrollMFA}, extra...)
+}
 
-func scanUser(s scanner) (User, error) {
+func scanUser(s rowScanner) (User, error) {
 	var u User
-	var created, lastLogin string
-	err := s.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, &created, &lastLogin, &u.HasMFA, &u.MustEnrollMFA)
-	if err != nil {
+	if err := s.Scan(u.columns()...); err != nil {
 		return User{}, err
-	}
-	u.CreatedAt = mustTime(created)
-	if lastLogin != "" {
-		u.LastLoginAt = mustTime(lastLogin)
 	}
 	return u, nil
 }
@@ -155,20 +152,11 @@ func (d *DB) UserByUsername(ctx context.Context, username string) (User, error) 
 
 // ListUsers returns every user ordered by username.
 func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := d.query(ctx, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
+	us, err := queryList(ctx, d, scanUser, `SELECT `+userColumns+` FROM users u ORDER BY u.username`)
 	if err != nil {
 		return nil, fmt.Errorf("db: list users: %w", err)
 	}
-	defer rows.Close()
-	var us []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list users: %w", err)
-		}
-		us = append(us, u)
-	}
-	return us, rows.Err()
+	return us, nil
 }
 
 // CountUsers returns how many accounts exist.
@@ -242,13 +230,25 @@ func (d *DB) UpdatePasswordHash(ctx context.Context, userID int64, oldHash, newH
 // one to manage it but the command line.
 var ErrLastAdmin = errors.New("db: the last active admin cannot be removed, disabled or demoted")
 
-func activeAdminsOtherThan(ctx context.Context, tx *sql.Tx, userID int64) (int, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?`, userID).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("db: count admins: %w", err)
+// keepAnAdmin is the last-admin guard, called inside the transaction of a change that makes
+// userID stop being an active admin (delete, disable, demote): it refuses with ErrLastAdmin
+// when userID is an active admin and no other is. A user who is not one can always go.
+func keepAnAdmin(ctx context.Context, tx *sql.Tx, userID int64) error {
+	var activeAdmin bool
+	var others int
+	err := tx.QueryRowContext(ctx, `SELECT role = 'admin' AND disabled = 0,
+		(SELECT COUNT(*) FROM users o WHERE o.role = 'admin' AND o.disabled = 0 AND o.id != u.id)
+		FROM users u WHERE u.id = ?`, userID).Scan(&activeAdmin, &others)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
 	}
-	return n, nil
+	if err != nil {
+		return fmt.Errorf("db: count admins: %w", err)
+	}
+	if activeAdmin && others == 0 {
+		return ErrLastAdmin
+	}
+	return nil
 }
 
 // SetRole changes a user's role, refusing to demote the last active admin.
@@ -258,21 +258,16 @@ func (d *DB) SetRole(ctx context.Context, userID int64, role string, ev Event) e
 	}
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		var current string
-		var disabled bool
-		err := tx.QueryRowContext(ctx, `SELECT role, disabled FROM users WHERE id = ?`, userID).Scan(&current, &disabled)
+		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, userID).Scan(&current)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("db: set role of %d: %w", userID, err)
 		}
-		if current == RoleAdmin && role != RoleAdmin && !disabled {
-			n, err := activeAdminsOtherThan(ctx, tx, userID)
-			if err != nil {
+		if role != RoleAdmin {
+			if err := keepAnAdmin(ctx, tx, userID); err != nil {
 				return err
-			}
-			if n == 0 {
-				return ErrLastAdmin
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, updated_at = ? WHERE id = ?`, role, FormatTime(ev.At), userID); err != nil {
@@ -283,26 +278,13 @@ func (d *DB) SetRole(ctx context.Context, userID int64, role string, ev Event) e
 	})
 }
 
-// DisableUser is SetDisabled(true) that refuses to disable the last active admin.
+// DisableUser is SetDisabled(true) that refuses to disable the last active admin; an admin
+// disabled already is not active, so disabling them again is no such change.
 func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, error) {
 	var ended int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
-		var role string
-		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = ?`, userID).Scan(&role)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("db: disable %d: %w", userID, err)
-		}
-		if role == RoleAdmin {
-			n, err := activeAdminsOtherThan(ctx, tx, userID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return ErrLastAdmin
-			}
+		if err := keepAnAdmin(ctx, tx, userID); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET disabled = 1, updated_at = ? WHERE id = ?`, FormatTime(ev.At), userID); err != nil {
 			return fmt.Errorf("db: disable %d: %w", userID, err)
@@ -315,4 +297,32 @@ func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, er
 		return insertEvent(ctx, tx, ev)
 	})
 	return ended, err
+}
+
+// DeleteUser removes an account with its sessions, factor, recovery codes, receipts and
+// memberships (by cascade). Audit rows keep the username as text; notices keep their
+// author's name. The last active admin cannot be deleted.
+func (d *DB) DeleteUser(ctx context.Context, userID int64, ev Event) error {
+	return d.tx(ctx, func(tx *sql.Tx) error {
+		var username, key string
+		err := tx.QueryRowContext(ctx, `SELECT username, username_key FROM users WHERE id = ?`,
+			userID).Scan(&username, &key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("db: delete user %d: %w", userID, err)
+		}
+		if err := keepAnAdmin(ctx, tx, userID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID); err != nil {
+			return fmt.Errorf("db: delete user %d: %w", userID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_throttle WHERE username = ?`, key); err != nil {
+			return fmt.Errorf("db: delete user %d: %w", userID, err)
+		}
+		ev.Subject = username
+		return insertEvent(ctx, tx, ev)
+	})
 }

@@ -366,3 +366,30 @@ func TestLastAdminIsProtected(t *testing.T) {
 		}
 	})
 }
+
+// TestDisablingADisabledAdminIsNotRefused: an admin who is disabled already is no active
+// admin, so disabling them again (which ends any session left) removes none.
+func TestDisablingADisabledAdminIsNotRefused(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	root, err := d.CreateUser(ctx, admin("root"), Event{At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetDisabled(ctx, root.ID, true, Event{At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DisableUser(ctx, root.ID, event("user.disabled", t0)); err != nil {
+		t.Errorf("disabling a disabled admin: %v, want it done", err)
+	}
+	if n := auditCount(t, d, "user.disabled"); n != 1 {
+		t.Errorf("%d user.disabled rows, want 1", n)
+	}
+	// Deleting or demoting them removes no active admin either.
+	if err := d.SetRole(ctx, root.ID, RoleStaff, Event{At: t0}); err != nil {
+		t.Errorf("demoting a disabled admin: %v", err)
+	}
+	if err := d.DeleteUser(ctx, root.ID, Event{At: t0}); err != nil {
+		t.Errorf("deleting a disabled admin: %v", err)
+	}
+}

@@ -9,7 +9,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -33,10 +32,8 @@ import (
 	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/handlers"
+	"gatehouse/internal/testkit"
 )
-
-// testHashParams make argon2id cheap: a browser test checks flows, not hashing cost.
-var testHashParams = auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 
 // App is one running portal with its own database, key and log.
 type App struct {
@@ -46,7 +43,7 @@ type App struct {
 	Keys   *auth.Keyring
 
 	offset      atomic.Int64 // added to time.Now by the app's clock; see Advance
-	log         lockedBuffer
+	log         testkit.SyncBuffer
 	mu          sync.Mutex
 	requests    []Request
 	allowErrors atomic.Bool
@@ -90,7 +87,7 @@ func StartApp(t testing.TB) *App {
 		store.Close()
 		t.Fatalf("listen: %v", err)
 	}
-	a := &App{URL: "http://" + ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testHashParams, 4), Keys: keys}
+	a := &App{URL: "http://" + ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testkit.CheapParams, 4), Keys: keys}
 	base, err := url.Parse(a.URL)
 	if err != nil {
 		t.Fatalf("base url: %v", err)
@@ -153,21 +150,8 @@ func (a *App) Logs() string { return a.log.String() }
 // staff. The password is not checked against the policy.
 func (a *App) CreateUser(t testing.TB, nu db.NewUser, password string) db.User {
 	t.Helper()
-	ctx := context.Background()
-	hash, err := a.Hasher.Hash(ctx, password)
-	if err != nil {
-		t.Fatalf("hash password: %v", err)
-	}
-	nu.PasswordHash = hash
-	if nu.Role == "" {
-		nu.Role = db.RoleStaff
-	}
-	u, err := a.Store.CreateUser(ctx, nu, db.Event{At: a.Now(), Kind: "user.created", Subject: nu.Username,
+	return testkit.CreateUser(t, a.Store, nu, password, db.Event{At: a.Now(), Kind: "user.created", Subject: nu.Username,
 		Detail: "e2e fixture"})
-	if err != nil {
-		t.Fatalf("create user %s: %v", nu.Username, err)
-	}
-	return u
 }
 
 // SetupToken stores a fresh first-run token, as serve does on an empty database, and
@@ -237,24 +221,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// lockedBuffer is a bytes.Buffer that the server's goroutines may share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // browserTimeout bounds one browser's whole life; stepTimeout bounds one action, so a
 // missing element fails fast with the step that waited for it.
 const (
@@ -300,7 +266,7 @@ type Browser struct {
 func NewBrowser(t testing.TB, app *App) *Browser {
 	t.Helper()
 	path := chromiumPath(t)
-	var output lockedBuffer
+	var output testkit.SyncBuffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,

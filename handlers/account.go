@@ -26,7 +26,7 @@ func (h *Handler) accountShow(c echo.Context) error {
 }
 
 // ruleWords says in a sentence which two-step rule applies and where it comes from.
-func ruleWords(p views.Page, r effectiveRule) string {
+func ruleWords(p views.Page, r db.EffectiveRule) string {
 	switch {
 	case r.Mode == db.MFARequired && r.Paused:
 		return "required (" + r.Source + "), but enforcement is paused"

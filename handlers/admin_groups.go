@@ -131,7 +131,7 @@ func (h *Handler) adminGroupResetForm(c echo.Context) error {
 }
 
 func (h *Handler) renderGroupReset(c echo.Context, g db.Group, status int, problem string) error {
-	with, err := h.db.GroupMembersWithMFA(c.Request().Context(), g.ID)
+	with, err := h.db.GroupFactorCount(c.Request().Context(), g.ID)
 	if err != nil {
 		return err
 	}
@@ -139,8 +139,8 @@ func (h *Handler) renderGroupReset(c echo.Context, g db.Group, status int, probl
 	return render(c, status, views.ConfirmBulkPage(h.pageWithStatus(c, "Reset two-step verification", status), views.ConfirmBulk{
 		Title: "Reset two-step verification",
 		Summary: fmt.Sprintf("This removes the authenticator and recovery codes of %d members of %s and signs them out; "+
-			"they set up a new authenticator at their next sign-in. Passwords are untouched.", len(with), g.Name),
-		Action: "/admin/groups/" + id + "/reset-mfa", Phrase: g.Name, Count: len(with), Error: problem, Cancel: "/admin/groups/" + id}))
+			"they set up a new authenticator at their next sign-in. Passwords are untouched.", with, g.Name),
+		Action: "/admin/groups/" + id + "/reset-mfa", Phrase: g.Name, Count: with, Error: problem, Cancel: "/admin/groups/" + id}))
 }
 
 // adminGroupReset handles POST /admin/groups/:id/reset-mfa: it removes the factors of the

@@ -21,7 +21,7 @@ import (
 func (h *Handler) audienceOptions(ctx context.Context) ([]views.AudienceOption, map[int64]string, error) {
 	opts := []views.AudienceOption{{Value: "everyone", Label: "Everyone"}}
 	for _, r := range db.Roles {
-		opts = append(opts, views.AudienceOption{Value: "role:" + r, Label: "Role: " + r})
+		opts = append(opts, views.AudienceOption{Value: db.ScopeValue(r, 0), Label: "Role: " + r})
 	}
 	groups, err := h.db.ListGroups(ctx)
 	if err != nil {
@@ -30,27 +30,10 @@ func (h *Handler) audienceOptions(ctx context.Context) ([]views.AudienceOption, 
 	names := make(map[int64]string, len(groups))
 	for _, g := range groups {
 		names[g.ID] = g.Name
-		opts = append(opts, views.AudienceOption{Value: "group:" + strconv.FormatInt(g.ID, 10),
+		opts = append(opts, views.AudienceOption{Value: db.ScopeValue("", g.ID),
 			Label: "Group: " + g.Name + " (" + strconv.Itoa(g.Members) + ")"})
 	}
 	return opts, names, nil
-}
-
-func describeAudience(a db.Audience, groups map[int64]string) string {
-	if a.Everyone {
-		return "everyone"
-	}
-	var parts []string
-	for _, r := range a.Roles {
-		parts = append(parts, "role "+r)
-	}
-	for _, g := range a.GroupIDs {
-		parts = append(parts, "group "+groups[g])
-	}
-	if len(parts) == 0 {
-		return "nobody"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // readNoticeForm fills f with the notice form's fields as posted; f.Validate checks them.
@@ -163,7 +146,7 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 	if err != nil {
 		return views.NoticeReceipts{}, err
 	}
-	out := views.NoticeReceipts{Notice: n, Audience: describeAudience(n.Audience, groups)}
+	out := views.NoticeReceipts{Notice: n, Audience: db.DescribeAudience(n.Audience, groups)}
 	byGroup := map[string]*views.GroupProgress{}
 	for _, r := range rs {
 		if r.AckedAt.IsZero() {
@@ -171,10 +154,7 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 		} else {
 			out.Acked = append(out.Acked, r)
 		}
-		if r.Groups == "" {
-			continue
-		}
-		for _, g := range strings.Split(r.Groups, ", ") {
+		for _, g := range r.Groups {
 			gp := byGroup[g]
 			if gp == nil {
 				gp = &views.GroupProgress{Name: g}
@@ -295,7 +275,7 @@ func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {
 		case !r.DismissedAt.IsZero():
 			state = "dismissed"
 		}
-		_ = w.Write([]string{csvCell(r.User.Username), csvCell(r.User.DisplayName), r.User.Role, csvCell(r.Groups), state, at, version})
+		_ = w.Write([]string{csvCell(r.User.Username), csvCell(r.User.DisplayName), r.User.Role, csvCell(strings.Join(r.Groups, ", ")), state, at, version})
 	}
 	w.Flush()
 	return w.Error()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,10 +35,11 @@ func (h *Handler) adminUsersIndex(c echo.Context) error {
 	rows := make([]views.AdminUserRow, 0, len(users))
 	for _, u := range users {
 		if q != "" && !strings.Contains(strings.ToLower(u.Username), q) && !strings.Contains(strings.ToLower(u.DisplayName), q) &&
-			!strings.Contains(strings.ToLower(groups[u.ID]), q) {
+			!slices.ContainsFunc(groups[u.ID], func(g string) bool { return strings.Contains(strings.ToLower(g), q) }) {
 			continue
 		}
-		rows = append(rows, views.AdminUserRow{User: u, Groups: groups[u.ID], Throttled: locked[auth.UsernameKey(u.Username)]})
+		rows = append(rows, views.AdminUserRow{User: u, Groups: strings.Join(groups[u.ID], ", "),
+			Throttled: locked[auth.UsernameKey(u.Username)]})
 	}
 	return render(c, http.StatusOK, views.AdminUsersPage(h.pageFor(c, "Users"), rows, c.QueryParam("q")))
 }

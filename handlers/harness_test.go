@@ -22,30 +22,10 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/testkit"
 )
 
-// cheapParams keep argon2id fast in tests; the binary always uses auth.DefaultParams.
-var cheapParams = auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
-
 const testBase = "http://localhost:8080"
-
-// syncBuffer is a log sink that tests can read while handlers write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testApp is the whole portal on a fresh SQLite file with a clock the test moves.
 type testApp struct {
@@ -53,7 +33,7 @@ type testApp struct {
 	e    *echo.Echo
 	db   *db.DB
 	keys *auth.Keyring
-	log  *syncBuffer
+	log  *testkit.SyncBuffer
 	// hasher counts the password-hash computations the app runs.
 	hasher *auth.Hasher
 	cfg    Config
@@ -76,14 +56,14 @@ func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
 		tb.Fatal(err)
 	}
 	base, _ := url.Parse(testBase)
-	a := &testApp{tb: tb, db: store, keys: keys, log: &syncBuffer{},
+	a := &testApp{tb: tb, db: store, keys: keys, log: &testkit.SyncBuffer{},
 		now: time.Date(2026, 3, 2, 9, 0, 10, 0, time.UTC)}
 	a.cfg = Config{BaseURL: base, SessionIdle: time.Hour, SessionMax: 24 * time.Hour, Location: time.UTC}
 	for _, f := range tweak {
 		f(&a.cfg)
 	}
 	a.reg = prometheus.NewRegistry()
-	a.hasher = auth.NewHasher(cheapParams, 4)
+	a.hasher = auth.NewHasher(testkit.CheapParams, 4)
 	a.e = New(a.cfg, Deps{
 		Metrics: a.reg,
 		DB:      store,
@@ -109,16 +89,7 @@ func (a *testApp) advance(d time.Duration) {
 
 func (a *testApp) createUser(username, role, password string) db.User {
 	a.tb.Helper()
-	hash, err := auth.NewHasher(cheapParams, 1).Hash(context.Background(), password)
-	if err != nil {
-		a.tb.Fatal(err)
-	}
-	u, err := a.db.CreateUser(context.Background(), db.NewUser{Username: username, Role: role, PasswordHash: hash},
-		db.Event{At: a.clock()})
-	if err != nil {
-		a.tb.Fatal(err)
-	}
-	return u
+	return testkit.CreateUser(a.tb, a.db, db.NewUser{Username: username, Role: role}, password, db.Event{At: a.clock()})
 }
 
 // serve runs one request through the whole stack: middleware, router, error handler.

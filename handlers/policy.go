@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,59 +12,6 @@ import (
 	"gatehouse/db"
 	"gatehouse/views"
 )
-
-// effectiveRule is the rule that applies to one user: the strictest of their role's and
-// groups' rules; among required ones, the earliest deadline.
-type effectiveRule struct {
-	Mode     string
-	Deadline time.Time
-	Source   string // the scope the rule came from
-	Paused   bool
-}
-
-func strictness(mode string) int {
-	switch mode {
-	case db.MFARequired:
-		return 2
-	case db.MFAOptional:
-		return 1
-	}
-	return 0
-}
-
-func strictest(rules []db.MFARule) effectiveRule {
-	best := effectiveRule{Mode: db.MFAOff}
-	for _, r := range rules {
-		s, b := strictness(r.Mode), strictness(best.Mode)
-		if s > b || (s == b && r.Mode == db.MFARequired && r.Deadline.Before(best.Deadline)) {
-			best = effectiveRule{Mode: r.Mode, Deadline: r.Deadline, Source: r.Scope()}
-		}
-	}
-	return best
-}
-
-// Required reports whether the user must have a factor (now or from the deadline).
-func (r effectiveRule) Required() bool { return r.Mode == db.MFARequired }
-
-// enforcedAt reports whether, at now, a user without a factor must enroll before anything
-// else. A paused rollout enforces nothing.
-func (r effectiveRule) enforcedAt(now time.Time) bool {
-	return r.Required() && !r.Paused && !now.Before(r.Deadline)
-}
-
-func (h *Handler) mfaRuleFor(ctx context.Context, u db.User) (effectiveRule, error) {
-	rules, err := h.db.MFARulesFor(ctx, u)
-	if err != nil {
-		return effectiveRule{}, err
-	}
-	rule := strictest(rules)
-	if rule.Required() {
-		if rule.Paused, err = h.db.MFAPaused(ctx); err != nil {
-			return effectiveRule{}, err
-		}
-	}
-	return rule, nil
-}
 
 // ruleKey caches the user's rule for the request: the gate and the banner both need it.
 // ruleScopeKnownKey marks that the user in the context came from the session lookup, which
@@ -76,20 +21,20 @@ const (
 	ruleScopeKnownKey = "gatehouse.mfa_rule_scope_known"
 )
 
-func (h *Handler) ruleFor(c echo.Context, u db.User) (effectiveRule, error) {
-	if r, ok := c.Get(ruleKey).(effectiveRule); ok {
+func (h *Handler) ruleFor(c echo.Context, u db.User) (db.EffectiveRule, error) {
+	if r, ok := c.Get(ruleKey).(db.EffectiveRule); ok {
 		return r, nil
 	}
 	// The session lookup already said whether any rule names this user's role or groups;
 	// when none does, there is nothing to read.
 	if known, _ := c.Get(ruleScopeKnownKey).(bool); known && !u.MFARuleScoped {
-		r := effectiveRule{Mode: db.MFAOff}
+		r := db.EffectiveRule{Mode: db.MFAOff}
 		c.Set(ruleKey, r)
 		return r, nil
 	}
-	r, err := h.mfaRuleFor(c.Request().Context(), u)
+	r, err := h.db.EffectiveRuleFor(c.Request().Context(), u)
 	if err != nil {
-		return effectiveRule{}, err
+		return db.EffectiveRule{}, err
 	}
 	c.Set(ruleKey, r)
 	return r, nil
@@ -118,7 +63,7 @@ func (h *Handler) pendingStep(c echo.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if rule.enforcedAt(h.now()) {
+	if rule.EnforcedAt(h.now()) {
 		return stepMFA, nil
 	}
 	return "", nil
@@ -150,51 +95,36 @@ func (h *Handler) policyScopes(ctx context.Context) ([]views.PolicyScope, error)
 	if err != nil {
 		return nil, err
 	}
-	byScope := map[string]db.MFARule{}
+	counts, err := h.db.ScopeCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byScope := map[db.Scope]db.MFARule{}
 	for _, r := range rules {
-		byScope[scopeValue(r.Role, r.GroupID)] = r
+		byScope[db.Scope{Role: r.Role, GroupID: r.GroupID}] = r
 	}
 	var scopes []views.PolicyScope
-	add := func(role string, groupID int64, label string) error {
-		members, err := h.db.ScopeMembers(ctx, role, groupID)
-		if err != nil {
-			return err
-		}
-		s := views.PolicyScope{Value: scopeValue(role, groupID), Label: label, Mode: db.MFAOff, Members: len(members)}
-		if r, ok := byScope[s.Value]; ok {
+	add := func(scope db.Scope, label string) {
+		c := counts[scope]
+		s := views.PolicyScope{Value: db.ScopeValue(scope.Role, scope.GroupID), Label: label, Mode: db.MFAOff,
+			Members: c.Members, Enrolled: c.Enrolled}
+		if r, ok := byScope[scope]; ok {
 			s.Mode, s.Deadline, s.UpdatedBy, s.UpdatedAt = r.Mode, r.Deadline, r.UpdatedBy, r.UpdatedAt
 		}
-		for _, u := range members {
-			switch {
-			case u.HasMFA:
-				s.Enrolled++
-			case s.Mode == db.MFARequired && !h.now().Before(s.Deadline):
-				s.PastDeadline++
-			default:
-				s.Pending++
-			}
+		if s.Mode == db.MFARequired && !h.now().Before(s.Deadline) {
+			s.PastDeadline = c.Members - c.Enrolled
+		} else {
+			s.Pending = c.Members - c.Enrolled
 		}
 		scopes = append(scopes, s)
-		return nil
 	}
 	for _, r := range db.Roles {
-		if err := add(r, 0, "Role: "+r); err != nil {
-			return nil, err
-		}
+		add(db.Scope{Role: r}, "Role: "+r)
 	}
 	for _, g := range groups {
-		if err := add("", g.ID, "Group: "+g.Name); err != nil {
-			return nil, err
-		}
+		add(db.Scope{GroupID: g.ID}, "Group: "+g.Name)
 	}
 	return scopes, nil
-}
-
-func scopeValue(role string, groupID int64) string {
-	if role != "" {
-		return "role:" + role
-	}
-	return "group:" + strconv.FormatInt(groupID, 10)
 }
 
 // mfaPolicyShow handles GET /admin/mfa-policy: every role and group with its rule and
@@ -225,17 +155,11 @@ func (h *Handler) mfaPolicyUpdate(c echo.Context) error {
 	f := views.PolicyForm{Scope: c.FormValue("scope"), Mode: c.FormValue("mode"), Deadline: c.FormValue("deadline"),
 		Errors: map[string]string{}}
 	rule := db.MFARule{Mode: f.Mode}
-	kind, arg, _ := strings.Cut(f.Scope, ":")
-	switch kind {
-	case "role":
-		if db.ValidRole(arg) {
-			rule.Role = arg
-		}
-	case "group":
-		if id, err := strconv.ParseInt(arg, 10, 64); err == nil && id > 0 {
-			if _, err := h.db.GroupByID(ctx, id); err == nil {
-				rule.GroupID = id
-			}
+	if role, group, ok := db.ParseScope(f.Scope); ok && role != "" {
+		rule.Role = role
+	} else if ok {
+		if _, err := h.db.GroupByID(ctx, group); err == nil {
+			rule.GroupID = group
 		}
 	}
 	if rule.Role == "" && rule.GroupID == 0 {
@@ -279,11 +203,13 @@ func (h *Handler) mfaPolicyUpdate(c echo.Context) error {
 // dryRun counts whom a rule would affect, and who would be sent to enrollment if it
 // applied now.
 func (h *Handler) dryRun(ctx context.Context, rule db.MFARule) (views.DryRun, error) {
-	members, err := h.db.ScopeMembers(ctx, rule.Role, rule.GroupID)
+	scope := db.Scope{Role: rule.Role, GroupID: rule.GroupID}
+	counts, err := h.db.ScopeCounts(ctx)
 	if err != nil {
 		return views.DryRun{}, err
 	}
-	d := views.DryRun{Scope: rule.Scope(), Mode: rule.Mode, Deadline: rule.Deadline, Affected: len(members)}
+	c := counts[scope]
+	d := views.DryRun{Scope: rule.Scope(), Mode: rule.Mode, Deadline: rule.Deadline, Affected: c.Members, Enrolled: c.Enrolled}
 	if rule.GroupID != 0 {
 		g, err := h.db.GroupByID(ctx, rule.GroupID)
 		if err != nil {
@@ -291,15 +217,11 @@ func (h *Handler) dryRun(ctx context.Context, rule db.MFARule) (views.DryRun, er
 		}
 		d.Scope = "group " + g.Name
 	}
-	for _, u := range members {
-		if u.HasMFA {
-			d.Enrolled++
-			continue
-		}
-		if rule.Mode == db.MFARequired {
-			// Another rule may already be stricter for this user; the dry run shows the
-			// effect of this one.
-			d.WouldEnroll = append(d.WouldEnroll, u.Username)
+	if rule.Mode == db.MFARequired {
+		// Another rule may already be stricter for these users; the dry run shows the effect
+		// of this one.
+		if d.WouldEnroll, err = h.db.UnenrolledInScope(ctx, scope); err != nil {
+			return views.DryRun{}, err
 		}
 	}
 	d.EnforcedNow = rule.Mode == db.MFARequired && !h.now().Before(rule.Deadline)

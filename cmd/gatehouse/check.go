@@ -2,11 +2,11 @@ package main
 
 import (
 	"flag"
-
 	"fmt"
-	"gatehouse/db"
 	"os"
 	"path/filepath"
+
+	"gatehouse/db"
 )
 
 type flagSet = *flag.FlagSet
@@ -39,12 +39,12 @@ func cmdCheck(e env, args []string) error {
 			return fmt.Errorf("database %s cannot be migrated: %w", cfg.DB, err)
 		}
 	}
-	keys, err := openKeys(e.ctx, store, cfg.KeyFile, false)
+	_, exists, err := openKeys(e.ctx, store, cfg.KeyFile, false)
 	if err != nil {
 		return err
 	}
 	keyState := "key file " + cfg.KeyFile + " verified"
-	if keys == nil {
+	if !exists {
 		keyState = "key file " + cfg.KeyFile + " will be created on first start"
 	}
 	schema := fmt.Sprintf("schema %d", version)
@@ -75,11 +75,11 @@ func cmdBackup(e env, args []string) error {
 	}
 	defer store.Close()
 	// The key must be the one the database was set up with, or the pair would not restore.
-	keys, err := openKeys(e.ctx, store, cfg.KeyFile, false)
+	keys, exists, err := openKeys(e.ctx, store, cfg.KeyFile, false)
 	if err != nil {
 		return err
 	}
-	if keys == nil {
+	if !exists {
 		return fmt.Errorf("key file %s (--key-file) does not exist yet; start serve once to create it, then back up", cfg.KeyFile)
 	}
 	if _, err := os.Stat(dest + ".key"); err == nil {

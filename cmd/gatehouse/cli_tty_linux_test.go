@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"gatehouse/internal/testkit"
 )
 
 // openPTY opens a pseudo-terminal pair, so the prompt can be driven through run itself as a
@@ -59,7 +61,7 @@ func runOnTerminal(t *testing.T, ctx context.Context, master, tty *os.File, type
 	if _, err := master.WriteString(typed); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut syncBuffer
+	var out, errOut testkit.SyncBuffer
 	err = run(ctx, append([]string{"gatehouse"}, args...), func(string) string { return "" }, tty, &out, &errOut)
 	return out.String(), errOut.String(), err
 }

@@ -95,13 +95,10 @@ func (s *settings) config() (Config, error) {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return c, invalid("addr", s.addr, "the port must be a number from 0 to 65535")
 	}
-	u, err := url.Parse(s.baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return c, invalid("base-url", s.baseURL, "want an http or https URL with a host and no path, for example https://portal.example.com")
+	var err error
+	if c.BaseURL, err = parseBaseURL(s.baseURL); err != nil {
+		return c, err
 	}
-	u.Path = ""
-	c.BaseURL = u
 	if c.SessionIdle, err = parseDuration(s.idle); err != nil {
 		return c, invalid("session-idle", s.idle, err.Error())
 	}
@@ -117,23 +114,8 @@ func (s *settings) config() (Config, error) {
 	default:
 		return c, invalid("log-format", s.logFormat, "want text or json")
 	}
-	for _, part := range strings.Split(s.trustedProxies, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if !strings.Contains(part, "/") { // a single address
-			if ip := net.ParseIP(part); ip != nil && ip.To4() != nil {
-				part += "/32"
-			} else {
-				part += "/128"
-			}
-		}
-		_, n, err := net.ParseCIDR(part)
-		if err != nil {
-			return c, invalid("trusted-proxies", s.trustedProxies, "want comma-separated CIDRs such as 10.0.0.0/8,::1/128")
-		}
-		c.TrustedProxies = append(c.TrustedProxies, n)
+	if c.TrustedProxies, err = parseTrustedProxies(s.trustedProxies); err != nil {
+		return c, err
 	}
 	if c.AuditRetention, err = parseDuration(s.auditRetention); err != nil {
 		return c, invalid("audit-retention", s.auditRetention, err.Error())
@@ -154,6 +136,42 @@ func (s *settings) config() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// parseBaseURL reads --base-url: http or https, a host, and no path, query or user.
+func parseBaseURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, invalid("base-url", v, "want an http or https URL with a host and no path, for example https://portal.example.com")
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// parseTrustedProxies reads --trusted-proxies: comma-separated CIDRs, where a single
+// address stands for itself.
+func parseTrustedProxies(v string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") { // a single address
+			if ip := net.ParseIP(part); ip != nil && ip.To4() != nil {
+				part += "/32"
+			} else {
+				part += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(part)
+		if err != nil {
+			return nil, invalid("trusted-proxies", v, "want comma-separated CIDRs such as 10.0.0.0/8,::1/128")
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 var dayUnit = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)

@@ -48,11 +48,11 @@ func cmdKeyRotate(e env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	old, err := openKeys(e.ctx, store, cfg.KeyFile, false)
+	old, exists, err := openKeys(e.ctx, store, cfg.KeyFile, false)
 	if err != nil {
 		return err
 	}
-	if old == nil {
+	if !exists {
 		return fmt.Errorf("key file %s (--key-file) does not exist yet; serve creates it on first start", cfg.KeyFile)
 	}
 	release, err := lockKeyFile(cfg.KeyFile, true)

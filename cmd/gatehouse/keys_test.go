@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,6 +177,27 @@ func TestKeyRotateKeepsTheOldKeyOwnerOnly(t *testing.T) {
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+}
+
+// TestOpenKeysSaysWhetherTheKeyExists: without create, a key file that serve would make
+// is reported as not there yet, and nothing is written; with create it is made and found.
+func TestOpenKeysSaysWhetherTheKeyExists(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "g.db")
+	store := openDB(t, path)
+	keys, exists, err := openKeys(ctx, store, path+".key", false)
+	if err != nil || exists || keys != nil {
+		t.Fatalf("before serve: keys %v, exists %v, %v; want none, no error", keys, exists, err)
+	}
+	if _, err := os.Stat(path + ".key"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("looking made a key file: %v", err)
+	}
+	for _, create := range []bool{true, false} {
+		keys, exists, err := openKeys(ctx, store, path+".key", create)
+		if err != nil || !exists || keys == nil {
+			t.Fatalf("create %v: keys %v, exists %v, %v; want the key", create, keys, exists, err)
 		}
 	}
 }

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/testkit"
 )
 
 // runMainEnv makes the test binary behave as the gatehouse binary, so tests can check exit
@@ -31,24 +31,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is an output stream that a test can read while a command still writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // fakeHash stands in for a password hash where a test never signs in, so setting up users
@@ -117,7 +99,7 @@ func newDatabase(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := openKeys(ctx, store, path+".key", true); err != nil {
+	if _, _, err := openKeys(ctx, store, path+".key", true); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := store.KeyCanary(ctx); err != nil {
@@ -139,12 +121,8 @@ func openDB(tb testing.TB, path string) *db.DB {
 
 func addUser(tb testing.TB, store *db.DB, username, role string) db.User {
 	tb.Helper()
-	u, err := store.CreateUser(context.Background(), db.NewUser{Username: username, Role: role, PasswordHash: fakeHash},
+	return testkit.CreateUser(tb, store, db.NewUser{Username: username, Role: role, PasswordHash: fakeHash}, "",
 		db.Event{At: time.Now()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return u
 }
 
 func startSession(tb testing.TB, store *db.DB, userID int64) db.Session {
@@ -416,7 +394,7 @@ func TestMainShutsDownGracefullyOnSignal(t *testing.T) {
 			defer cancel()
 			path := filepath.Join(t.TempDir(), "g.db")
 			cmd := gatehouseBinary(t, ctx, "serve", "--addr", "127.0.0.1:0", "--db", path, "--log-format", "json")
-			var out, errOut syncBuffer
+			var out, errOut testkit.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -48,53 +50,62 @@ func cmdMFAStatus(e env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	paused, err := store.MFAPaused(e.ctx)
+	status, rules, err := mfaStatus(e.ctx, store)
 	if err != nil {
 		return err
-	}
-	rules, err := store.MFARules(e.ctx)
-	if err != nil {
-		return err
-	}
-	status := mfaStatusJSON{Paused: paused, Rules: make([]mfaRuleJSON, 0, len(rules))}
-	for _, r := range rules {
-		members, err := store.ScopeMembers(e.ctx, r.Role, r.GroupID)
-		if err != nil {
-			return err
-		}
-		row := mfaRuleJSON{Scope: r.Scope(), Mode: r.Mode, Members: len(members)}
-		if r.Mode == db.MFARequired {
-			row.Deadline = jsonOptionalTime(r.Deadline)
-		}
-		for _, u := range members {
-			if u.HasMFA {
-				row.Enrolled++
-			}
-		}
-		status.Rules = append(status.Rules, row)
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, status)
 	}
+	return printMFAStatus(e.stdout, status, rules, cfg.Location, time.Now())
+}
 
+// mfaStatus reads the pause switch, the rules and each rule's progress.
+func mfaStatus(ctx context.Context, store *db.DB) (mfaStatusJSON, []db.MFARule, error) {
+	paused, err := store.MFAPaused(ctx)
+	if err != nil {
+		return mfaStatusJSON{}, nil, err
+	}
+	rules, err := store.MFARules(ctx)
+	if err != nil {
+		return mfaStatusJSON{}, nil, err
+	}
+	counts, err := store.ScopeCounts(ctx)
+	if err != nil {
+		return mfaStatusJSON{}, nil, err
+	}
+	status := mfaStatusJSON{Paused: paused, Rules: make([]mfaRuleJSON, 0, len(rules))}
+	for _, r := range rules {
+		c := counts[db.Scope{Role: r.Role, GroupID: r.GroupID}]
+		row := mfaRuleJSON{Scope: r.Scope(), Mode: r.Mode, Members: c.Members, Enrolled: c.Enrolled}
+		if r.Mode == db.MFARequired {
+			row.Deadline = jsonOptionalTime(r.Deadline)
+		}
+		status.Rules = append(status.Rules, row)
+	}
+	return status, rules, nil
+}
+
+// printMFAStatus is the table of mfa status; rules are status.Rules' rules, in order.
+func printMFAStatus(w io.Writer, status mfaStatusJSON, rules []db.MFARule, loc *time.Location, now time.Time) error {
 	state := "enforcing"
-	if paused {
+	if status.Paused {
 		state = "PAUSED (no rule is enforced)"
 	}
-	fmt.Fprintf(e.stdout, "enforcement: %s\n", state)
+	fmt.Fprintf(w, "enforcement: %s\n", state)
 	if len(rules) == 0 {
-		fmt.Fprintln(e.stdout, "no rules: two-step verification is optional for everyone")
+		fmt.Fprintln(w, "no rules: two-step verification is optional for everyone")
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COHORT\tRULE\tMEMBERS\tENROLLED\tNOT ENROLLED")
-	now := time.Now()
 	for i, r := range rules {
 		row := status.Rules[i]
 		rule := r.Mode
 		if r.Mode == db.MFARequired {
-			rule = "required from " + r.Deadline.In(cfg.Location).Format("2006-01-02 15:04 MST")
-			if !now.Before(r.Deadline) {
+			rule = "required from " + r.Deadline.In(loc).Format("2006-01-02 15:04 MST")
+			// The rule on its own, as the table shows it: the pause is on the line above.
+			if db.Strictest([]db.MFARule{r}).EnforcedAt(now) {
 				rule += " (in force)"
 			}
 		}

@@ -34,45 +34,19 @@ func cmdServe(e env, args []string) error {
 	}
 	log := newLogger(e.stderr, cfg.LogFormat)
 	ctx := e.ctx
-	if e.getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
-	if e.getenv("GOGC") == "" {
-		// The live heap is small and the memory limit above caps its growth, so the
-		// collector can run a quarter as often as by default: measurably less CPU per page.
-		debug.SetGCPercent(gcPercent)
-	}
+	tuneMemory(e.getenv)
 
-	if err := backupBeforeMigrating(ctx, cfg.DB, log); err != nil {
-		return err
-	}
-	store, err := createStore(ctx, cfg.DB)
+	store, keys, release, err := openForServing(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	keys, err := openKeys(ctx, store, cfg.KeyFile, true)
-	if err != nil {
-		return err
-	}
-	// Held while serving, so key rotation cannot swap the key under a running server.
-	releaseKey, err := lockKeyFile(cfg.KeyFile, false)
-	if err != nil {
-		return fmt.Errorf("key file %s (--key-file) is locked: a key rotation is running", cfg.KeyFile)
-	}
-	defer releaseKey()
-	// Serve still starts, so a site is not locked out by a mode, but says how to fix it.
-	for _, o := range filesOthersCanOpen(cfg) {
-		log.Warn(o.problem(), "files", o.paths, "fix", o.fix())
-	}
-
+	defer release()
 	// Bind before announcing anything, so an address in use fails start-up clearly.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (--addr): %w", cfg.Addr, err)
 	}
 	defer ln.Close()
-
 	if err := announceSetup(ctx, e, store, cfg); err != nil {
 		return err
 	}
@@ -82,6 +56,55 @@ func cmdServe(e env, args []string) error {
 		registry = prometheus.NewRegistry()
 		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	srv := newServer(cfg, store, keys, log, registry)
+	hkCtx, stopHK := context.WithCancel(ctx)
+	defer stopHK()
+	go housekeeping(hkCtx, store, log, cfg)
+	return serveUntilDone(ctx, log, cfg, srv, ln, registry)
+}
+
+// tuneMemory sets the garbage collector's limit and pace, unless the environment does.
+func tuneMemory(getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+	if getenv("GOGC") == "" {
+		// The live heap is small and the memory limit above caps its growth, so the
+		// collector can run a quarter as often as by default: measurably less CPU per page.
+		debug.SetGCPercent(gcPercent)
+	}
+}
+
+// openForServing backs up a database about to be migrated, opens and migrates it, loads
+// (or makes) the key file and holds its lock. release closes the store and lets the key go.
+func openForServing(ctx context.Context, cfg Config, log *slog.Logger) (*db.DB, *auth.Keyring, func(), error) {
+	if err := backupBeforeMigrating(ctx, cfg.DB, log); err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := createStore(ctx, cfg.DB)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, _, err := openKeys(ctx, store, cfg.KeyFile, true)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	// Held while serving, so key rotation cannot swap the key under a running server.
+	releaseKey, err := lockKeyFile(cfg.KeyFile, false)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, fmt.Errorf("key file %s (--key-file) is locked: a key rotation is running", cfg.KeyFile)
+	}
+	// Serve still starts, so a site is not locked out by a mode, but says how to fix it.
+	for _, o := range filesOthersCanOpen(cfg) {
+		log.Warn(o.problem(), "files", o.paths, "fix", o.fix())
+	}
+	return store, keys, func() { releaseKey(); store.Close() }, nil
+}
+
+// newServer is the portal's HTTP server, with limits on every phase of a request.
+func newServer(cfg Config, store *db.DB, keys *auth.Keyring, log *slog.Logger, registry *prometheus.Registry) *http.Server {
 	app := handlers.New(handlers.Config{
 		BaseURL:        cfg.BaseURL,
 		SessionIdle:    cfg.SessionIdle,
@@ -96,7 +119,7 @@ func cmdServe(e env, args []string) error {
 		Now:     time.Now,
 		Metrics: registryOrNil(registry),
 	})
-	srv := &http.Server{
+	return &http.Server{
 		Handler:           app,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -105,11 +128,12 @@ func cmdServe(e env, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
 
-	hkCtx, stopHK := context.WithCancel(ctx)
-	defer stopHK()
-	go housekeeping(hkCtx, store, log, cfg)
-
+// serveUntilDone serves on ln (and metrics on their own address) until ctx ends, then
+// finishes the requests in flight.
+func serveUntilDone(ctx context.Context, log *slog.Logger, cfg Config, srv *http.Server, ln net.Listener,
+	registry *prometheus.Registry) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if registry != nil {
@@ -155,8 +179,8 @@ func newHasher() *auth.Hasher {
 const checksPerSecond = 10
 
 // memoryLimit is the heap size the garbage collector works to stay under unless
-// GOMEMLIMIT says otherwise: each argon2id check allocates 19 MiB, and without a limit a
-// burst of sign-ins lets garbage pile up far beyond what the portal needs.
+// GOMEMLIMIT says otherwise: each argon2id check allocates 12 MiB (auth.DefaultParams), and
+// without a limit a burst of sign-ins lets garbage pile up far beyond what the portal needs.
 const memoryLimit = 48 << 20
 
 // gcPercent is the collector's target growth between cycles (Go's default is 100).
@@ -210,53 +234,52 @@ func announceSetup(ctx context.Context, e env, store *db.DB, cfg Config) error {
 // openKeys loads the key file and proves it is the one the database's secrets were sealed
 // with. When create is set (serve) and neither a key nor anything sealed exists yet, it
 // makes the key. A missing or wrong key is always refused: starting without it would
-// make every enrolled user's second factor unusable. Without create (check), a key that
-// serve would create is reported as nil, nil.
-func openKeys(ctx context.Context, store *db.DB, path string, create bool) (*auth.Keyring, error) {
+// make every enrolled user's second factor unusable. Without create (check, backup, key
+// rotation), a key that serve would create is no error: exists is false and keys nil.
+func openKeys(ctx context.Context, store *db.DB, path string, create bool) (keys *auth.Keyring, exists bool, err error) {
 	canary, err := store.KeyCanary(ctx)
 	hasCanary := err == nil
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return nil, err
+		return nil, false, err
 	}
-	keys, err := auth.LoadKey(path)
+	keys, err = auth.LoadKey(path)
 	switch {
 	case errors.Is(err, auth.ErrKeyMissing):
 		sealed, serr := store.HasSealedData(ctx)
 		if serr != nil {
-			return nil, serr
+			return nil, false, serr
 		}
 		if hasCanary || sealed {
-			return nil, fmt.Errorf("key file %s (--key-file) is missing; restore it from the backup next to the database backup", path)
+			return nil, false, fmt.Errorf("key file %s (--key-file) is missing; restore it from the backup next to the database backup", path)
 		}
 		if !create {
-			return nil, nil // serve will create it
+			return nil, false, nil // serve will create it
 		}
 		if keys, err = auth.CreateKey(path); err != nil {
-			return nil, fmt.Errorf("cannot create key file %s (--key-file): %w", path, err)
+			return nil, false, fmt.Errorf("cannot create key file %s (--key-file): %w", path, err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("key file %s (--key-file) is unusable: %w", path, err)
+		return nil, false, fmt.Errorf("key file %s (--key-file) is unusable: %w", path, err)
 	}
 	if hasCanary {
 		if err := keys.CheckCanary(canary); err != nil {
 			if next, ok := recoverRotation(path, canary, create); ok {
-				return next, nil
+				return next, true, nil
 			}
-			return nil, fmt.Errorf("key file %s (--key-file) is not the key this database was set up with", path)
+			return nil, false, fmt.Errorf("key file %s (--key-file) is not the key this database was set up with", path)
 		}
-		return keys, nil
+		return keys, true, nil
 	}
-	if !create {
-		return keys, nil
+	if create {
+		c, err := keys.NewCanary()
+		if err != nil {
+			return nil, false, err
+		}
+		if err := store.SetKeyCanary(ctx, c); err != nil && !errors.Is(err, db.ErrDuplicate) {
+			return nil, false, err
+		}
 	}
-	c, err := keys.NewCanary()
-	if err != nil {
-		return nil, err
-	}
-	if err := store.SetKeyCanary(ctx, c); err != nil && !errors.Is(err, db.ErrDuplicate) {
-		return nil, err
-	}
-	return keys, nil
+	return keys, true, nil
 }
 
 // housekeeping purges expired sessions and stale throttle entries now and then.

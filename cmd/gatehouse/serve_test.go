@@ -15,11 +15,12 @@ import (
 	"time"
 
 	"gatehouse/auth"
+	"gatehouse/internal/testkit"
 )
 
 // waitForServing waits up to 20 s for the JSON "serving" line on stderr and returns the
 // address it names; it fails with the captured stderr if serve stops or never gets there.
-func waitForServing(tb testing.TB, stderr *syncBuffer, done <-chan error) string {
+func waitForServing(tb testing.TB, stderr *testkit.SyncBuffer, done <-chan error) string {
 	tb.Helper()
 	deadline := time.After(20 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -47,7 +48,7 @@ func waitForServing(tb testing.TB, stderr *syncBuffer, done <-chan error) string
 // server is a serve command running in the test process.
 type server struct {
 	addr           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.SyncBuffer
 	cancel         context.CancelFunc
 	done           chan error
 	stopped        bool
@@ -57,7 +58,7 @@ type server struct {
 func startServe(tb testing.TB, path string, extra ...string) *server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	args := append([]string{"gatehouse", "serve", "--addr", "127.0.0.1:0", "--db", path, "--log-format", "json"}, extra...)
 	go func() {
 		s.done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), s.stdout, s.stderr)

@@ -22,6 +22,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/testkit"
 )
 
 // The crash and load tests drive a real gatehouse process built without the race
@@ -56,12 +57,12 @@ func gatehouseBinaryPath(tb testing.TB) string {
 type process struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 }
 
 func startProcess(tb testing.TB, path string) *process {
 	tb.Helper()
-	p := &process{stderr: &syncBuffer{}}
+	p := &process{stderr: &testkit.SyncBuffer{}}
 	p.cmd = exec.Command(gatehouseBinaryPath(tb), "serve", "--db", path, "--addr", "127.0.0.1:0", "--log-format", "json")
 	p.cmd.Stdout = io.Discard
 	pipe, err := p.cmd.StderrPipe()
@@ -92,17 +93,6 @@ func startProcess(tb testing.TB, path string) *process {
 		tb.Fatalf("gatehouse did not start; stderr:\n%s", p.stderr.String())
 	}
 	return p
-}
-
-// cheapHash lets the load tests sign in many times without argon2id dominating the run;
-// the binary reads the cost from the stored hash.
-func cheapHash(tb testing.TB, password string) string {
-	tb.Helper()
-	h, err := auth.NewHasher(auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 1).Hash(context.Background(), password)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return h
 }
 
 // webClient is one browser: a cookie jar, fetch metadata on POSTs, no redirect following.
@@ -143,7 +133,9 @@ func (w *webClient) post(path string, form url.Values) (int, string, error) {
 func seedStressUsers(tb testing.TB, path string, staff int) {
 	tb.Helper()
 	store := openDB(tb, path)
-	hash := cheapHash(tb, "correct horse battery")
+	// Cheap, so the load tests sign in many times without argon2id dominating the run; the
+	// binary reads the cost from the stored hash.
+	hash := testkit.CheapHash(tb, "correct horse battery")
 	ctx := context.Background()
 	mk := func(name, role string) {
 		if _, err := store.CreateUser(ctx, db.NewUser{Username: name, Role: role, PasswordHash: hash}, db.Event{At: time.Now()}); err != nil {

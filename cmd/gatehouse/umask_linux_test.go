@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testkit"
 )
 
 func TestMainSetsAnOwnerOnlyUmask(t *testing.T) {
@@ -16,7 +18,7 @@ func TestMainSetsAnOwnerOnlyUmask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := gatehouseBinary(t, ctx, "serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "g.db"), "--log-format", "json")
-	var out, errOut syncBuffer
+	var out, errOut testkit.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
