@@ -39,7 +39,7 @@ func TestGroupNamesStayWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := d.NoticeReceipts(ctx, n)
+	rs, err := d.NoticeReceipts(ctx, n, t0)
 	if err != nil || len(rs) != 3 {
 		t.Fatalf("NoticeReceipts: %d, %v", len(rs), err)
 	}

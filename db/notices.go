@@ -16,7 +16,22 @@ const (
 	SeverityInfo     = "info"
 	SeverityWarning  = "warning"
 	SeverityCritical = "critical"
+
+	RemindNone   = "none"
+	RemindDaily  = "daily"
+	RemindWeekly = "weekly"
 )
+
+// RemindInterval is the time between two reminders of a notice that reminds at r, or 0.
+func RemindInterval(r string) time.Duration {
+	switch r {
+	case RemindDaily:
+		return 24 * time.Hour
+	case RemindWeekly:
+		return 7 * 24 * time.Hour
+	}
+	return 0
+}
 
 var (
 	// ErrNotDismissable refuses dismissing a must-read notice: it can only be acknowledged.
@@ -40,6 +55,11 @@ type Notice struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	Audience   Audience
+	Email      bool          // mailed to its audience when it starts
+	Remind     string        // RemindNone, RemindDaily or RemindWeekly; must-read only
+	DueAt      time.Time     // zero: none; afterwards readers who have not acknowledged are overdue
+	RenewEvery time.Duration // 0: an acknowledgement stands for good
+	MailedAt   time.Time     // when its start was mailed; zero: not yet
 }
 
 // MustRead reports whether readers must acknowledge the notice.
@@ -50,6 +70,25 @@ func (n Notice) Current(now time.Time) bool {
 	return n.ArchivedAt.IsZero() && !now.Before(n.StartsAt) && (n.EndsAt.IsZero() || now.Before(n.EndsAt))
 }
 
+// Overdue reports whether a reader who has not acknowledged the notice is late at now.
+func (n Notice) Overdue(now time.Time) bool {
+	return n.MustRead() && !n.DueAt.IsZero() && !now.Before(n.DueAt)
+}
+
+// ackExpiry is when an acknowledgement given at at stops counting: renew_every after it,
+// or never.
+func (n Notice) ackExpiry(at time.Time) string {
+	if n.RenewEvery <= 0 {
+		return noEnd
+	}
+	return FormatTime(at.Add(n.RenewEvery))
+}
+
+// acknowledgedNow is the one rule for "reader k has acknowledged notice n now", where the
+// placeholder is now: an acknowledgement of the notice's current version that has not
+// expired under renew_every. Banners, receipts, must-read counts and reminders all ask it.
+const acknowledgedNow = `k.version = n.version AND k.expires_at > ?`
+
 // NoticeInput is what an author writes.
 type NoticeInput struct {
 	Title    string
@@ -59,6 +98,17 @@ type NoticeInput struct {
 	StartsAt time.Time // zero: now
 	EndsAt   time.Time
 	Audience Audience
+	Email    bool          // also mail it to its audience when it starts
+	Remind   string        // RemindNone (or ""), RemindDaily or RemindWeekly; must-read only
+	DueAt    time.Time     // zero: none
+	Renew    time.Duration // RenewEvery; 0: none
+}
+
+func remindValue(r string) string {
+	if r == "" {
+		return RemindNone
+	}
+	return r
 }
 
 // noEnd is how a notice without an end time is stored.
@@ -72,16 +122,20 @@ func endValue(t time.Time) string {
 }
 
 const noticeColumns = `n.id, COALESCE(n.author_id, 0), n.author_name, n.title, n.body, n.kind, n.severity,
-	n.starts_at, n.ends_at, n.version, n.revision, n.archived_at, n.created_at, n.updated_at`
+	n.starts_at, n.ends_at, n.version, n.revision, n.archived_at, n.created_at, n.updated_at,
+	n.email, n.remind, n.due_at, n.renew_every, n.mailed_at`
 
 func scanNotice(s rowScanner, extra ...any) (Notice, error) {
 	var n Notice
+	var renew int64
 	dest := append([]any{&n.ID, &n.AuthorID, &n.AuthorName, &n.Title, &n.Body, &n.Kind, &n.Severity,
 		timeCol(&n.StartsAt), endCol(&n.EndsAt), &n.Version, &n.Revision, nullTimeCol(&n.ArchivedAt),
-		timeCol(&n.CreatedAt), timeCol(&n.UpdatedAt)}, extra...)
+		timeCol(&n.CreatedAt), timeCol(&n.UpdatedAt), &n.Email, &n.Remind, nullTimeCol(&n.DueAt), &renew,
+		nullTimeCol(&n.MailedAt)}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return Notice{}, err
 	}
+	n.RenewEvery = time.Duration(renew) * time.Second
 	return n, nil
 }
 
@@ -137,7 +191,8 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 	}
 	n := Notice{AuthorID: author.ID, AuthorName: author.Username, Title: in.Title, Body: in.Body,
 		Kind: in.Kind, Severity: in.Severity, StartsAt: in.StartsAt, EndsAt: in.EndsAt, Version: 1, Revision: 1,
-		CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience}
+		CreatedAt: ev.At, UpdatedAt: ev.At, Audience: in.Audience, Email: in.Email, Remind: remindValue(in.Remind),
+		DueAt: in.DueAt, RenewEvery: in.Renew}
 	err := d.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if n.ID, err = insertNotice(ctx, tx, n); err != nil {
@@ -161,9 +216,11 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 // insertNotice stores n as it is, with its audience, and returns its id.
 func insertNotice(ctx context.Context, tx *sql.Tx, n Notice) (int64, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
-		starts_at, ends_at, version, revision, archived_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		starts_at, ends_at, version, revision, archived_at, created_at, updated_at, email, remind, due_at, renew_every,
+		mailed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		n.AuthorID, n.AuthorName, n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt),
-		n.Version, n.Revision, nullTime(n.ArchivedAt), FormatTime(n.CreatedAt), FormatTime(n.UpdatedAt))
+		n.Version, n.Revision, nullTime(n.ArchivedAt), FormatTime(n.CreatedAt), FormatTime(n.UpdatedAt),
+		boolInt(n.Email), remindValue(n.Remind), nullTime(n.DueAt), int64(n.RenewEvery/time.Second), nullTime(n.MailedAt))
 	if err != nil {
 		return 0, fmt.Errorf("db: create notice: %w", err)
 	}
@@ -196,12 +253,22 @@ func (d *DB) UpdateNotice(ctx context.Context, id int64, in NoticeInput, editor 
 		n.Revision++
 		n.Title, n.Body, n.Kind, n.Severity, n.StartsAt, n.EndsAt = in.Title, in.Body, in.Kind, in.Severity, in.StartsAt, in.EndsAt
 		n.UpdatedAt, n.Audience = ev.At, in.Audience
+		n.Email, n.Remind, n.DueAt, n.RenewEvery = in.Email, remindValue(in.Remind), in.DueAt, in.Renew
 		_, err = tx.ExecContext(ctx, `UPDATE notices SET title = ?, body = ?, kind = ?, severity = ?, starts_at = ?,
-			ends_at = ?, version = ?, revision = ?, updated_at = ? WHERE id = ?`,
+			ends_at = ?, version = ?, revision = ?, updated_at = ?, email = ?, remind = ?, due_at = ?, renew_every = ?
+			WHERE id = ?`,
 			n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt), n.Version, n.Revision,
-			FormatTime(ev.At), id)
+			FormatTime(ev.At), boolInt(n.Email), n.Remind, nullTime(n.DueAt), int64(n.RenewEvery/time.Second), id)
 		if err != nil {
 			return fmt.Errorf("db: update notice %d: %w", id, err)
+		}
+		if n.RenewEvery != old.RenewEvery {
+			if err := reexpireAcks(ctx, tx, n); err != nil {
+				return err
+			}
+		}
+		if err := boundNoticeMail(ctx, tx, n, ev.At); err != nil {
+			return err
 		}
 		if err := writeAudience(ctx, tx, id, in.Audience); err != nil {
 			return err
@@ -232,9 +299,61 @@ func (d *DB) ArchiveNotice(ctx context.Context, id int64, ev Event) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
+		// Archived, the notice is off every page: nothing waiting to go out about it should.
+		if err := cancelMail(ctx, tx, ev.At, `notice_id = ?`, id); err != nil {
+			return err
+		}
 		ev.Subject = fmt.Sprintf("notice %d", id)
 		return insertEvent(ctx, tx, ev)
 	})
+}
+
+// reexpireAcks sets when each acknowledgement of n stops counting, after its renew_every
+// changed: each is then as old as it is under the new interval.
+func reexpireAcks(ctx context.Context, tx *sql.Tx, n Notice) error {
+	type ack struct {
+		userID  int64
+		version int
+		at      time.Time
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT user_id, version, acknowledged_at FROM notice_acks WHERE notice_id = ?`, n.ID)
+	if err != nil {
+		return fmt.Errorf("db: acknowledgements of notice %d: %w", n.ID, err)
+	}
+	var acks []ack
+	for rows.Next() {
+		var a ack
+		if err := rows.Scan(&a.userID, &a.version, timeCol(&a.at)); err != nil {
+			rows.Close()
+			return fmt.Errorf("db: acknowledgements of notice %d: %w", n.ID, err)
+		}
+		acks = append(acks, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("db: acknowledgements of notice %d: %w", n.ID, err)
+	}
+	for _, a := range acks {
+		if _, err := tx.ExecContext(ctx, `UPDATE notice_acks SET expires_at = ? WHERE notice_id = ? AND user_id = ? AND version = ?`,
+			n.ackExpiry(a.at), n.ID, a.userID, a.version); err != nil {
+			return fmt.Errorf("db: acknowledgements of notice %d: %w", n.ID, err)
+		}
+	}
+	return nil
+}
+
+// boundNoticeMail keeps the mails still waiting about n from going out after it ends.
+func boundNoticeMail(ctx context.Context, tx *sql.Tx, n Notice, now time.Time) error {
+	if n.EndsAt.IsZero() {
+		return nil
+	}
+	end := FormatTime(n.EndsAt)
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET expires_at = ?, updated_at = ? WHERE notice_id = ? AND state = 'pending'
+		AND (expires_at IS NULL OR expires_at > ?)`, end, FormatTime(now), n.ID, end)
+	if err != nil {
+		return fmt.Errorf("db: mail of notice %d: %w", n.ID, err)
+	}
+	return nil
 }
 
 func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
@@ -278,8 +397,9 @@ type NoticeRow struct {
 	Acknowledged int
 }
 
-// ListNotices returns notices newest first; authorID 0 means everyone's.
-func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]NoticeRow, error) {
+// ListNotices returns notices newest first, with how many acknowledged each at now;
+// authorID 0 means everyone's.
+func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int, now time.Time) ([]NoticeRow, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 200
 	}
@@ -287,9 +407,9 @@ func (d *DB) ListNotices(ctx context.Context, authorID int64, limit int) ([]Noti
 		r.Notice, err = scanNotice(row, &r.Acknowledged)
 		return r, err
 	}, `SELECT `+noticeColumns+`,
-		(SELECT COUNT(*) FROM notice_acks k WHERE k.notice_id = n.id AND k.version = n.version)
+		(SELECT COUNT(*) FROM notice_acks k WHERE k.notice_id = n.id AND `+acknowledgedNow+`)
 		FROM notices n WHERE (? = 0 OR n.author_id = ?) ORDER BY n.created_at DESC, n.id DESC LIMIT ?`,
-		authorID, authorID, limit)
+		FormatTime(now), authorID, authorID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: list notices: %w", err)
 	}
@@ -343,44 +463,43 @@ func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 	return ns, aud.Err()
 }
 
-// ReaderState says, for one user and some notices, which versions they acknowledged and
+// ReaderState says, for one user and some notices, which they have acknowledged now and
 // which they dismissed.
 type ReaderState struct {
-	Acked     map[int64]int // notice id → highest version acknowledged
+	Acked     map[int64]bool // acknowledged now, by the one rule (acknowledgedNow)
 	Dismissed map[int64]bool
 }
 
-// ReaderStateOf reads a user's acknowledgements and dismissals of the given notices.
-func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64) (ReaderState, error) {
-	st := ReaderState{Acked: map[int64]int{}, Dismissed: map[int64]bool{}}
+// ReaderStateOf reads a user's acknowledgements at now and dismissals of the given notices.
+func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64, now time.Time) (ReaderState, error) {
+	st := ReaderState{Acked: map[int64]bool{}, Dismissed: map[int64]bool{}}
 	if len(ids) == 0 {
 		return st, nil
 	}
-	args := []any{userID}
+	var idArgs []any
 	for _, id := range ids {
-		args = append(args, id)
+		idArgs = append(idArgs, id)
 	}
-	args = append(args, userID)
-	args = append(args, args[1:len(ids)+1]...)
+	args := append(append([]any{userID}, idArgs...), FormatTime(now), userID)
+	args = append(args, idArgs...)
 	in := placeholders(len(ids))
-	rows, err := d.query(ctx, `SELECT notice_id, MAX(version), 0 FROM notice_acks WHERE user_id = ? AND notice_id IN (`+in+`)
-		GROUP BY notice_id
-		UNION ALL SELECT notice_id, 0, 1 FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
+	rows, err := d.query(ctx, `SELECT k.notice_id, 0 FROM notice_acks k JOIN notices n ON n.id = k.notice_id
+		WHERE k.user_id = ? AND k.notice_id IN (`+in+`) AND `+acknowledgedNow+`
+		UNION ALL SELECT notice_id, 1 FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
 	if err != nil {
 		return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var version int
 		var dismissed bool
-		if err := rows.Scan(&id, &version, &dismissed); err != nil {
+		if err := rows.Scan(&id, &dismissed); err != nil {
 			return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
 		}
 		if dismissed {
 			st.Dismissed[id] = true
 		} else {
-			st.Acked[id] = version
+			st.Acked[id] = true
 		}
 	}
 	return st, rows.Err()
@@ -389,14 +508,16 @@ func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64) (Read
 // NoticeState is a notice as one reader sees it.
 type NoticeState struct {
 	Notice
-	AckedAt     time.Time // acknowledgement of the current version; zero if none
-	AckedBefore bool      // acknowledged an earlier version only
+	AckedAt     time.Time // acknowledgement that counts now; zero if none
+	AckedBefore bool      // acknowledged an earlier version, or one that has since expired
 	DismissedAt time.Time
 }
 
+// readerColumns take, in order: the reader's id and now (acknowledgedNow), the id and now
+// again, and the id.
 const readerColumns = `, (SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = n.id
-		AND k.user_id = ? AND k.version = n.version) AS acknowledged_at,
-	EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = ? AND k.version < n.version),
+		AND k.user_id = ? AND ` + acknowledgedNow + `) AS acknowledged_at,
+	EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = ? AND NOT (` + acknowledgedNow + `)),
 	(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.user_id = ? AND x.notice_id = n.id) AS dismissed_at`
 
 func scanNoticeState(s rowScanner) (NoticeState, error) {
@@ -413,7 +534,7 @@ func scanNoticeState(s rowScanner) (NoticeState, error) {
 func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeState, error) {
 	ns, err := queryList(ctx, d, scanNoticeState, `SELECT `+noticeColumns+readerColumns+` FROM notices n
 		WHERE n.starts_at <= ? AND `+inNoticeAudience("?", "?")+` ORDER BY n.starts_at DESC, n.id DESC LIMIT 500`,
-		u.ID, u.ID, u.ID, FormatTime(now), u.Role, u.ID)
+		u.ID, FormatTime(now), u.ID, FormatTime(now), u.ID, FormatTime(now), u.Role, u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("db: notices for %d: %w", u.ID, err)
 	}
@@ -425,7 +546,7 @@ func (d *DB) NoticesFor(ctx context.Context, u User, now time.Time) ([]NoticeSta
 func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (NoticeState, error) {
 	st, err := scanNoticeState(d.queryRow(ctx, `SELECT `+noticeColumns+readerColumns+` FROM notices n
 		WHERE n.id = ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
-		u.ID, u.ID, u.ID, id, FormatTime(now), u.Role, u.ID))
+		u.ID, FormatTime(now), u.ID, FormatTime(now), u.ID, id, FormatTime(now), u.Role, u.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return NoticeState{}, ErrNotFound
 	}
@@ -436,33 +557,38 @@ func (d *DB) NoticeFor(ctx context.Context, id int64, u User, now time.Time) (No
 }
 
 // currentFor checks inside a transaction that notice id is current and in u's audience.
-func currentFor(ctx context.Context, tx *sql.Tx, id int64, u User, now time.Time) (kind string, version int, err error) {
+func currentFor(ctx context.Context, tx *sql.Tx, id int64, u User, now time.Time) (Notice, error) {
 	ts := FormatTime(now)
-	err = tx.QueryRowContext(ctx, `SELECT n.kind, n.version FROM notices n WHERE n.id = ? AND n.archived_at IS NULL
-		AND n.ends_at > ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
-		id, ts, ts, u.Role, u.ID).Scan(&kind, &version)
+	n, err := scanNotice(tx.QueryRowContext(ctx, `SELECT `+noticeColumns+` FROM notices n WHERE n.id = ?
+		AND n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ? AND `+inNoticeAudience("?", "?"),
+		id, ts, ts, u.Role, u.ID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, ErrNotFound
+		return Notice{}, ErrNotFound
 	}
 	if err != nil {
-		return "", 0, fmt.Errorf("db: notice %d: %w", id, err)
+		return Notice{}, fmt.Errorf("db: notice %d: %w", id, err)
 	}
-	return kind, version, nil
+	return n, nil
 }
 
-// AckNotice records that u has read the current version of a current notice. Doing it
-// twice is harmless: the first acknowledgement stands.
+// AckNotice records that u has read the current version of a current notice, and drops the
+// reminders still waiting to tell them to. Doing it twice is harmless: an acknowledgement
+// that counts stands; one that expired (renew_every) is renewed.
 func (d *DB) AckNotice(ctx context.Context, id int64, u User, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		_, version, err := currentFor(ctx, tx, id, u, ev.At)
+		n, err := currentFor(ctx, tx, id, u, ev.At)
 		if err != nil {
 			return err
 		}
-		if added, err := insertAck(ctx, tx, id, u.ID, version, ev.At); err != nil || !added {
+		added, err := insertAck(ctx, tx, n, u.ID, ev.At)
+		if err != nil || !added {
+			return err
+		}
+		if err := cancelMail(ctx, tx, ev.At, `kind = 'reminder' AND notice_id = ? AND user_id = ?`, id, u.ID); err != nil {
 			return err
 		}
 		ev.Subject = fmt.Sprintf("notice %d", id)
-		ev.Detail = fmt.Sprintf("version %d", version)
+		ev.Detail = fmt.Sprintf("version %d", n.Version)
 		return insertEvent(ctx, tx, ev)
 	})
 }
@@ -470,11 +596,11 @@ func (d *DB) AckNotice(ctx context.Context, id int64, u User, ev Event) error {
 // DismissNotice hides a current normal notice from u's banners on every device.
 func (d *DB) DismissNotice(ctx context.Context, id int64, u User, now time.Time) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		kind, _, err := currentFor(ctx, tx, id, u, now)
+		n, err := currentFor(ctx, tx, id, u, now)
 		if err != nil {
 			return err
 		}
-		if kind == NoticeMustRead {
+		if n.MustRead() {
 			return ErrNotDismissable
 		}
 		_, err = insertDismissal(ctx, tx, id, u.ID, now)
@@ -482,23 +608,26 @@ func (d *DB) DismissNotice(ctx context.Context, id int64, u User, now time.Time)
 	})
 }
 
-// insertAck records that userID read version of notice id at at; one there already is kept
-// (false).
-func insertAck(ctx context.Context, tx *sql.Tx, id, userID int64, version int, at time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_acks (notice_id, user_id, version, acknowledged_at)
-		VALUES (?, ?, ?, ?)`, id, userID, version, FormatTime(at))
+// insertAck records that userID read the current version of notice n at at; one there
+// already that still counts is kept (false), one that expired is renewed from at.
+func insertAck(ctx context.Context, tx *sql.Tx, n Notice, userID int64, at time.Time) (bool, error) {
+	ts := FormatTime(at)
+	res, err := tx.ExecContext(ctx, `INSERT INTO notice_acks (notice_id, user_id, version, acknowledged_at, expires_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (notice_id, user_id, version) DO UPDATE
+		SET acknowledged_at = excluded.acknowledged_at, expires_at = excluded.expires_at
+		WHERE notice_acks.expires_at <= ?`, n.ID, userID, n.Version, ts, n.ackExpiry(at), ts)
 	if err != nil {
-		return false, fmt.Errorf("db: acknowledge notice %d: %w", id, err)
+		return false, fmt.Errorf("db: acknowledge notice %d: %w", n.ID, err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	added, _ := res.RowsAffected()
+	return added > 0, nil
 }
 
 // insertDismissal records that userID dismissed notice id at at; one there already is kept
 // (false).
 func insertDismissal(ctx context.Context, tx *sql.Tx, id, userID int64, at time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_dismissals (notice_id, user_id, dismissed_at)
-		VALUES (?, ?, ?)`, id, userID, FormatTime(at))
+	res, err := tx.ExecContext(ctx, `INSERT INTO notice_dismissals (notice_id, user_id, dismissed_at)
+		VALUES (?, ?, ?) ON CONFLICT (user_id, notice_id) DO NOTHING`, id, userID, FormatTime(at))
 	if err != nil {
 		return false, fmt.Errorf("db: dismiss notice %d: %w", id, err)
 	}
@@ -508,12 +637,27 @@ func insertDismissal(ctx context.Context, tx *sql.Tx, id, userID int64, at time.
 
 // AudienceSize counts the active users an audience reaches.
 func (d *DB) AudienceSize(ctx context.Context, a Audience) (int, error) {
+	r, err := d.AudienceReach(ctx, a)
+	return r.Users, err
+}
+
+// Reach is how many active users an audience reaches, and how many of them have no address,
+// so mail cannot reach them.
+type Reach struct {
+	Users     int
+	NoAddress int
+}
+
+// AudienceReach counts the active users an audience reaches, and those of them without an
+// address, in one read.
+func (d *DB) AudienceReach(ctx context.Context, a Audience) (Reach, error) {
 	cond, args := inAudience(a)
-	var n int
-	if err := d.queryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("db: audience size: %w", err)
+	var r Reach
+	if err := d.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN u.email IS NULL THEN 1 ELSE 0 END), 0)
+		FROM users u WHERE u.disabled = 0 AND `+cond, args...).Scan(&r.Users, &r.NoAddress); err != nil {
+		return Reach{}, fmt.Errorf("db: audience size: %w", err)
 	}
-	return n, nil
+	return r, nil
 }
 
 // Receipt is one audience member's state for a notice.
@@ -523,11 +667,12 @@ type Receipt struct {
 	AckedAt      time.Time
 	AckedVersion int
 	DismissedAt  time.Time
+	Overdue      bool // not acknowledged, and the notice's due date has passed
 }
 
-// NoticeReceipts lists the notice's audience (active users) with who acknowledged the
-// current version and when, by username.
-func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
+// NoticeReceipts lists the notice's audience (active users) with who has acknowledged it at
+// now, by the one rule (acknowledgedNow), and when, by username.
+func (d *DB) NoticeReceipts(ctx context.Context, n Notice, now time.Time) ([]Receipt, error) {
 	cond, args := inAudience(n.Audience)
 	cond = `u.disabled = 0 AND ` + cond
 	groups, err := d.groupNames(ctx, cond, args)
@@ -543,13 +688,15 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 		r.Groups = groups[r.User.ID]
 		if !r.AckedAt.IsZero() {
 			r.AckedVersion = n.Version
+		} else {
+			r.Overdue = n.Overdue(now)
 		}
 		return r, nil
 	}, `SELECT `+userColumns+`,
-		(SELECT k.acknowledged_at FROM notice_acks k WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?)
-			AS acknowledged_at,
+		(SELECT k.acknowledged_at FROM notice_acks k JOIN notices n ON n.id = k.notice_id
+			WHERE k.notice_id = ? AND k.user_id = u.id AND `+acknowledgedNow+`) AS acknowledged_at,
 		(SELECT x.dismissed_at FROM notice_dismissals x WHERE x.notice_id = ? AND x.user_id = u.id) AS dismissed_at
-		FROM users u WHERE `+cond+` ORDER BY u.username`, append([]any{n.ID, n.Version, n.ID}, args...)...)
+		FROM users u WHERE `+cond+` ORDER BY u.username`, append([]any{n.ID, FormatTime(now), n.ID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
@@ -557,15 +704,15 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice) ([]Receipt, error) {
 }
 
 // MustReadOutstanding counts, over every active user, the current must-read notices in
-// their audience that they have not acknowledged in their current version.
+// their audience that they have not acknowledged now (acknowledgedNow).
 func (d *DB) MustReadOutstanding(ctx context.Context, now time.Time) (int, error) {
 	ts := FormatTime(now)
 	var n int
 	err := d.queryRow(ctx, `SELECT COUNT(*) FROM notices n JOIN users u ON u.disabled = 0
 		WHERE n.kind = 'must_read' AND n.archived_at IS NULL AND n.ends_at > ? AND n.starts_at <= ?
 		AND `+inNoticeAudience("u.role", "u.id")+`
-		AND NOT EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = u.id AND k.version = n.version)`,
-		ts, ts).Scan(&n)
+		AND NOT EXISTS (SELECT 1 FROM notice_acks k WHERE k.notice_id = n.id AND k.user_id = u.id AND `+acknowledgedNow+`)`,
+		ts, ts, ts).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("db: outstanding must-reads: %w", err)
 	}

@@ -231,11 +231,10 @@ func seedReceipts(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSiz
 	r := newReceiptDraw(rng, users, notices, now)
 	var err error
 	seed.Acks, err = r.draw(true, size.Receipts-size.Dismissals, func(n Notice, u benchUser, at time.Time) error {
-		version := n.Version
-		if version > 1 && rng.IntN(3) == 0 {
-			version--
+		if n.Version > 1 && rng.IntN(3) == 0 {
+			n.Version--
 		}
-		_, err := insertAck(ctx, tx, n.ID, u.id, version, at)
+		_, err := insertAck(ctx, tx, n, u.id, at)
 		return err
 	})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/auth"
 )
 
 // Session stages: a partial session after the password step, and a full one.
@@ -371,4 +373,45 @@ func (d *DB) RevokeAllSessionsExcept(ctx context.Context, keepID int64, expected
 		return insertEvent(ctx, tx, ev)
 	})
 	return n, err
+}
+
+// SessionFilter narrows RecentSessions; zero fields match everything.
+type SessionFilter struct {
+	User  string // part of a username, matched by key (any case, width or accent encoding)
+	Addr  string // the start of a client address
+	Limit int
+}
+
+// RecentSessions lists sessions across users, most recently seen first, with their users:
+// what an admin helping someone looks through.
+func (d *DB) RecentSessions(ctx context.Context, f SessionFilter) ([]SessionWithUser, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 200
+	}
+	var conds []string
+	var args []any
+	if f.User != "" {
+		conds = append(conds, `u.username_key LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(auth.UsernameKey(f.User))+"%")
+	}
+	if f.Addr != "" {
+		conds = append(conds, `s.client_addr LIKE ? ESCAPE '\'`)
+		args = append(args, escapeLike(f.Addr)+"%")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := queryList(ctx, d, func(row rowScanner) (SessionWithUser, error) {
+		var s SessionWithUser
+		err := row.Scan(append(s.Session.columns(), s.User.columns()...)...)
+		s.User.PasswordHash = ""
+		return s, err
+	}, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at, s.client_addr, s.user_agent, `+userColumns+`
+		FROM sessions s JOIN users u ON u.id = s.user_id`+where+` ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?`,
+		append(args, f.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("db: recent sessions: %w", err)
+	}
+	return rows, nil
 }

@@ -66,7 +66,7 @@ func (w corruptWorld) reads() map[string]func() error {
 		"NoticeByID":         func() error { _, err := d.NoticeByID(ctx, w.notice.ID); return err },
 		"LiveNotices":        func() error { _, err := d.LiveNotices(ctx, t0); return err },
 		"NoticesFor":         func() error { _, err := d.NoticesFor(ctx, w.amy, t0); return err },
-		"NoticeReceipts":     func() error { _, err := d.NoticeReceipts(ctx, w.notice); return err },
+		"NoticeReceipts":     func() error { _, err := d.NoticeReceipts(ctx, w.notice, t0); return err },
 		"MFARules":           func() error { _, err := d.MFARules(ctx); return err },
 		"ThrottleOf":         func() error { _, _, err := d.ThrottleOf(ctx, "amy"); return err },
 		"ListEvents":         func() error { _, err := d.ListEvents(ctx, AuditFilter{Kind: "test.event"}); return err },

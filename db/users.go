@@ -42,7 +42,8 @@ type User struct {
 	CreatedAt          time.Time
 	LastLoginAt        time.Time // zero when never
 	HasMFA             bool
-	MustEnrollMFA      bool // the factor was reset: enroll again before anything else
+	MustEnrollMFA      bool   // the factor was reset: enroll again before anything else
+	Email              string // "" when the user has none; shown only to the user and admins
 	// Set only by SessionByTokenHash, which loads them with the session for the request:
 	GroupIDs      []int64 // the groups the user is in
 	MFARuleScoped bool    // some MFA rule names the user's role or one of their groups
@@ -69,16 +70,17 @@ type NewUser struct {
 	Role               string
 	PasswordHash       string
 	MustChangePassword bool
+	Email              string // optional; as auth.CheckEmail returns it, and confirmed
 }
 
 const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
 	u.disabled, u.created_at, u.last_login_at,
-	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa`
+	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa, COALESCE(u.email, '')`
 
 // columns are the scan destinations of userColumns, for reads that add columns after them.
 func (u *User) columns(extra ...any) []any {
 	return append([]any{&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasMFA, &u.MustEnrollMFA}, extra...)
+		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasMFA, &u.MustEnrollMFA, &u.Email}, extra...)
 }
 
 func scanUser(s rowScanner) (User, error) {
@@ -112,10 +114,15 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 	}
 	ts := FormatTime(now)
 	name := auth.NormalizeUsername(nu.Username)
+	email, emailKey := emailValues(nu.Email)
 	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, username_key, display_name, role, password_hash,
-		must_change_password, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		name, auth.UsernameKey(name), nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword), ts, ts)
+		must_change_password, email, email_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		name, auth.UsernameKey(name), nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword),
+		email, emailKey, ts, ts)
 	if isUniqueViolation(err) {
+		if emailKey != nil && emailTaken(ctx, tx, nu.Email, 0) {
+			return 0, ErrEmailTaken
+		}
 		return 0, ErrDuplicate
 	}
 	if err != nil {
@@ -194,6 +201,7 @@ func (d *DB) SetDisabled(ctx context.Context, userID int64, disabled bool, ev Ev
 
 // SetPassword stores a new password hash. When keepSessionID is non-zero every other session
 // of the user ends (a password change signs other devices out); keepSessionID < 0 ends all.
+// Every password-reset link of the user dies with the old password.
 func (d *DB) SetPassword(ctx context.Context, userID int64, hash string, mustChange bool, keepSessionID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ?
@@ -203,6 +211,9 @@ func (d *DB) SetPassword(ctx context.Context, userID int64, hash string, mustCha
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		if err := endPasswordLinks(ctx, tx, userID, ev.At); err != nil {
+			return err
 		}
 		if keepSessionID != 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {

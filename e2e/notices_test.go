@@ -41,7 +41,7 @@ func TestPublisherMustReadNotice(t *testing.T) {
 		t.Fatalf("preview: status %d at %s, want 200 at /admin/notices", resp.Status, pub.URL())
 	}
 	pub.ExpectText(`[role=status]`, "3 users will see this, 3 must acknowledge it.")
-	if n, err := app.Store.ListNotices(t.Context(), 0, 10); err != nil || len(n) != 0 {
+	if n, err := app.Store.ListNotices(t.Context(), 0, 10, app.Now()); err != nil || len(n) != 0 {
 		t.Fatalf("the preview published something: %d notices, %v", len(n), err)
 	}
 	// The form keeps every choice, so Publish sends what was previewed.

@@ -69,7 +69,7 @@ func (h *Handler) renderNoticesIndex(c echo.Context, status int, f views.NoticeF
 	if u.IsAdmin() {
 		author = 0 // admins see everyone's
 	}
-	rows, err := h.db.ListNotices(c.Request().Context(), author, 200)
+	rows, err := h.db.ListNotices(c.Request().Context(), author, 200, h.now())
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 	if err != nil {
 		return views.NoticeReceipts{}, err
 	}
-	rs, err := h.db.NoticeReceipts(ctx, n)
+	rs, err := h.db.NoticeReceipts(ctx, n, h.now())
 	if err != nil {
 		return views.NoticeReceipts{}, err
 	}
@@ -257,7 +257,7 @@ func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rs, err := h.db.NoticeReceipts(c.Request().Context(), n)
+	rs, err := h.db.NoticeReceipts(c.Request().Context(), n, h.now())
 	if err != nil {
 		return err
 	}

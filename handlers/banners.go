@@ -60,7 +60,7 @@ func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, erro
 const maxBanners = 50
 
 // bannersFor returns the banners for u at now: current notices in u's audience that u has
-// not acknowledged (must-read, this version) or dismissed (normal); most severe first, then
+// not acknowledged now (must-read: this version, not expired) or dismissed (normal); most severe first, then
 // must-read before normal, then newest.
 func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]db.Notice, error) {
 	all, err := h.live.get(ctx, now)
@@ -78,13 +78,13 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 	if len(mine) == 0 {
 		return nil, nil
 	}
-	st, err := h.db.ReaderStateOf(ctx, u.ID, ids)
+	st, err := h.db.ReaderStateOf(ctx, u.ID, ids, now)
 	if err != nil {
 		return nil, err
 	}
 	out := mine[:0:0]
 	for _, n := range mine {
-		if n.MustRead() && st.Acked[n.ID] >= n.Version || !n.MustRead() && st.Dismissed[n.ID] {
+		if n.MustRead() && st.Acked[n.ID] || !n.MustRead() && st.Dismissed[n.ID] {
 			continue
 		}
 		out = append(out, n)

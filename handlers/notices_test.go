@@ -264,7 +264,7 @@ func TestNoticeFormRules(t *testing.T) {
 		if !strings.Contains(b, `role="status">2 users will see this, 2 must acknowledge it.`) {
 			t.Fatalf("preview: %.3000s", b)
 		}
-		if rows, _ := w.a.db.ListNotices(context.Background(), 0, 10); len(rows) != 0 {
+		if rows, _ := w.a.db.ListNotices(context.Background(), 0, 10, w.a.clock()); len(rows) != 0 {
 			t.Fatal("preview published")
 		}
 	})

@@ -464,7 +464,7 @@ func TestMultipartFormIsRefused(t *testing.T) {
 				!strings.Contains(b, `role="alert"`) {
 				t.Fatalf("not a portal error page: %.800s", b)
 			}
-			if ns, err := a.db.ListNotices(context.Background(), 0, 10); err != nil || len(ns) != 0 {
+			if ns, err := a.db.ListNotices(context.Background(), 0, 10, a.clock()); err != nil || len(ns) != 0 {
 				t.Fatalf("notices stored: %d, %v", len(ns), err)
 			}
 		})

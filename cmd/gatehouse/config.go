@@ -1,15 +1,15 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/db"
 )
 
 // Config is the whole configuration: flags, each with an environment variable; flags win.
@@ -174,27 +174,5 @@ func parseTrustedProxies(v string) ([]*net.IPNet, error) {
 	return nets, nil
 }
 
-var dayUnit = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)
-
-// parseDuration is time.ParseDuration plus a "d" unit of 24 hours; it must be positive.
-func parseDuration(s string) (time.Duration, error) {
-	var bad error
-	expanded := dayUnit.ReplaceAllStringFunc(s, func(m string) string {
-		days, err := strconv.ParseFloat(strings.TrimSuffix(m, "d"), 64)
-		if err != nil {
-			bad = err
-		}
-		return strconv.FormatFloat(days*24, 'f', -1, 64) + "h"
-	})
-	if bad != nil {
-		return 0, errors.New("want a duration such as 30m, 12h or 7d")
-	}
-	d, err := time.ParseDuration(expanded)
-	if err != nil {
-		return 0, errors.New("want a duration such as 30m, 12h or 7d")
-	}
-	if d <= 0 {
-		return 0, errors.New("must be longer than zero")
-	}
-	return d, nil
-}
+// parseDuration is db.ParseDuration, the one reading of typed durations.
+func parseDuration(s string) (time.Duration, error) { return db.ParseDuration(s) }
