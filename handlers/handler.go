@@ -12,6 +12,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/mail"
 )
 
 // Config is the part of the command-line configuration the HTTP layer needs.
@@ -38,6 +39,10 @@ type Deps struct {
 	Now    func() time.Time // time.Now in main; fixed in tests (TOTP, sessions)
 	// Metrics, when set, receives the portal's Prometheus series.
 	Metrics prometheus.Registerer
+	// Mail, when set, is the outbox's scheduler and sender, told to run at once after a
+	// change that enqueued mail; nil means mail is off, and the pages that would send
+	// one say so.
+	Mail *mail.Service
 }
 
 // Handler carries the dependencies of every route.
@@ -53,7 +58,11 @@ type Handler struct {
 	counts  *counters
 	metrics *metrics
 	live    *liveNotices
+	mail    *mail.Service
 }
+
+// mailOn reports whether the portal sends mail.
+func (h *Handler) mailOn() bool { return h.mail != nil }
 
 // PartialSessionMax bounds how long the password step stays valid without the second one;
 // housekeeping purges partial sessions older than this.

@@ -23,6 +23,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		now:     deps.Now,
 		csrfKey: deps.Keys.Derive("csrf-token"),
 		addrs:   newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow),
+		mail:    deps.Mail,
 	}
 	h.live = &liveNotices{db: deps.DB}
 	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)

@@ -56,7 +56,13 @@ func cmdCheck(e env, args []string) error {
 	for _, o := range exposed {
 		warnings += fmt.Sprintf("; warning: %s (%s)", o.problem(), o.fix())
 	}
-	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s%s\n", cfg.DB, schema, keyState, warnings)
+	// The SMTP settings were validated with the rest; nothing connects to the server here
+	// (`gatehouse mail test` does that).
+	mailState := "mail off"
+	if cfg.Mail.Enabled() {
+		mailState = "mail via " + cfg.Mail.Addr + " (" + cfg.Mail.TLS + ")"
+	}
+	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", cfg.DB, schema, keyState, mailState, warnings)
 	return nil
 }
 

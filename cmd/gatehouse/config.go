@@ -1,15 +1,20 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net"
+	netmail "net/mail"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/mail"
 )
 
 // Config is the whole configuration: flags, each with an environment variable; flags win.
@@ -26,12 +31,15 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	AuditRetention time.Duration
 	MetricsAddr    string
+	// Mail is how to reach the SMTP server; a zero Addr means no mail.
+	Mail mail.Config
 }
 
 // settings holds the raw strings until validation, so a bad value is reported by name.
 type settings struct {
 	db, addr, baseURL, idle, max, logFormat, timezone, keyFile string
 	trustedProxies, auditRetention, metricsAddr                string
+	smtpAddr, smtpFrom, smtpUser, smtpPasswordFile, smtpTLS    string
 }
 
 type setting struct {
@@ -52,6 +60,11 @@ func (s *settings) table() []setting {
 		{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none)", &s.trustedProxies},
 		{"audit-retention", "GATEHOUSE_AUDIT_RETENTION", "400d", "how long audit rows are kept before they are purged (accepts d for days)", &s.auditRetention},
 		{"metrics-addr", "GATEHOUSE_METRICS_ADDR", "", "address for Prometheus metrics, e.g. 127.0.0.1:9090 (default: off)", &s.metricsAddr},
+		{"smtp-addr", "GATEHOUSE_SMTP_ADDR", "", "SMTP server host:port that mail goes through (default: none, and no mail)", &s.smtpAddr},
+		{"smtp-from", "GATEHOUSE_SMTP_FROM", "", "sender of every mail, e.g. \"Gatehouse <portal@example.com>\" (required with --smtp-addr)", &s.smtpFrom},
+		{"smtp-user", "GATEHOUSE_SMTP_USER", "", "user name to sign in to the SMTP server with (default: none)", &s.smtpUser},
+		{"smtp-password-file", "GATEHOUSE_SMTP_PASSWORD_FILE", "", "file whose first line is the SMTP password (default: none)", &s.smtpPasswordFile},
+		{"smtp-tls", "GATEHOUSE_SMTP_TLS", "starttls", "starttls, tls (from the first byte), or none (only to a loopback address)", &s.smtpTLS},
 	}
 }
 
@@ -129,6 +142,9 @@ func (s *settings) config() (Config, error) {
 		}
 		c.MetricsAddr = s.metricsAddr
 	}
+	if c.Mail, err = s.mailConfig(); err != nil {
+		return c, err
+	}
 	c.Location = time.Local
 	if s.timezone != "" {
 		if c.Location, err = time.LoadLocation(s.timezone); err != nil {
@@ -136,6 +152,84 @@ func (s *settings) config() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// mailConfig reads the SMTP settings. Without --smtp-addr there is no mail, and a setting
+// that only matters with it is refused rather than silently ignored. The password file is
+// read here, so a missing one stops start-up (and check) before anything connects.
+func (s *settings) mailConfig() (mail.Config, error) {
+	if s.smtpAddr == "" {
+		for _, o := range []struct{ flag, value string }{
+			{"smtp-from", s.smtpFrom}, {"smtp-user", s.smtpUser}, {"smtp-password-file", s.smtpPasswordFile},
+		} {
+			if o.value != "" {
+				return mail.Config{}, invalid(o.flag, o.value, "has no effect without --smtp-addr; set that too, or remove this")
+			}
+		}
+		if s.smtpTLS != mail.TLSStartTLS {
+			return mail.Config{}, invalid("smtp-tls", s.smtpTLS, "has no effect without --smtp-addr; set that too, or remove this")
+		}
+		return mail.Config{}, nil
+	}
+	c := mail.Config{Addr: s.smtpAddr, From: s.smtpFrom, User: s.smtpUser, TLS: s.smtpTLS}
+	host, port, err := net.SplitHostPort(s.smtpAddr)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return c, invalid("smtp-addr", s.smtpAddr, "want host:port, for example smtp.example.com:587")
+	}
+	if s.smtpFrom == "" {
+		return c, invalid("smtp-from", s.smtpFrom, "is required with --smtp-addr, for example \"Gatehouse <portal@example.com>\"")
+	}
+	if a, err := netmail.ParseAddress(s.smtpFrom); err != nil || !auth.SingleLine(s.smtpFrom) {
+		return c, invalid("smtp-from", s.smtpFrom, "want an address such as portal@example.com or \"Gatehouse <portal@example.com>\"")
+	} else if _, err := auth.CheckEmail(a.Address); err != nil {
+		return c, invalid("smtp-from", s.smtpFrom, "want an address such as portal@example.com or \"Gatehouse <portal@example.com>\"")
+	}
+	switch s.smtpTLS {
+	case mail.TLSStartTLS, mail.TLSImplicit:
+	case mail.TLSNone:
+		if !loopbackHost(host) {
+			return c, invalid("smtp-tls", s.smtpTLS, "none sends passwords and reset links in clear, so it is allowed only to a loopback address such as 127.0.0.1")
+		}
+	default:
+		return c, invalid("smtp-tls", s.smtpTLS, "want starttls, tls or none")
+	}
+	if (s.smtpUser == "") != (s.smtpPasswordFile == "") {
+		if s.smtpUser == "" {
+			return c, invalid("smtp-password-file", s.smtpPasswordFile, "needs --smtp-user too")
+		}
+		return c, invalid("smtp-user", s.smtpUser, "needs --smtp-password-file too")
+	}
+	if s.smtpPasswordFile != "" {
+		pw, err := readSecretFile(s.smtpPasswordFile)
+		if err != nil {
+			return c, invalid("smtp-password-file", s.smtpPasswordFile, err.Error())
+		}
+		c.Password = pw
+	}
+	return c, nil
+}
+
+// loopbackHost reports whether host is this machine's loopback interface.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// readSecretFile reads the first line of a file holding a secret, without its line ending.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", errors.New("cannot be read: " + strings.TrimPrefix(err.Error(), "open "+path+": "))
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", errors.New("its first line is empty")
+	}
+	return line, nil
 }
 
 // parseBaseURL reads --base-url: http or https, a host, and no path, query or user.

@@ -42,6 +42,16 @@ var badSettings = []struct {
 	{"log format xml", []string{"--log-format", "xml"}, "--log-format"},
 	{"an unknown time zone", []string{"--timezone", "Mars/Olympus"}, "--timezone"},
 	{"an empty database path", []string{"--db", " "}, "--db"},
+	{"an SMTP address without a port", []string{"--smtp-addr", "mail.example.com", "--smtp-from", "portal@example.com"}, "--smtp-addr"},
+	{"an SMTP server without a sender", []string{"--smtp-addr", "mail.example.com:587"}, "--smtp-from"},
+	{"an SMTP sender that is no address", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal"}, "--smtp-from"},
+	{"an SMTP sender on two lines", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com\nBcc: x@example.com"}, "--smtp-from"},
+	{"an unknown SMTP TLS mode", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com", "--smtp-tls", "ssl"}, "--smtp-tls"},
+	{"SMTP in clear to another machine", []string{"--smtp-addr", "mail.example.com:25", "--smtp-from", "portal@example.com", "--smtp-tls", "none"}, "--smtp-tls"},
+	{"an SMTP user without a password file", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com", "--smtp-user", "portal"}, "--smtp-user"},
+	{"an SMTP password file without a user", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com", "--smtp-password-file", "/etc/hostname"}, "--smtp-password-file"},
+	{"an SMTP password file that is missing", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com", "--smtp-user", "portal", "--smtp-password-file", "/nonexistent/smtp-password"}, "--smtp-password-file"},
+	{"an SMTP sender without a server", []string{"--smtp-from", "portal@example.com"}, "--smtp-from"},
 }
 
 func TestBadSettingsStopEveryCommand(t *testing.T) {
@@ -119,6 +129,10 @@ func TestGoodSettingsAreAccepted(t *testing.T) {
 		{"an explicit zone", []string{"--timezone", "UTC"}},
 		{"an address on any interface", []string{"--addr", ":0"}},
 		{"text logs", []string{"--log-format", "text"}},
+		{"mail with STARTTLS, the default", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "Gatehouse <portal@example.com>"}},
+		{"mail with TLS from the first byte", []string{"--smtp-addr", "mail.example.com:465", "--smtp-from", "portal@example.com", "--smtp-tls", "tls"}},
+		{"mail in clear to this machine", []string{"--smtp-addr", "127.0.0.1:25", "--smtp-from", "portal@example.com", "--smtp-tls", "none"}},
+		{"mail in clear to localhost", []string{"--smtp-addr", "localhost:25", "--smtp-from", "portal@example.com", "--smtp-tls", "none"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" passes check", func(t *testing.T) {

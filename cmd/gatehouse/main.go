@@ -66,7 +66,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "migrate the database, then serve the portal", cmdServe},
-		{"user add", "create a user: --username U --role staff|publisher|admin [--display-name N] [--password-stdin] (asks at a terminal without it)", cmdUserAdd},
+		{"user add", "create a user: --username U --role staff|publisher|admin [--display-name N] [--email ADDR] [--password-stdin] (asks at a terminal without it)", cmdUserAdd},
 		{"user list", "list users [--json]", cmdUserList},
 		{"user disable", "disable U and end their sessions: user disable U", cmdUserDisable},
 		{"user enable", "enable U again: user enable U", cmdUserEnable},
@@ -79,6 +79,7 @@ func commands() []command {
 		{"mfa resume", "enforce the MFA rules again", cmdMFAResume},
 		{"mfa status", "print the MFA rules and enrollment progress [--json]", cmdMFAStatus},
 		{"key rotate", "re-encrypt every TOTP secret under a new key (stop serve first); the old key is kept as a dated backup", cmdKeyRotate},
+		{"mail test", "send one mail now and print the server's answer: mail test --to ADDR", cmdMailTest},
 		{"check", "validate config, key file and database without changing anything", cmdCheck},
 		{"backup", "copy the live database to DEST and its key to DEST.key: backup DEST", cmdBackup},
 		{"version", "print the version", cmdVersion},

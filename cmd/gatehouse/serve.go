@@ -18,6 +18,7 @@ import (
 	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/handlers"
+	"gatehouse/mail"
 )
 
 func schemaVersion() int { return db.SchemaVersion() }
@@ -56,10 +57,14 @@ func cmdServe(e env, args []string) error {
 		registry = prometheus.NewRegistry()
 		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	srv := newServer(cfg, store, keys, log, registry)
+	mailer := newMailService(cfg, store, log, registry)
+	srv := newServer(cfg, store, keys, log, registry, mailer)
 	hkCtx, stopHK := context.WithCancel(ctx)
 	defer stopHK()
 	go housekeeping(hkCtx, store, log, cfg)
+	if mailer != nil {
+		go mailer.Run(hkCtx)
+	}
 	return serveUntilDone(ctx, log, cfg, srv, ln, registry)
 }
 
@@ -103,8 +108,19 @@ func openForServing(ctx context.Context, cfg Config, log *slog.Logger) (*db.DB, 
 	return store, keys, func() { releaseKey(); store.Close() }, nil
 }
 
+// newMailService is the outbox's scheduler and sender, or nil when mail is off.
+func newMailService(cfg Config, store *db.DB, log *slog.Logger, registry *prometheus.Registry) *mail.Service {
+	if !cfg.Mail.Enabled() {
+		return nil
+	}
+	sender := mail.NewSender(store, mail.NewTransport(cfg.Mail), log, time.Now, cfg.BaseURL.Hostname(),
+		mail.NewMetrics(registryOrNil(registry), store))
+	return mail.NewService(mail.NewScheduler(store, cfg.BaseURL, cfg.Location, time.Now, log), sender, log)
+}
+
 // newServer is the portal's HTTP server, with limits on every phase of a request.
-func newServer(cfg Config, store *db.DB, keys *auth.Keyring, log *slog.Logger, registry *prometheus.Registry) *http.Server {
+func newServer(cfg Config, store *db.DB, keys *auth.Keyring, log *slog.Logger, registry *prometheus.Registry,
+	mailer *mail.Service) *http.Server {
 	app := handlers.New(handlers.Config{
 		BaseURL:        cfg.BaseURL,
 		SessionIdle:    cfg.SessionIdle,
@@ -118,6 +134,7 @@ func newServer(cfg Config, store *db.DB, keys *auth.Keyring, log *slog.Logger, r
 		Keys:    keys,
 		Now:     time.Now,
 		Metrics: registryOrNil(registry),
+		Mail:    mailer,
 	})
 	return &http.Server{
 		Handler:           app,
@@ -147,8 +164,12 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, cfg Config, srv *http
 		defer msrv.Close()
 		log.Info("serving metrics", "addr", mln.Addr().String())
 	}
+	mailState := "off"
+	if cfg.Mail.Enabled() {
+		mailState = cfg.Mail.Addr + " (" + cfg.Mail.TLS + ")"
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String(), "db", cfg.DB,
-		"version", version, "schema", db.SchemaVersion())
+		"version", version, "schema", db.SchemaVersion(), "mail", mailState)
 
 	select {
 	case err := <-errc:
@@ -282,6 +303,18 @@ func openKeys(ctx context.Context, store *db.DB, path string, create bool) (keys
 	return keys, true, nil
 }
 
+// mailKept is how long the outbox keeps a mail once it is sent, given up or expired: long
+// enough to look into a complaint, short enough that the table stays small.
+const mailKept = 30 * 24 * time.Hour
+
+// purgeMailState forgets expired mail links, ended rate-limit windows and old outbox rows.
+func purgeMailState(ctx context.Context, store *db.DB, now time.Time) error {
+	_, err1 := store.PurgeEmailTokens(ctx, now)
+	_, err2 := store.PurgeRateLimits(ctx, now, 24*time.Hour)
+	_, err3 := store.PurgeMail(ctx, now.Add(-mailKept))
+	return errors.Join(err1, err2, err3)
+}
+
 // housekeeping purges expired sessions and stale throttle entries now and then.
 func housekeeping(ctx context.Context, store *db.DB, log *slog.Logger, cfg Config) {
 	t := time.NewTicker(10 * time.Minute)
@@ -300,6 +333,9 @@ func housekeeping(ctx context.Context, store *db.DB, log *slog.Logger, cfg Confi
 		}
 		if _, err := store.PurgeExpiredEnrollments(ctx, now); err != nil && ctx.Err() == nil {
 			log.Error("purging enrollments failed", "err", err)
+		}
+		if err := purgeMailState(ctx, store, now); err != nil && ctx.Err() == nil {
+			log.Error("purging mail links, limits or outbox failed", "err", err)
 		}
 		ev := db.Event{At: now, Actor: "system", Kind: "audit.purged", Subject: "audit log", ClientAddr: "local", Outcome: db.Success}
 		if n, err := store.PurgeAudit(ctx, now.Add(-cfg.AuditRetention), ev); err != nil && ctx.Err() == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,16 +60,37 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 	}
 }
 
+// migrationUndo holds, by schema version, the statements that take a database from that
+// version back to the one before, so tests can build what an older binary left.
+var migrationUndo = map[int][]string{
+	8: {`DROP TABLE rate_limits`, `DROP TABLE outbox`, `DROP TABLE email_tokens`, `DROP INDEX users_email_key`,
+		`ALTER TABLE users DROP COLUMN email`, `ALTER TABLE users DROP COLUMN email_key`,
+		`ALTER TABLE notices DROP COLUMN email`, `ALTER TABLE notices DROP COLUMN remind`,
+		`ALTER TABLE notices DROP COLUMN due_at`, `ALTER TABLE notices DROP COLUMN renew_every`,
+		`ALTER TABLE notices DROP COLUMN mailed_at`, `ALTER TABLE notice_acks DROP COLUMN expires_at`},
+	7: {},
+	6: {`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
+		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`},
+}
+
 // undoNewestMigration turns a current database back into what the previous binary left.
 func undoNewestMigration(tb testing.TB, path string) {
 	tb.Helper()
-	if db.SchemaVersion() != 6 {
-		tb.Fatal("a migration was added: make this helper undo the newest one")
-	}
-	for _, undo := range []string{`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
-		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`,
-		`DELETE FROM schema_migrations WHERE version = 6`} {
-		rawExec(tb, path, undo)
+	undoMigrationsTo(tb, path, db.SchemaVersion()-1)
+}
+
+// undoMigrationsTo turns a current database back into what the binary of schema version
+// left.
+func undoMigrationsTo(tb testing.TB, path string, version int) {
+	tb.Helper()
+	for v := db.SchemaVersion(); v > version; v-- {
+		undo, ok := migrationUndo[v]
+		if !ok {
+			tb.Fatalf("migration %d was added: give migrationUndo its undo statements", v)
+		}
+		for _, q := range append(undo, fmt.Sprintf(`DELETE FROM schema_migrations WHERE version = %d`, v)) {
+			rawExec(tb, path, q)
+		}
 	}
 }
 
@@ -79,7 +101,7 @@ func TestServeRefusesToUpgradeUsernamesThatCollide(t *testing.T) {
 	store := openDB(t, path)
 	addUser(t, store, "émile", db.RoleStaff)
 	store.Close()
-	undoNewestMigration(t, path)
+	undoMigrationsTo(t, path, 5)
 	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
 		VALUES ('Émile', 'staff', 'hash', '', '')`)
 	before := dumpTables(t, path)
@@ -123,7 +145,7 @@ func TestCheckNamesUsernamesTheUpgradeWouldRefuse(t *testing.T) {
 	store := openDB(t, path)
 	addUser(t, store, "amy", db.RoleStaff)
 	store.Close()
-	undoNewestMigration(t, path)
+	undoMigrationsTo(t, path, 5)
 	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
 		VALUES ('ＡＭＹ', 'staff', 'hash', '', '')`)
 	before := dumpTables(t, path)

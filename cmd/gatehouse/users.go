@@ -130,6 +130,7 @@ func cmdUserAdd(e env, args []string) error {
 	username := fs.String("username", "", "the new user's sign-in name")
 	role := fs.String("role", db.RoleStaff, "staff, publisher or admin")
 	display := fs.String("display-name", "", "the name shown in the portal")
+	email := fs.String("email", "", "the user's address, counted as confirmed (default: none)")
 	stdin := fs.Bool("password-stdin", false, "read the password, one line, from standard input (default: ask at the terminal)")
 	if _, err := parse(e, fs, args, "create a user", 0); err != nil {
 		return err
@@ -137,6 +138,11 @@ func cmdUserAdd(e env, args []string) error {
 	nu, err := newUserFromFlags(*username, *role, *display)
 	if err != nil {
 		return err
+	}
+	if *email != "" {
+		if nu.Email, err = auth.CheckEmail(*email); err != nil {
+			return refused(fmt.Sprintf("--email %q", *email), err)
+		}
 	}
 	password, err := newPassword(e, *stdin)
 	if err != nil {
@@ -152,9 +158,15 @@ func cmdUserAdd(e env, args []string) error {
 	defer store.Close()
 	ev := cliEvent("user.created", nu.Username)
 	ev.Detail = "role " + nu.Role
+	if nu.Email != "" {
+		ev.Detail += "; address " + nu.Email
+	}
 	u, err := store.CreateUser(e.ctx, nu, ev)
 	if errors.Is(err, db.ErrDuplicate) {
 		return duplicateUser(e.ctx, store, *username)
+	}
+	if errors.Is(err, db.ErrEmailTaken) {
+		return fmt.Errorf("address %q already belongs to another account", nu.Email)
 	}
 	if err != nil {
 		return err
