@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"gatehouse/auth"
@@ -233,6 +234,7 @@ type EmailChange struct {
 	TTL       time.Duration
 	// Mail is the confirmation; To, Reason, ExpiresAt are filled in here.
 	Mail  OutboxMail
+	Limit Limit // how many confirmations one user may ask for
 	Event Event
 }
 
@@ -244,6 +246,13 @@ func (d *DB) RequestEmailChange(ctx context.Context, ch EmailChange) error {
 		now := ch.Event.At
 		if emailTaken(ctx, tx, ch.Email, ch.UserID) {
 			return ErrEmailTaken
+		}
+		wait, err := hitLimit(ctx, tx, "confirm-user:"+strconv.FormatInt(ch.UserID, 10), ch.Limit, now)
+		if err != nil {
+			return err
+		}
+		if wait > 0 {
+			return &RateLimited{Wait: wait}
 		}
 		if err := endConfirmLinks(ctx, tx, ch.UserID, now); err != nil {
 			return err
@@ -316,7 +325,7 @@ func (d *DB) ConfirmTokenInfo(ctx context.Context, tokenHash []byte, now time.Ti
 // was mailed to, and the old address, if any, is told so by the mail notify makes, in one
 // transaction with the audit row. A token that is unknown, used or expired is ErrNotFound;
 // an address taken meanwhile is ErrEmailTaken, and the link still works once it is free.
-func (d *DB) ConfirmEmail(ctx context.Context, tokenHash []byte, notify func(old, new string) OutboxMail, ev Event) (User, error) {
+func (d *DB) ConfirmEmail(ctx context.Context, tokenHash []byte, notify func(username, old, new string) OutboxMail, ev Event) (User, error) {
 	var userID int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
 		now := ev.At
@@ -350,7 +359,7 @@ func (d *DB) ConfirmEmail(ctx context.Context, tokenHash []byte, notify func(old
 			return err
 		}
 		if old != "" && auth.EmailKey(old) != auth.EmailKey(addr) && notify != nil {
-			m := notify(old, addr)
+			m := notify(username, old, addr)
 			m.Reason, m.Kind, m.UserID, m.To = tokenReason(MailEmailChanged, tokenHash), MailEmailChanged, userID, old
 			if _, err := insertOutbox(ctx, tx, m, now); err != nil {
 				return err

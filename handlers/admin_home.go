@@ -24,6 +24,7 @@ var healthRows = []struct {
 	{label: "Refused forms (CSRF)", counter: countCSRF},
 	{label: "Server errors (5xx)", counter: countServerError},
 	{label: "Notices not loaded", counter: countBannersLost},
+	{label: "Mail not delivered", filter: db.AuditFilter{Kind: "mail.failed"}},
 }
 
 // adminHome handles GET /admin: the health panel and the counts an admin checks first.

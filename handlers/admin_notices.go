@@ -44,6 +44,8 @@ func readNoticeForm(c echo.Context, f views.NoticeForm) views.NoticeForm {
 	f.StartsAt, f.EndsAt = c.FormValue("starts_at"), c.FormValue("ends_at")
 	f.Audience = form["audience"]
 	f.Minor = c.FormValue("minor") != ""
+	f.Email = c.FormValue("email") != ""
+	f.Remind, f.DueAt, f.Renew = c.FormValue("remind"), c.FormValue("due_at"), c.FormValue("renew_every")
 	return f
 }
 
@@ -59,7 +61,7 @@ func (h *Handler) adminNoticesIndex(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := views.NoticeForm{Kind: db.NoticeNormal, Severity: db.SeverityInfo, Options: opts}
+	f := views.NoticeForm{Kind: db.NoticeNormal, Severity: db.SeverityInfo, Remind: db.RemindNone, Options: opts}
 	return h.renderNoticesIndex(c, http.StatusOK, f)
 }
 
@@ -73,22 +75,23 @@ func (h *Handler) renderNoticesIndex(c echo.Context, status int, f views.NoticeF
 	if err != nil {
 		return err
 	}
+	f.MailOn = h.mailOn()
 	return render(c, status, views.AdminNoticesPage(h.pageWithStatus(c, "Notices", status), f, rows))
 }
 
 // preview fills the form's banner preview and reach counts.
 func (h *Handler) preview(c echo.Context, f *views.NoticeForm, in db.NoticeInput) error {
 	u, _ := currentUser(c)
-	reach, err := h.db.AudienceSize(c.Request().Context(), in.Audience)
+	reach, err := h.db.AudienceReach(c.Request().Context(), in.Audience)
 	if err != nil {
 		return err
 	}
 	n := db.Notice{ID: f.ID, Title: in.Title, Body: in.Body, Kind: in.Kind, Severity: in.Severity, AuthorName: u.Username}
-	pv := &views.NoticePreview{Notice: n, Reach: reach}
+	pv := &views.NoticePreview{Notice: n, Reach: reach.Users, NoAddress: reach.NoAddress}
 	if n.MustRead() {
-		pv.MustAck = reach
+		pv.MustAck = reach.Users
 	}
-	f.Preview = pv
+	f.Preview, f.NoAddress = pv, &reach.NoAddress
 	return nil
 }
 
@@ -114,6 +117,7 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 	}
 	n, err := h.db.CreateNotice(ctx, in, u, h.event(c, "notice.posted", ""))
 	h.live.invalidate()
+	h.mail.Kick() // a notice to be mailed that starts now is mailed now
 	if errors.Is(err, db.ErrNotFound) { // a chosen group was deleted meanwhile
 		f.Errors["audience"] = "One of the chosen groups was just deleted. Choose again."
 		return h.renderNoticesIndex(c, http.StatusUnprocessableEntity, f)
@@ -166,6 +170,8 @@ func (h *Handler) receiptsOf(ctx context.Context, n db.Notice) (views.NoticeRece
 			}
 		}
 	}
+	// Once the notice is due, the readers who are late come first: they are who to chase.
+	sort.SliceStable(out.Pending, func(i, j int) bool { return out.Pending[i].Overdue && !out.Pending[j].Overdue })
 	for _, gp := range byGroup {
 		out.Groups = append(out.Groups, *gp)
 	}
@@ -199,7 +205,12 @@ func (h *Handler) adminNoticeEdit(c echo.Context) error {
 		return err
 	}
 	f := views.NoticeFormFrom(n, h.cfg.Location)
-	f.Options = opts
+	f.Options, f.MailOn = opts, h.mailOn()
+	reach, err := h.db.AudienceReach(c.Request().Context(), n.Audience)
+	if err != nil {
+		return err
+	}
+	f.NoAddress = &reach.NoAddress
 	return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 }
 
@@ -216,7 +227,7 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := readNoticeForm(c, views.NoticeForm{ID: n.ID, MustRead: n.MustRead(), Options: opts})
+	f := readNoticeForm(c, views.NoticeForm{ID: n.ID, MustRead: n.MustRead(), Options: opts, MailOn: h.mailOn()})
 	in, ok := f.ValidateEdit(n, h.now(), h.cfg.Location, groups)
 	if !ok {
 		return render(c, http.StatusUnprocessableEntity, views.AdminNoticeEditPage(h.pageWithStatus(c, "Edit notice", http.StatusUnprocessableEntity), f))
@@ -229,6 +240,7 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 	}
 	_, err = h.db.UpdateNotice(ctx, n.ID, in, u, f.Minor, h.event(c, "notice.edited", ""))
 	h.live.invalidate()
+	h.mail.Kick() // mailing switched on for a notice that has started goes out now
 	if err != nil {
 		return err
 	}
@@ -266,7 +278,7 @@ func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {
 	hd.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="notice-%d-receipts.csv"`, n.ID))
 	c.Response().WriteHeader(http.StatusOK)
 	w := csv.NewWriter(c.Response())
-	_ = w.Write([]string{"username", "display_name", "role", "groups", "state", "acknowledged_at", "version"})
+	_ = w.Write([]string{"username", "display_name", "role", "groups", "state", "acknowledged_at", "version", "overdue"})
 	for _, r := range rs {
 		state, at, version := "not yet", "", ""
 		switch {
@@ -275,7 +287,12 @@ func (h *Handler) adminNoticeReceiptsCSV(c echo.Context) error {
 		case !r.DismissedAt.IsZero():
 			state = "dismissed"
 		}
-		_ = w.Write([]string{csvCell(r.User.Username), csvCell(r.User.DisplayName), r.User.Role, csvCell(strings.Join(r.Groups, ", ")), state, at, version})
+		overdue := "no"
+		if r.Overdue {
+			overdue = "yes"
+		}
+		_ = w.Write([]string{csvCell(r.User.Username), csvCell(r.User.DisplayName), r.User.Role, csvCell(strings.Join(r.Groups, ", ")),
+			state, at, version, overdue})
 	}
 	w.Flush()
 	return w.Error()

@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -10,20 +11,35 @@ import (
 	"gatehouse/views"
 )
 
-// adminSessions handles GET /admin/sessions: how many sessions exist, and the form that
-// signs everyone out.
+// adminSessions handles GET /admin/sessions: how many sessions exist, the most recent
+// ones across users (filtered by user and address) with a sign-out button each, and the
+// form that signs everyone out.
 func (h *Handler) adminSessions(c echo.Context) error {
 	return h.renderAdminSessions(c, http.StatusOK, "", "")
 }
 
+// recentSessions is how many sessions /admin/sessions lists at most.
+const recentSessions = 200
+
 func (h *Handler) renderAdminSessions(c echo.Context, status int, problem, typed string) error {
-	stats, err := h.db.SessionCounts(c.Request().Context())
+	ctx := c.Request().Context()
+	stats, err := h.db.SessionCounts(ctx)
 	if err != nil {
 		return err
 	}
-	others := max(stats.Total-1, 0) // the admin's own session stays
-	return render(c, status, views.AdminSessionsPage(h.pageWithStatus(c, "Sessions", status),
-		views.AdminSessions{Stats: stats, Others: others, Error: problem, Confirm: typed}))
+	v := views.AdminSessions{Stats: stats, Others: max(stats.Total-1, 0), // the admin's own session stays
+		Error: problem, Confirm: typed, User: strings.TrimSpace(c.QueryParam("user")),
+		Addr: strings.TrimSpace(c.QueryParam("addr")), Limit: recentSessions}
+	found, err := h.db.RecentSessions(ctx, db.SessionFilter{User: v.User, Addr: v.Addr, Limit: recentSessions})
+	if err != nil {
+		return err
+	}
+	me, _ := currentSession(c)
+	for _, f := range found {
+		v.Rows = append(v.Rows, views.SessionRow{Session: f.Session, Current: f.Session.ID == me.ID,
+			Browser: browserSummary(f.Session.UserAgent), Username: f.User.Username})
+	}
+	return render(c, status, views.AdminSessionsPage(h.pageWithStatus(c, "Sessions", status), v))
 }
 
 // adminSessionsRevokeAll handles POST /admin/sessions/revoke-all: it signs everyone but the

@@ -41,7 +41,7 @@ func (h *Handler) loginForm(c echo.Context) error {
 	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
-	f := views.LoginForm{Next: nextParam(c)}
+	f := views.LoginForm{Next: nextParam(c), MailOn: h.mailOn()}
 	switch {
 	case sessionEnded(c) || c.QueryParam("ended") == "1":
 		f.Notice = "Your session has ended. Please sign in again."
@@ -152,7 +152,7 @@ func (h *Handler) signInFailed(c echo.Context, username, reason string, attempt 
 }
 
 func (h *Handler) renderSignInRefused(c echo.Context, f views.LoginForm) error {
-	f.Error = errSignIn
+	f.Error, f.MailOn = errSignIn, h.mailOn()
 	return render(c, http.StatusUnauthorized, views.LoginPage(h.pageWithStatus(c, "Sign in", http.StatusUnauthorized), f))
 }
 

@@ -26,16 +26,21 @@ func render(c echo.Context, status int, page templ.Component) error {
 // flashes maps the short keys that a redirect may carry to fixed sentences, so a link can
 // never put words of its own on a page.
 var flashes = map[string]string{
-	"password-changed": "Your password was changed. Your other sessions were signed out.",
-	"session-revoked":  "That session was signed out.",
-	"sessions-revoked": "All your other sessions were signed out.",
-	"mfa-disabled":     "Two-step verification is off.",
-	"mfa-enabled":      "Two-step verification is on.",
-	"welcome":          "Your administrator account is ready.",
-	"saved":            "Saved.",
-	"notice-posted":    "The notice is published.",
-	"notice-updated":   "The notice is updated.",
-	"notice-archived":  "The notice is archived: it no longer shows as a banner.",
+	"password-changed":   "Your password was changed. Your other sessions were signed out.",
+	"session-revoked":    "That session was signed out.",
+	"sessions-revoked":   "All your other sessions were signed out.",
+	"mfa-disabled":       "Two-step verification is off.",
+	"mfa-enabled":        "Two-step verification is on.",
+	"welcome":            "Your administrator account is ready.",
+	"saved":              "Saved.",
+	"notice-posted":      "The notice is published.",
+	"notice-updated":     "The notice is updated.",
+	"notice-archived":    "The notice is archived: it no longer shows as a banner.",
+	"password-reset":     "Your password was changed and every session of your account was signed out. Sign in with the new password; your second step is asked for as usual.",
+	"email-sent":         "A confirmation link is on its way to the new address. Your address changes once you open it.",
+	"email-confirmed":    "Your new address is confirmed.",
+	"email-removed":      "Your address was removed. The portal sends you no more mail.",
+	"temporary-password": "The temporary password is set and the user's sessions were signed out. At their next sign-in they must choose their own.",
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the

@@ -36,16 +36,35 @@ type NoticeForm struct {
 	EndsAt   string
 	Audience []string
 	Minor    bool
+	Email    bool   // also mail it to its audience when it starts
+	Remind   string // none, daily or weekly
+	DueAt    string // datetime-local value
+	Renew    string // renew_every as typed: a duration such as 365d, or empty
 	Errors   map[string]string
 	Preview  *NoticePreview
 	Options  []AudienceOption
+	MailOn   bool // the portal sends mail; when not, the form says so
+	// NoAddress, when set, is how many in the audience (as last saved or previewed) have no
+	// address, so mail does not reach them.
+	NoAddress *int
 }
+
+// MinRenewal is the shortest renew_every: readers acknowledge again at most daily.
+const MinRenewal = 24 * time.Hour
 
 // NoticeFormFrom is the edit form of n, its times in the portal's zone loc.
 func NoticeFormFrom(n db.Notice, loc *time.Location) NoticeForm {
 	return NoticeForm{ID: n.ID, MustRead: n.MustRead(), Title: n.Title, Body: n.Body, Kind: n.Kind,
 		Severity: n.Severity, StartsAt: FormatFormTime(n.StartsAt, loc), EndsAt: FormatFormTime(n.EndsAt, loc),
-		Audience: db.AudienceValues(n.Audience)}
+		Audience: db.AudienceValues(n.Audience), Email: n.Email, Remind: n.Remind, DueAt: FormatFormTime(n.DueAt, loc),
+		Renew: renewValue(n.RenewEvery)}
+}
+
+func renewValue(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return db.FormatDays(d)
 }
 
 func (f NoticeForm) chosen(v string) bool { return slices.Contains(f.Audience, v) }
@@ -67,7 +86,49 @@ func (f *NoticeForm) Validate(now time.Time, loc *time.Location, groups map[int6
 	f.checkKind()
 	in := db.NoticeInput{Title: f.Title, Body: f.Body, Kind: f.Kind, Severity: f.Severity, Audience: f.checkAudience(groups)}
 	in.StartsAt, in.EndsAt = f.checkTimes(now, loc)
+	in.Email = f.Email
+	in.Remind, in.DueAt, in.Renew = f.checkFollowUp(in.StartsAt, now, loc)
 	return in, len(f.Errors) == 0
+}
+
+// checkFollowUp reads what follows a must-read notice up: reminders, a due date after its
+// start, and a renewal of at least MinRenewal. A normal notice has none of them.
+func (f *NoticeForm) checkFollowUp(start, now time.Time, loc *time.Location) (remind string, due time.Time, renew time.Duration) {
+	f.Remind = strings.TrimSpace(f.Remind)
+	if f.Remind == "" {
+		f.Remind = db.RemindNone
+	}
+	if f.Remind != db.RemindNone && f.Remind != db.RemindDaily && f.Remind != db.RemindWeekly {
+		f.Errors["remind"] = "Choose no reminders, daily or weekly."
+	}
+	var err error
+	if due, err = ParseFormTime(f.DueAt, loc); err != nil {
+		f.Errors["due_at"] = "Enter a date and time, or leave it empty for no due date."
+	}
+	if from := start; !due.IsZero() {
+		if from.IsZero() {
+			from = now
+		}
+		if !due.After(from) {
+			f.Errors["due_at"] = "The due date must be after the start."
+		}
+	}
+	f.Renew = strings.TrimSpace(f.Renew)
+	if f.Renew != "" {
+		if renew, err = db.ParseDuration(f.Renew); err != nil {
+			f.Errors["renew_every"] = "Enter a duration such as 365d or 30d, or leave it empty."
+		} else if renew < MinRenewal {
+			f.Errors["renew_every"] = "Ask again at most once a day: use 1d or more."
+		}
+	}
+	if f.Kind != db.NoticeMustRead {
+		for field, set := range map[string]bool{"remind": f.Remind != db.RemindNone, "due_at": f.DueAt != "", "renew_every": f.Renew != ""} {
+			if set && f.Errors[field] == "" {
+				f.Errors[field] = "Only a must-read notice has this: choose Must read, or clear it."
+			}
+		}
+	}
+	return f.Remind, due, renew
 }
 
 // ValidateEdit is Validate for a change to n: an empty start keeps n's start, and an end

@@ -35,7 +35,22 @@ func (f *AccountFields) Validate(password string) bool {
 // handler: the select offers only valid ones.
 type NewUserForm struct {
 	AccountFields
-	Role string
+	Role  string
+	Email string // optional; as typed, then as it will be stored
+}
+
+// ValidateEmail checks the optional address after Validate, recording its refusal.
+func (f *NewUserForm) ValidateEmail() bool {
+	if strings.TrimSpace(f.Email) == "" {
+		f.Email = ""
+		return len(f.Errors) == 0
+	}
+	addr, err := auth.CheckEmail(f.Email)
+	refuse(f.Errors, "email", err)
+	if err == nil {
+		f.Email = addr
+	}
+	return len(f.Errors) == 0
 }
 
 // refuse records a rule's refusal next to field. The rules refuse with a
