@@ -117,7 +117,7 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 	}
 	n, err := h.db.CreateNotice(ctx, in, u, h.event(c, "notice.posted", ""))
 	h.live.invalidate()
-	h.mail.Kick() // a notice to be mailed that starts now is mailed now
+	h.mail.Kick()                       // a notice to be mailed that starts now is mailed now
 	if errors.Is(err, db.ErrNotFound) { // a chosen group was deleted meanwhile
 		f.Errors["audience"] = "One of the chosen groups was just deleted. Choose again."
 		return h.renderNoticesIndex(c, http.StatusUnprocessableEntity, f)

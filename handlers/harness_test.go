@@ -23,6 +23,7 @@ import (
 	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/internal/testkit"
+	"gatehouse/mail"
 )
 
 const testBase = "http://localhost:8080"
@@ -40,9 +41,24 @@ type testApp struct {
 	reg    *prometheus.Registry
 	mu     sync.Mutex
 	now    time.Time
+	// With mail on (newMailApp): the real SMTP server the portal sends to, and the outbox's
+	// scheduler and sender, which the test runs itself with deliver.
+	smtp *testkit.SMTPServer
+	mail *mail.Service
 }
 
 func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
+	tb.Helper()
+	return buildTestApp(tb, false, tweak...)
+}
+
+// newMailApp is newTestApp with mail on, through a real SMTP server on 127.0.0.1.
+func newMailApp(tb testing.TB, tweak ...func(*Config)) *testApp {
+	tb.Helper()
+	return buildTestApp(tb, true, tweak...)
+}
+
+func buildTestApp(tb testing.TB, withMail bool, tweak ...func(*Config)) *testApp {
 	tb.Helper()
 	store, err := db.Open(context.Background(), filepath.Join(tb.TempDir(), "g.db"))
 	if err != nil {
@@ -64,15 +80,37 @@ func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
 	}
 	a.reg = prometheus.NewRegistry()
 	a.hasher = auth.NewHasher(testkit.CheapParams, 4)
+	logger := slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if withMail {
+		a.smtp = testkit.StartSMTP(tb)
+		tr := mail.NewTransport(mail.Config{Addr: a.smtp.Addr, From: "Gatehouse <portal@example.com>", TLS: mail.TLSNone})
+		a.mail = mail.NewService(mail.NewScheduler(store, a.cfg.BaseURL, a.cfg.Location, a.clock, logger),
+			mail.NewSender(store, tr, logger, a.clock, a.cfg.BaseURL.Hostname(), nil), logger)
+	}
 	a.e = New(a.cfg, Deps{
 		Metrics: a.reg,
 		DB:      store,
-		Log:     slog.New(slog.NewJSONHandler(a.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:     logger,
 		Hasher:  a.hasher,
 		Keys:    keys,
 		Now:     a.clock,
+		Mail:    a.mail,
 	})
 	return a
+}
+
+// deliver runs what serve's mail loop runs: the scheduler's tick, then the sender, and
+// returns how many mails went out.
+func (a *testApp) deliver() int {
+	a.tb.Helper()
+	if _, err := a.mail.Scheduler.Tick(context.Background()); err != nil {
+		a.tb.Fatalf("mail tick: %v", err)
+	}
+	sent, _, err := a.mail.Sender.DeliverDue(context.Background())
+	if err != nil {
+		a.tb.Fatalf("mail delivery: %v", err)
+	}
+	return sent
 }
 
 func (a *testApp) clock() time.Time {
