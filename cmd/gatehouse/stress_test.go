@@ -60,10 +60,11 @@ type process struct {
 	stderr *testkit.SyncBuffer
 }
 
-func startProcess(tb testing.TB, path string) *process {
+func startProcess(tb testing.TB, path string, extra ...string) *process {
 	tb.Helper()
 	p := &process{stderr: &testkit.SyncBuffer{}}
-	p.cmd = exec.Command(gatehouseBinaryPath(tb), "serve", "--db", path, "--addr", "127.0.0.1:0", "--log-format", "json")
+	p.cmd = exec.Command(gatehouseBinaryPath(tb), append([]string{"serve", "--db", path, "--addr", "127.0.0.1:0",
+		"--log-format", "json"}, extra...)...)
 	p.cmd.Stdout = io.Discard
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
