@@ -33,6 +33,7 @@ import (
 	"gatehouse/db"
 	"gatehouse/handlers"
 	"gatehouse/internal/testkit"
+	"gatehouse/mail"
 )
 
 // App is one running portal with its own database, key and log.
@@ -47,6 +48,10 @@ type App struct {
 	mu          sync.Mutex
 	requests    []Request
 	allowErrors atomic.Bool
+	// With StartMailApp: the real SMTP server the portal sends to, and the outbox's
+	// scheduler and sender, running as in serve.
+	SMTP *testkit.SMTPServer
+	Mail *mail.Service
 }
 
 // Request is one request the app answered, as the server saw it.
@@ -69,6 +74,18 @@ func (r Request) String() string {
 // StartApp serves a fresh portal on 127.0.0.1 for the rest of the test. The database is a
 // new file under t.TempDir(); the server and the database close when the test ends.
 func StartApp(t testing.TB) *App {
+	t.Helper()
+	return startApp(t, false)
+}
+
+// StartMailApp is StartApp with mail on: the portal sends through a real SMTP server on
+// 127.0.0.1 (App.SMTP), and its mail loop runs as it does in serve.
+func StartMailApp(t testing.TB) *App {
+	t.Helper()
+	return startApp(t, true)
+}
+
+func startApp(t testing.TB, withMail bool) *App {
 	t.Helper()
 	ctx := context.Background()
 	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
@@ -93,12 +110,23 @@ func StartApp(t testing.TB) *App {
 		t.Fatalf("base url: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mailCtx, stopMail := context.WithCancel(context.Background())
+	mailDone := make(chan struct{})
+	if withMail {
+		a.SMTP = testkit.StartSMTP(t)
+		tr := mail.NewTransport(mail.Config{Addr: a.SMTP.Addr, From: "Gatehouse <portal@example.com>", TLS: mail.TLSNone})
+		a.Mail = mail.NewService(mail.NewScheduler(store, base, time.UTC, a.Now, logger),
+			mail.NewSender(store, tr, logger, a.Now, base.Hostname(), nil), logger)
+		go func() { defer close(mailDone); a.Mail.Run(mailCtx) }()
+	} else {
+		close(mailDone)
+	}
 	e := handlers.New(handlers.Config{
 		BaseURL:     base,
 		SessionIdle: time.Hour,
 		SessionMax:  24 * time.Hour,
 		Location:    time.UTC,
-	}, handlers.Deps{DB: store, Log: logger, Hasher: a.Hasher, Keys: keys, Now: a.Now})
+	}, handlers.Deps{DB: store, Log: logger, Hasher: a.Hasher, Keys: keys, Now: a.Now, Mail: a.Mail})
 	srv := &http.Server{Handler: a.record(e), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -112,6 +140,8 @@ func StartApp(t testing.TB) *App {
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serve: %v", err)
 		}
+		stopMail()
+		<-mailDone
 		if err := store.Close(); err != nil {
 			t.Errorf("close database: %v", err)
 		}
