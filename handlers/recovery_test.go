@@ -305,3 +305,23 @@ func TestLoginOffersResetByMailWhenMailIsOn(t *testing.T) {
 		t.Error("no \u201cForgot your password?\u201d link on /login")
 	}
 }
+
+func TestUndeliveredMailShowsOnTheHealthPanel(t *testing.T) {
+	a := newMailApp(t)
+	a.mailUser("root", db.RoleAdmin, "")
+	a.mailUser("amy", db.RoleStaff, "amy@example.com")
+	a.smtp.Refuse("amy@example.com")
+	a.forgot("amy", "192.0.2.50:1")
+	a.deliver()
+	admin := a.client()
+	admin.login("root", pw)
+	page := body(t, admin.get("/admin"))
+	row := regexp.MustCompile(`<th scope="row">Mail not delivered</th>\s*<td>(\d+)</td>\s*<td>(\d+)</td>`).FindStringSubmatch(page)
+	if row == nil || row[1] != "1" || row[2] != "1" {
+		t.Fatalf("the health panel's mail row: %v\n%.3000s", row, page)
+	}
+	evs, _ := a.db.ListEvents(context.Background(), db.AuditFilter{Kind: "mail.failed"})
+	if len(evs) != 1 || !strings.Contains(evs[0].Detail, "550") || strings.Contains(evs[0].Detail, "token=") {
+		t.Fatalf("the audit row: %+v", evs)
+	}
+}
