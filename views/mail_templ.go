@@ -10,8 +10,8 @@ import templruntime "github.com/a-h/templ/runtime"
 
 import "gatehouse/db"
 
-// The HTML alternatives of the portal's mails: short, styled inline (mail clients drop
-// style sheets), and saying no more than the plain text does.
+// mailLayout wraps the HTML alternative of every mail the portal sends: short, styled
+// inline (mail clients drop style sheets), and saying no more than the plain text does.
 func mailLayout(title string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
