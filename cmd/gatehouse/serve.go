@@ -307,12 +307,15 @@ func openKeys(ctx context.Context, store *db.DB, path string, create bool) (keys
 // enough to look into a complaint, short enough that the table stays small.
 const mailKept = 30 * 24 * time.Hour
 
-// purgeMailState forgets expired mail links, ended rate-limit windows and old outbox rows.
+// purgeMailState forgets expired mail links, ended rate-limit windows and old outbox rows,
+// and scrubs the links of mails that expired unsent. It runs with mail off too: a portal
+// whose mail was switched off must not keep live links in its database either.
 func purgeMailState(ctx context.Context, store *db.DB, now time.Time) error {
-	_, err1 := store.PurgeEmailTokens(ctx, now)
-	_, err2 := store.PurgeRateLimits(ctx, now, 24*time.Hour)
-	_, err3 := store.PurgeMail(ctx, now.Add(-mailKept))
-	return errors.Join(err1, err2, err3)
+	_, err1 := store.ExpireMail(ctx, now)
+	_, err2 := store.PurgeEmailTokens(ctx, now)
+	_, err3 := store.PurgeRateLimits(ctx, now, 24*time.Hour)
+	_, err4 := store.PurgeMail(ctx, now.Add(-mailKept))
+	return errors.Join(err1, err2, err3, err4)
 }
 
 // housekeeping purges expired sessions and stale throttle entries now and then.
