@@ -163,3 +163,53 @@ func TestNoticeIsAnnouncedOnceAndRemindedOncePerRound(t *testing.T) {
 		t.Error("an announced notice is still due")
 	}
 }
+
+// A password set by any path (the user's change, an admin's temporary one, the command
+// line) kills the reset links still out: none may set the password again afterwards.
+func TestSettingAPasswordKillsOutstandingResetLinks(t *testing.T) {
+	d := openTest(t)
+	ctx := context.Background()
+	u, _ := d.CreateUser(ctx, NewUser{Username: "amy", Role: RoleStaff, PasswordHash: "old", Email: "amy@example.com"}, event("", t0))
+	h := newTokenHash(t)
+	d.RequestPasswordReset(ctx, resetRequest("amy", h, t0))
+	if err := d.SetPassword(ctx, u.ID, "temporary", true, -1, event("user.password_set", t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ResetPassword(ctx, h, "attacker", event("password.reset", t0.Add(2*time.Minute))); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a reset link outlived a new password: %v", err)
+	}
+	if n := count(t, d, `SELECT COUNT(*) FROM outbox WHERE state = 'pending'`); n != 0 {
+		t.Errorf("%d reset mails still waiting to go out", n)
+	}
+}
+
+// A reminder still waiting to go out (the server was down) is dropped when the reader
+// acknowledges, and every mail about a notice when it is archived.
+func TestAcknowledgingDropsTheReminderStillWaiting(t *testing.T) {
+	d := openTest(t)
+	ctx := context.Background()
+	author := mkUser(t, d, "pub")
+	amy, _ := d.CreateUser(ctx, NewUser{Username: "amy", Role: RoleStaff, PasswordHash: "h", Email: "amy@example.com"}, event("", t0))
+	d.CreateUser(ctx, NewUser{Username: "bob", Role: RoleStaff, PasswordHash: "h", Email: "bob@example.com"}, event("", t0))
+	n, _ := d.CreateNotice(ctx, NoticeInput{Title: "P", Body: "b", Kind: NoticeMustRead, Severity: SeverityInfo,
+		Audience: Audience{Everyone: true}, Remind: RemindWeekly}, author, event("notice.posted", t0))
+	week := t0.Add(8 * 24 * time.Hour)
+	if k, err := d.EnqueueReminders(ctx, n, 1, OutboxMail{Subject: "r", Text: "t", HTML: "h"}, week); err != nil || k != 2 {
+		t.Fatalf("reminders: %d %v", k, err)
+	}
+	if err := d.AckNotice(ctx, n.ID, amy, event("notice.acknowledged", week)); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() []string {
+		return column[string](t, d, `SELECT to_addr FROM outbox WHERE state = 'pending' ORDER BY to_addr`)
+	}
+	if got := pending(); len(got) != 1 || got[0] != "bob@example.com" {
+		t.Fatalf("waiting after amy acknowledged: %v, want bob's only", got)
+	}
+	if err := d.ArchiveNotice(ctx, n.ID, event("notice.archived", week)); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); len(got) != 0 {
+		t.Fatalf("waiting after the notice was archived: %v", got)
+	}
+}
