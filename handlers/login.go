@@ -166,7 +166,7 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 	// Only a complete sign-in clears the account's failures; with a second step to come,
 	// this attempt is merely given back, so failed codes keep counting across sign-ins.
 	var err error
-	if u.HasMFA {
+	if u.HasMFA() {
 		err = h.db.ReleaseSignInAttempt(ctx, attempt)
 	} else {
 		_, err = h.db.ClearThrottle(ctx, attempt.Username, db.Event{})
@@ -179,7 +179,7 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 	}
 	ev := h.event(c, "signin.password", u.Username)
 	ev.ActorID, ev.Actor = u.ID, u.Username
-	if !u.HasMFA {
+	if !u.HasMFA() {
 		if err := h.startSession(c, u, db.StageFull, ev); err != nil {
 			return err
 		}

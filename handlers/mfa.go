@@ -187,7 +187,7 @@ func (h *Handler) mfaShow(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID)}
+	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID)}
 	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
 	switch {
 	case err == nil:
@@ -196,7 +196,7 @@ func (h *Handler) mfaShow(c echo.Context) error {
 		}
 	case !errors.Is(err, db.ErrNotFound):
 		return err
-	case u.HasMFA:
+	case u.HasTOTP:
 		_, left, err := h.db.AccountCounts(ctx, u.ID)
 		if err != nil {
 			return err
@@ -240,7 +240,7 @@ func (h *Handler) fillEnrollment(e *views.Enrollment, u db.User, enc []byte) err
 	e.Secret = string(secret)
 	e.SecretGrouped = auth.FormatSecret(string(secret))
 	e.QRDataURI = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
-	e.Replacing = u.HasMFA
+	e.Replacing = u.HasTOTP
 	return nil
 }
 
@@ -273,7 +273,7 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 		return err
 	}
 	ev := h.event(c, "mfa.enrolled", u.Username)
-	if u.HasMFA {
+	if u.HasTOTP {
 		ev.Detail = "authenticator replaced; other sessions ended"
 	} else {
 		ev.Detail = "other sessions ended"
@@ -295,7 +295,7 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 // user whose factor is on, a new key is a change of factor: it takes the password again,
 // so nothing posted here can start one. Anyone else gets a new key to add.
 func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error {
-	if u.HasMFA {
+	if u.HasTOTP {
 		return h.renderMFAStatus(c, u, http.StatusConflict,
 			"That change of authenticator expired or was replaced. To move to a new authenticator, give your password again.")
 	}
@@ -308,7 +308,7 @@ func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error 
 
 // renderEnrollmentAgain shows the enrollment of the key enc with a problem above its form.
 func (h *Handler) renderEnrollmentAgain(c echo.Context, u db.User, problem string, enc []byte) error {
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username}
+	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username}
 	if err := h.fillEnrollment(&e, u, enc); err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, erro
 // the password like mfaReplace.
 func (h *Handler) mfaRestart(c echo.Context) error {
 	u, _ := currentUser(c)
-	if u.HasMFA {
+	if u.HasTOTP {
 		return h.mfaReplace(c)
 	}
 	s, _ := currentSession(c)
@@ -354,7 +354,7 @@ func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	if !u.HasMFA {
+	if !u.HasMFA() {
 		return errNoRecoveryCodes
 	}
 	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.recovery_codes"); !ok {
@@ -411,7 +411,7 @@ func (h *Handler) renderMFAStatus(c echo.Context, u db.User, status int, problem
 func (h *Handler) mfaReplace(c echo.Context) error {
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	if !u.HasMFA {
+	if !u.HasTOTP {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
 	}
 	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.replace"); !ok {
@@ -426,7 +426,7 @@ func (h *Handler) mfaDisable(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	if !u.HasMFA {
+	if !u.HasTOTP {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
 	}
 	if rule, err := h.ruleFor(c, u); err != nil {

@@ -95,7 +95,7 @@ func AccountPage(p Page, a AccountInfo) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.Me.HasMFA {
+			if p.Me.HasMFA() {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "on, ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

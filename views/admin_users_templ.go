@@ -153,7 +153,7 @@ func AdminUsersPage(p Page, rows []AdminUserRow, query string) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if r.User.HasMFA {
+				if r.User.HasMFA() {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "on")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
@@ -325,7 +325,7 @@ func AdminUserPage(p Page, a AdminUser) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if a.User.HasMFA {
+			if a.User.HasMFA() {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "on, ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -529,7 +529,7 @@ func AdminUserPage(p Page, a AdminUser) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if a.User.HasMFA {
+			if a.User.HasMFA() {
 				templ_7745c5c3_Err = actionButton(p, a.User, "reset-mfa", "Reset two-step verification", "The authenticator and recovery codes are removed and the user is signed out; they set up a new authenticator at their next sign-in. Continue?", "danger").Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

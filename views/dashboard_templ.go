@@ -91,7 +91,7 @@ func DashboardPage(p Page, d Dashboard) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.Me.HasMFA {
+			if p.Me.HasMFA() {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "On · ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
