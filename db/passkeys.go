@@ -266,6 +266,7 @@ func (d *DB) AddPasskey(ctx context.Context, np NewPasskey, codeHashes []string,
 			if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, np.UserID, keepSessionID); err != nil {
 				return fmt.Errorf("db: end other sessions of %d: %w", np.UserID, err)
 			}
+			ev.Detail += "; the first factor: recovery codes issued, other sessions ended"
 		}
 		return insertEvent(ctx, tx, ev)
 	})
