@@ -67,8 +67,12 @@ func (h *Handler) renderAdminUser(c echo.Context, u db.User, status int, problem
 	if err != nil {
 		return err
 	}
+	keys, err := h.db.PasskeysOf(ctx, u.ID)
+	if err != nil {
+		return err
+	}
 	p := h.pageWithStatus(c, u.Username, status)
-	a := views.AdminUser{User: u, Sessions: sessions, RecoveryLeft: codes, Failures: failures, Error: problem}
+	a := views.AdminUser{User: u, Sessions: sessions, RecoveryLeft: codes, Failures: failures, Error: problem, Passkeys: keys}
 	if until.After(h.now()) {
 		a.LockedUntil = p.When(until)
 	}
@@ -137,8 +141,9 @@ func (h *Handler) adminUserRevokeSessions(c echo.Context) error {
 	return backToUser(c, u)
 }
 
-// adminUserResetMFA handles POST /admin/users/:id/reset-mfa: the factor and recovery codes
-// go, and so do the user's sessions; they enroll again at their next sign-in.
+// adminUserResetMFA handles POST /admin/users/:id/reset-mfa: the authenticator app, the
+// passkeys and the recovery codes go, and so do the user's sessions; they enroll again at
+// their next sign-in.
 func (h *Handler) adminUserResetMFA(c echo.Context) error {
 	u, err := h.adminUser(c)
 	if err != nil {

@@ -53,6 +53,9 @@ type Handler struct {
 	counts  *counters
 	metrics *metrics
 	live    *liveNotices
+	// passkeys runs the WebAuthn ceremonies; nil when the base URL is an IP address, which
+	// browsers do not accept for passkeys.
+	passkeys *auth.RelyingParty
 }
 
 // PartialSessionMax bounds how long the password step stays valid without the second one;

@@ -25,6 +25,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		addrs:   newAddrLimiter(addrMaxEntries, addrFailLimit, addrFailWindow),
 	}
 	h.live = &liveNotices{db: deps.DB}
+	h.passkeys = relyingParty(cfg, deps.Log)
 	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)
 	h.counts = newCounters(deps.DB, deps.Log, deps.Now)
 	h.counts.metrics = h.metrics
@@ -47,6 +48,10 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/logout", h.logout)
 	e.GET("/login/mfa", h.loginMFAForm)
 	e.POST("/login/mfa", h.loginMFASubmit)
+	e.POST("/login/passkey/options", h.passkeySignInOptions)
+	e.POST("/login/passkey", h.passkeySignIn)
+	e.POST("/login/mfa/passkey/options", h.passkeySecondStepOptions)
+	e.POST("/login/mfa/passkey", h.passkeySecondStep)
 
 	full := h.requireFull
 	passwordStep, mfaStep := h.requireStep(stepPassword), h.requireStep(stepMFA)
@@ -60,6 +65,11 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/account/mfa/recovery-codes", h.mfaRecoveryCodes, full)
 	e.POST("/account/mfa/replace", h.mfaReplace, full)
 	e.POST("/account/mfa/disable", h.mfaDisable, full)
+	e.GET("/account/passkeys", h.passkeysIndex, mfaStep)
+	e.POST("/account/passkeys/options", h.passkeyRegisterOptions, mfaStep)
+	e.POST("/account/passkeys", h.passkeyRegister, mfaStep)
+	e.POST("/account/passkeys/:id/rename", h.passkeyRename, full)
+	e.POST("/account/passkeys/:id/remove", h.passkeyRemove, full)
 	e.GET("/account/sessions", h.sessionsIndex, full)
 	e.POST("/account/sessions/revoke-others", h.sessionsRevokeOthers, full)
 	e.POST("/account/sessions/:id/revoke", h.sessionRevoke, full)
