@@ -127,11 +127,12 @@ func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // securityHeaders sets the headers every response carries. No inline script is allowed
-// anywhere; X-XSS-Protection is deliberately absent (deprecated, and harmful in old
+// anywhere, and scripts may fetch from the portal alone (the passkey script posts its
+// ceremonies); X-XSS-Protection is deliberately absent (deprecated, and harmful in old
 // browsers). Everything but static assets is no-store: pages carry personal data, secrets
 // (QR codes, recovery codes) or session changes.
 func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
 	secure := h.cfg.Secure()
 	return func(c echo.Context) error {

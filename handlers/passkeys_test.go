@@ -920,3 +920,18 @@ func TestPasskeyButtonsAreHiddenUntilTheScriptRuns(t *testing.T) {
 		t.Fatal("the script is not served")
 	}
 }
+
+// The passkey script talks to the portal with fetch, which the CSP allows to the portal's
+// own origin and nowhere else; scripts stay files of the portal, never inline.
+func TestPasskeyScriptMayCallOnlyThePortal(t *testing.T) {
+	a := newTestApp(t)
+	csp := a.client().get("/login").Header.Get("Content-Security-Policy")
+	directives := map[string]string{}
+	for _, d := range strings.Split(csp, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+		directives[name] = value
+	}
+	if directives["connect-src"] != "'self'" || directives["script-src"] != "'self'" || directives["default-src"] != "'none'" {
+		t.Fatalf("CSP %q", csp)
+	}
+}
