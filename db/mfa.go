@@ -200,12 +200,20 @@ func (d *DB) UseRecoveryCode(ctx context.Context, userID, codeID int64, now time
 }
 
 // hasSecondFactor is the one definition, in SQL, of "has a second factor": an authenticator
-// app or at least one passkey. userID is the expression naming the user's id in the
-// surrounding query. Every query that counts or picks enrolled users uses it, and
-// User.HasMFA says the same in Go.
+// app (hasTOTP) or at least one passkey (passkeyCount). userID is the expression naming
+// the user's id in the surrounding query. Every query that counts or picks enrolled users
+// uses it; the user columns that every read of a user (the session lookup, so the rollout
+// gate, included) scans are its two parts, which User.HasMFA combines the same way.
 func hasSecondFactor(userID string) string {
-	return `(EXISTS (SELECT 1 FROM mfa_factors sf WHERE sf.user_id = ` + userID + `)
-		OR EXISTS (SELECT 1 FROM passkeys sp WHERE sp.user_id = ` + userID + `))`
+	return `(` + hasTOTP(userID) + ` OR ` + passkeyCount(userID) + ` > 0)`
+}
+
+func hasTOTP(userID string) string {
+	return `EXISTS (SELECT 1 FROM mfa_factors sf WHERE sf.user_id = ` + userID + `)`
+}
+
+func passkeyCount(userID string) string {
+	return `(SELECT COUNT(*) FROM passkeys sp WHERE sp.user_id = ` + userID + `)`
 }
 
 // removeFactor deletes everything that is a user's second factor: the authenticator app and

@@ -95,10 +95,8 @@ type NewUser struct {
 	MustChangePassword bool
 }
 
-const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
-	u.disabled, u.created_at, u.last_login_at,
-	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id),
-	(SELECT COUNT(*) FROM passkeys pk WHERE pk.user_id = u.id), u.must_enroll_mfa`
+var userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
+	u.disabled, u.created_at, u.last_login_at, ` + hasTOTP("u.id") + `, ` + passkeyCount("u.id") + `, u.must_enroll_mfa`
 
 // columns are the scan destinations of userColumns, for reads that add columns after them.
 func (u *User) columns(extra ...any) []any {
