@@ -935,3 +935,19 @@ func TestPasskeyScriptMayCallOnlyThePortal(t *testing.T) {
 		t.Fatalf("CSP %q", csp)
 	}
 }
+
+// A passkey's name is the user's text: shown escaped on every page, refused on two lines.
+func TestPasskeyNameIsInert(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	c := a.client()
+	c.login("root", "correct horse battery")
+	const name = `<script>alert(1)</script>`
+	c.mustRegisterPasskey(t, newKey(), name, "")
+	for _, path := range []string{passkeysPage, "/admin/users/1"} {
+		b := body(t, c.get(path))
+		if strings.Contains(b, name) || !strings.Contains(b, html.EscapeString(name)) {
+			t.Errorf("%s does not escape the name", path)
+		}
+	}
+}
