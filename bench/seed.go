@@ -69,7 +69,7 @@ func checkSeed(ctx context.Context, s *seeded, users, sessions int) error {
 		if err != nil {
 			return fmt.Errorf("seed %s: session lookup: %w", s.name, err)
 		}
-		if u.HasMFA || u.MustChangePassword {
+		if u.HasMFA() || u.MustChangePassword {
 			return fmt.Errorf("seed %s: user %s would not see the dashboard", s.name, u.Username)
 		}
 		if _, err := d.LiveNotices(ctx, time.Now()); err != nil {

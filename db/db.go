@@ -454,6 +454,14 @@ func insertRandomID(ctx context.Context, tx *sql.Tx, query string, args ...any) 
 	}
 }
 
+// nullID stores an id that may be absent: 0 becomes NULL, so a foreign key is not violated.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1

@@ -437,7 +437,7 @@ func TestBackup(t *testing.T) {
 	if err := b.IntegrityCheck(ctx); err != nil {
 		t.Errorf("IntegrityCheck(backup): %v", err)
 	}
-	if got, err := b.UserByUsername(ctx, "alice"); err != nil || !got.HasMFA {
+	if got, err := b.UserByUsername(ctx, "alice"); err != nil || !got.HasMFA() {
 		t.Errorf("backup user = %+v, %v; want alice with a factor", got, err)
 	}
 	if n, src := auditCount(t, b, "backup.load"), auditCount(t, d, "backup.load"); n > src {

@@ -145,14 +145,16 @@ func replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID int64, hashes 
 	return nil
 }
 
-// ReplaceRecoveryCodes makes a new set for a user who has a factor; the old set dies.
+// ReplaceRecoveryCodes makes a new set for a user who has a factor of any kind; the old set
+// dies.
 func (d *DB) ReplaceRecoveryCodes(ctx context.Context, userID int64, hashes []string, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mfa_factors WHERE user_id = ?`, userID).Scan(&n); err != nil {
+		var has bool
+		err := tx.QueryRowContext(ctx, `SELECT `+hasSecondFactor("u.id")+` FROM users u WHERE u.id = ?`, userID).Scan(&has)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("db: recovery codes of %d: %w", userID, err)
 		}
-		if n == 0 {
+		if !has {
 			return ErrNotFound
 		}
 		if err := replaceRecoveryCodes(ctx, tx, userID, hashes); err != nil {
@@ -197,25 +199,69 @@ func (d *DB) UseRecoveryCode(ctx context.Context, userID, codeID int64, now time
 	return ok, err
 }
 
-// removeFactor deletes everything that is a user's second factor: the active factor, an
-// enrollment in progress and the recovery codes. It reports whether there was a factor.
-// Every way of turning a factor off goes through here, so a new kind of factor is removed
-// by adding its table once.
+// hasSecondFactor is the one definition, in SQL, of "has a second factor": an authenticator
+// app (hasTOTP) or at least one passkey (passkeyCount). userID is the expression naming
+// the user's id in the surrounding query. Every query that counts or picks enrolled users
+// uses it; the user columns that every read of a user (the session lookup, so the rollout
+// gate, included) scans are its two parts, which User.HasMFA combines the same way.
+func hasSecondFactor(userID string) string {
+	return `(` + hasTOTP(userID) + ` OR ` + passkeyCount(userID) + ` > 0)`
+}
+
+func hasTOTP(userID string) string {
+	return `EXISTS (SELECT 1 FROM mfa_factors sf WHERE sf.user_id = ` + userID + `)`
+}
+
+func passkeyCount(userID string) string {
+	return `(SELECT COUNT(*) FROM passkeys sp WHERE sp.user_id = ` + userID + `)`
+}
+
+// removeFactor deletes everything that is a user's second factor: the authenticator app and
+// its enrollment in progress, every passkey and passkey ceremony in progress, and the
+// recovery codes. It reports whether there was a factor. Every way of removing all of a
+// user's factors goes through here, so a new kind of factor is removed by adding its table
+// once; removing one factor of several goes through dropCodesWithoutFactor.
 func removeFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
-	res, err := tx.ExecContext(ctx, `DELETE FROM mfa_factors WHERE user_id = ?`, userID)
-	if err != nil {
-		return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+	removed := int64(0)
+	for _, q := range []string{
+		`DELETE FROM mfa_factors WHERE user_id = ?`,
+		`DELETE FROM passkeys WHERE user_id = ?`,
+	} {
+		res, err := tx.ExecContext(ctx, q, userID)
+		if err != nil {
+			return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+		}
+		n, _ := res.RowsAffected()
+		removed += n
 	}
-	n, _ := res.RowsAffected()
 	for _, q := range []string{
 		`DELETE FROM mfa_pending WHERE user_id = ?`,
+		`DELETE FROM passkey_challenges WHERE user_id = ?`,
 		`DELETE FROM recovery_codes WHERE user_id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
 			return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
 		}
 	}
-	return n > 0, nil
+	return removed > 0, nil
+}
+
+// dropCodesWithoutFactor deletes the user's recovery codes once no factor of any kind is
+// left: they stand in for a factor and must not outlive the last one. It reports whether no
+// factor is left.
+func dropCodesWithoutFactor(ctx context.Context, tx *sql.Tx, userID int64) (noneLeft bool, err error) {
+	var has bool
+	if err := tx.QueryRowContext(ctx, `SELECT `+hasSecondFactor("u.id")+` FROM users u WHERE u.id = ?`,
+		userID).Scan(&has); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("db: factors of %d: %w", userID, err)
+	}
+	if has {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return false, fmt.Errorf("db: recovery codes of %d: %w", userID, err)
+	}
+	return true, nil
 }
 
 // resetFactor is an admin's or the command line's reset: the factor goes, every session of
@@ -235,8 +281,9 @@ func resetFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool,
 	return hadFactor, nil
 }
 
-// ResetMFA removes the user's factor, pending enrollment and recovery codes, and ends the
-// user's sessions, in one transaction with its audit row.
+// ResetMFA removes the user's factors of every kind (authenticator app and passkeys), what
+// is in progress for them and the recovery codes, and ends the user's sessions, in one
+// transaction with its audit row.
 func (d *DB) ResetMFA(ctx context.Context, userID int64, ev Event) (hadFactor bool, err error) {
 	err = d.tx(ctx, func(tx *sql.Tx) error {
 		if hadFactor, err = resetFactor(ctx, tx, userID); err != nil {
@@ -284,11 +331,17 @@ func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// DisableMFA turns a user's factor off at their own request: factor, pending enrollment and
-// recovery codes go, and every session but keepSessionID ends.
+// DisableMFA turns a user's authenticator app off at their own request: the factor and any
+// pending enrollment go, the recovery codes too when no passkey is left, and every session
+// but keepSessionID ends.
 func (d *DB) DisableMFA(ctx context.Context, userID, keepSessionID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := removeFactor(ctx, tx, userID); err != nil {
+		for _, q := range []string{`DELETE FROM mfa_factors WHERE user_id = ?`, `DELETE FROM mfa_pending WHERE user_id = ?`} {
+			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
+				return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
+			}
+		}
+		if _, err := dropCodesWithoutFactor(ctx, tx, userID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {
@@ -365,26 +418,26 @@ func (d *DB) PurgeExpiredEnrollments(ctx context.Context, now time.Time) (int64,
 	return n, err
 }
 
-// GroupFactorCount counts the members of a group, disabled ones too, who have a factor:
-// the users a bulk reset of the group would reach.
+// GroupFactorCount counts the members of a group, disabled ones too, who have a factor of
+// any kind: the users a bulk reset of the group would reach.
 func (d *DB) GroupFactorCount(ctx context.Context, groupID int64) (int, error) {
 	var n int
-	err := d.queryRow(ctx, `SELECT COUNT(*) FROM group_members m JOIN mfa_factors f ON f.user_id = m.user_id
-		WHERE m.group_id = ?`, groupID).Scan(&n)
+	err := d.queryRow(ctx, `SELECT COUNT(*) FROM group_members m WHERE m.group_id = ? AND `+
+		hasSecondFactor("m.user_id"), groupID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("db: factors in group %d: %w", groupID, err)
 	}
 	return n, nil
 }
 
-// BulkResetMFA resets the factor of every member of a group who has one, in one
+// BulkResetMFA resets the factors of every member of a group who has one, in one
 // transaction that refuses to touch more users than expected. Each user gets their own
 // audit row, so the log stays searchable by subject.
 func (d *DB) BulkResetMFA(ctx context.Context, groupID int64, expected int, ev Event) (int, error) {
 	n := 0
 	err := d.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT u.id, u.username FROM users u JOIN group_members m ON m.user_id = u.id
-			JOIN mfa_factors f ON f.user_id = u.id WHERE m.group_id = ? ORDER BY u.id`, groupID)
+			WHERE m.group_id = ? AND `+hasSecondFactor("u.id")+` ORDER BY u.id`, groupID)
 		if err != nil {
 			return fmt.Errorf("db: bulk reset: %w", err)
 		}

@@ -15,7 +15,7 @@ import (
 func othersSnapshot(tb testing.TB, d *DB, userID int64) map[string]string {
 	tb.Helper()
 	snap := map[string]string{}
-	for _, table := range []string{"users", "sessions", "mfa_factors", "mfa_pending", "recovery_codes"} {
+	for _, table := range []string{"users", "sessions", "mfa_factors", "mfa_pending", "recovery_codes", "passkeys"} {
 		col := "user_id"
 		if table == "users" {
 			col = "id"
@@ -270,7 +270,7 @@ func TestActivateFactor(t *testing.T) {
 		if n := auditCount(t, f.d, "mfa.enrolled"); n != 1 {
 			t.Errorf("%d audit rows, want 1", n)
 		}
-		if u, _ := f.d.UserByID(ctx, f.alice.ID); !u.HasMFA {
+		if u, _ := f.d.UserByID(ctx, f.alice.ID); !u.HasMFA() {
 			t.Error("HasMFA false after activation")
 		}
 		if err := f.d.ActivateFactor(ctx, f.alice.ID, f.current.ID, []byte("alice-secret"), 8, codes, Event{At: at}); !errors.Is(err, ErrPendingChanged) {
@@ -450,7 +450,7 @@ func TestResetMFA(t *testing.T) {
 	if _, err := d.FactorOf(ctx, bob.ID); err != nil {
 		t.Errorf("bob's factor: %v", err)
 	}
-	if u, _ := d.UserByID(ctx, alice.ID); u.HasMFA || u.PasswordHash != alice.PasswordHash {
+	if u, _ := d.UserByID(ctx, alice.ID); u.HasMFA() || u.PasswordHash != alice.PasswordHash {
 		t.Errorf("alice after reset = %+v", u)
 	}
 	if n := auditCount(t, d, "mfa.reset"); n != 1 {
@@ -578,12 +578,12 @@ func TestResetRequiresEnrollingAgain(t *testing.T) {
 	if _, err := d.ResetMFA(ctx, u.ID, Event{At: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := d.UserByID(ctx, u.ID); !got.MustEnrollMFA || got.HasMFA {
+	if got, _ := d.UserByID(ctx, u.ID); !got.MustEnrollMFA || got.HasMFA() {
 		t.Fatalf("after reset: %+v", got)
 	}
 	s2 := mkSession(t, d, u.ID, StageFull, t0)
 	mkFactor(t, d, u, s2.ID)
-	if got, _ := d.UserByID(ctx, u.ID); got.MustEnrollMFA || !got.HasMFA {
+	if got, _ := d.UserByID(ctx, u.ID); got.MustEnrollMFA || !got.HasMFA() {
 		t.Fatalf("after enrolling again: %+v", got)
 	}
 }

@@ -49,13 +49,6 @@ type OutboxMail struct {
 	ExpiresAt   time.Time
 }
 
-func nullID(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
-}
-
 // insertOutbox enqueues m, due at once, inside the transaction of the change that causes it;
 // a mail of the same reason already there is kept and false returned.
 func insertOutbox(ctx context.Context, tx *sql.Tx, m OutboxMail, now time.Time) (bool, error) {

@@ -214,7 +214,8 @@ type Scope struct {
 	GroupID int64  // set for a group
 }
 
-// ScopeCount is how many active users a scope holds and how many of them have a factor.
+// ScopeCount is how many active users a scope holds and how many of them have a factor of
+// any kind.
 type ScopeCount struct {
 	Members  int
 	Enrolled int
@@ -224,11 +225,11 @@ type ScopeCount struct {
 // how many of them have a factor: the progress of an MFA rollout. A role without active
 // users, or a group that does not exist, is missing, which reads as zero.
 func (d *DB) ScopeCounts(ctx context.Context) (map[Scope]ScopeCount, error) {
-	rows, err := d.query(ctx, `SELECT u.role, 0, COUNT(*), COUNT(f.user_id) FROM users u
-			LEFT JOIN mfa_factors f ON f.user_id = u.id WHERE u.disabled = 0 GROUP BY u.role
-		UNION ALL SELECT '', m.group_id, COUNT(*), COUNT(f.user_id) FROM group_members m
-			JOIN users u ON u.id = m.user_id AND u.disabled = 0
-			LEFT JOIN mfa_factors f ON f.user_id = u.id GROUP BY m.group_id`)
+	enrolled := `SUM(CASE WHEN ` + hasSecondFactor("u.id") + ` THEN 1 ELSE 0 END)`
+	rows, err := d.query(ctx, `SELECT u.role, 0, COUNT(*), `+enrolled+` FROM users u
+			WHERE u.disabled = 0 GROUP BY u.role
+		UNION ALL SELECT '', m.group_id, COUNT(*), `+enrolled+` FROM group_members m
+			JOIN users u ON u.id = m.user_id AND u.disabled = 0 GROUP BY m.group_id`)
 	if err != nil {
 		return nil, fmt.Errorf("db: scope counts: %w", err)
 	}
@@ -249,7 +250,7 @@ func (d *DB) ScopeCounts(ctx context.Context) (map[Scope]ScopeCount, error) {
 // no factor, by username: whom a required rule would send to enrollment.
 func (d *DB) UnenrolledInScope(ctx context.Context, s Scope) ([]string, error) {
 	q := `SELECT u.username FROM users u WHERE u.disabled = 0
-		AND NOT EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id) AND `
+		AND NOT ` + hasSecondFactor("u.id") + ` AND `
 	var arg any
 	if s.Role != "" {
 		q, arg = q+`u.role = ?`, s.Role

@@ -105,7 +105,7 @@ func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev 
 // sessionWithUser reads a session with everything a page needs about who is asking: the
 // session, the user, their groups (for notice audiences) and whether any MFA rule could
 // apply to them. Callers add the condition on s.
-const sessionWithUser = `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
+var sessionWithUser = `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
 		s.client_addr, s.user_agent, ` + userColumns + `,
 		COALESCE((SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id), ''),
 		EXISTS (SELECT 1 FROM mfa_rules r WHERE r.role = u.role

@@ -279,7 +279,7 @@ func TestRevokeAllSessionsTouchesNothingElse(t *testing.T) {
 	// Everyone can sign in again as before: the account, its hash and its factor answer.
 	for _, u := range us {
 		got, err := d.UserByUsername(ctx, u.Username)
-		if err != nil || got.PasswordHash != u.PasswordHash || got.Disabled || got.HasMFA != (u.Username != "carol") {
+		if err != nil || got.PasswordHash != u.PasswordHash || got.Disabled || got.HasMFA() != (u.Username != "carol") {
 			t.Errorf("after revoking all, %s = %+v, %v", u.Username, got, err)
 		}
 	}

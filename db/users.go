@@ -41,12 +41,36 @@ type User struct {
 	Disabled           bool
 	CreatedAt          time.Time
 	LastLoginAt        time.Time // zero when never
-	HasMFA             bool
-	MustEnrollMFA      bool   // the factor was reset: enroll again before anything else
-	Email              string // "" when the user has none; shown only to the user and admins
+	HasTOTP            bool      // an authenticator app is enrolled
+	Passkeys           int       // how many passkeys are registered
+	MustEnrollMFA      bool      // the factor was reset: enroll again before anything else
+	Email              string    // "" when the user has none; shown only to the user and admins
 	// Set only by SessionByTokenHash, which loads them with the session for the request:
 	GroupIDs      []int64 // the groups the user is in
 	MFARuleScoped bool    // some MFA rule names the user's role or one of their groups
+}
+
+// HasMFA reports whether u has a second factor of any kind: the same rule as the SQL of
+// hasSecondFactor, which every count of enrolled users uses.
+func (u User) HasMFA() bool { return u.HasTOTP || u.Passkeys > 0 }
+
+// Factor kinds, as the command line and the pages name them.
+const (
+	FactorTOTP    = "totp"
+	FactorPasskey = "passkey"
+)
+
+// FactorKinds lists the kinds of second factor u has, in a fixed order; none is an empty
+// list, not nil.
+func (u User) FactorKinds() []string {
+	kinds := []string{}
+	if u.HasTOTP {
+		kinds = append(kinds, FactorTOTP)
+	}
+	if u.Passkeys > 0 {
+		kinds = append(kinds, FactorPasskey)
+	}
+	return kinds
 }
 
 // IsAdmin reports whether u may manage accounts, groups, policy and every notice.
@@ -73,14 +97,15 @@ type NewUser struct {
 	Email              string // optional; as auth.CheckEmail returns it, and confirmed
 }
 
-const userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
-	u.disabled, u.created_at, u.last_login_at,
-	EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id), u.must_enroll_mfa, COALESCE(u.email, '')`
+var userColumns = `u.id, u.username, u.display_name, u.role, u.password_hash, u.must_change_password,
+	u.disabled, u.created_at, u.last_login_at, ` + hasTOTP("u.id") + `, ` + passkeyCount("u.id") + `, u.must_enroll_mfa,
+	COALESCE(u.email, '')`
 
 // columns are the scan destinations of userColumns, for reads that add columns after them.
 func (u *User) columns(extra ...any) []any {
 	return append([]any{&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.MustChangePassword,
-		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasMFA, &u.MustEnrollMFA, &u.Email}, extra...)
+		&u.Disabled, timeCol(&u.CreatedAt), nullTimeCol(&u.LastLoginAt), &u.HasTOTP, &u.Passkeys,
+		&u.MustEnrollMFA, &u.Email}, extra...)
 }
 
 func scanUser(s rowScanner) (User, error) {
@@ -310,7 +335,7 @@ func (d *DB) DisableUser(ctx context.Context, userID int64, ev Event) (int64, er
 	return ended, err
 }
 
-// DeleteUser removes an account with its sessions, factor, recovery codes, receipts and
+// DeleteUser removes an account with its sessions, factors, recovery codes, receipts and
 // memberships (by cascade). Audit rows keep the username as text; notices keep their
 // author's name. The last active admin cannot be deleted.
 func (d *DB) DeleteUser(ctx context.Context, userID int64, ev Event) error {

@@ -104,10 +104,10 @@ func TestUserLookups(t *testing.T) {
 		s := mkSession(t, d, bob.ID, StageFull, t0)
 		mkFactor(t, d, bob, s.ID)
 		got, err := d.UserByID(ctx, bob.ID)
-		if err != nil || !got.HasMFA {
+		if err != nil || !got.HasMFA() {
 			t.Errorf("UserByID after enrolling = %+v, %v; want HasMFA", got, err)
 		}
-		if got, _ := d.UserByID(ctx, alice.ID); got.HasMFA {
+		if got, _ := d.UserByID(ctx, alice.ID); got.HasMFA() {
 			t.Error("another user's factor shows on alice")
 		}
 	})

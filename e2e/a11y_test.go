@@ -112,7 +112,7 @@ func TestAccessibility(t *testing.T) {
 		return err
 	}))
 
-	for _, path := range []string{"/account", "/account/password", "/account/sessions", "/notices",
+	for _, path := range []string{"/account", "/account/password", "/account/sessions", "/account/passkeys", "/notices",
 		idPath("/notices/ID", mustRead.ID), idPath("/notices/ID", normal.ID)} {
 		visit(path, http.StatusOK)
 	}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,7 @@ import (
 
 // App is one running portal with its own database, key and log.
 type App struct {
-	URL    string // base URL, "http://127.0.0.1:PORT", without a trailing slash
+	URL    string // base URL, "http://127.0.0.1:PORT" (or localhost), without a trailing slash
 	Store  *db.DB
 	Hasher *auth.Hasher
 	Keys   *auth.Keyring
@@ -71,22 +72,36 @@ func (r Request) String() string {
 	return s
 }
 
+// AppOption changes how StartApp serves the portal.
+type AppOption func(*appOptions)
+
+type appOptions struct {
+	host string
+	mail bool
+}
+
+// Localhost serves the portal as http://localhost:PORT (still listening on 127.0.0.1):
+// passkeys need it, as browsers accept a host name as the relying-party id, never an IP.
+func Localhost() AppOption { return func(o *appOptions) { o.host = "localhost" } }
+
+// WithMail turns mail on: the portal sends through a real SMTP server on 127.0.0.1
+// (App.SMTP), and its mail loop runs as it does in serve.
+func WithMail() AppOption { return func(o *appOptions) { o.mail = true } }
+
+// StartMailApp is StartApp with mail on.
+func StartMailApp(t testing.TB, opts ...AppOption) *App {
+	t.Helper()
+	return StartApp(t, append(opts, WithMail())...)
+}
+
 // StartApp serves a fresh portal on 127.0.0.1 for the rest of the test. The database is a
 // new file under t.TempDir(); the server and the database close when the test ends.
-func StartApp(t testing.TB) *App {
+func StartApp(t testing.TB, opts ...AppOption) *App {
 	t.Helper()
-	return startApp(t, false)
-}
-
-// StartMailApp is StartApp with mail on: the portal sends through a real SMTP server on
-// 127.0.0.1 (App.SMTP), and its mail loop runs as it does in serve.
-func StartMailApp(t testing.TB) *App {
-	t.Helper()
-	return startApp(t, true)
-}
-
-func startApp(t testing.TB, withMail bool) *App {
-	t.Helper()
+	var o appOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	ctx := context.Background()
 	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
@@ -105,6 +120,9 @@ func startApp(t testing.TB, withMail bool) *App {
 		t.Fatalf("listen: %v", err)
 	}
 	a := &App{URL: "http://" + ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testkit.CheapParams, 4), Keys: keys}
+	if o.host != "" {
+		a.URL = "http://" + net.JoinHostPort(o.host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
 	base, err := url.Parse(a.URL)
 	if err != nil {
 		t.Fatalf("base url: %v", err)
@@ -112,7 +130,7 @@ func startApp(t testing.TB, withMail bool) *App {
 	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mailCtx, stopMail := context.WithCancel(context.Background())
 	mailDone := make(chan struct{})
-	if withMail {
+	if o.mail {
 		a.SMTP = testkit.StartSMTP(t)
 		tr := mail.NewTransport(mail.Config{Addr: a.SMTP.Addr, From: "Gatehouse <portal@example.com>", TLS: mail.TLSNone})
 		a.Mail = mail.NewService(mail.NewScheduler(store, base, time.UTC, a.Now, logger),

@@ -138,7 +138,7 @@ func (h *Handler) renderGroupReset(c echo.Context, g db.Group, status int, probl
 	id := strconv.FormatInt(g.ID, 10)
 	return render(c, status, views.ConfirmBulkPage(h.pageWithStatus(c, "Reset two-step verification", status), views.ConfirmBulk{
 		Title: "Reset two-step verification",
-		Summary: fmt.Sprintf("This removes the authenticator and recovery codes of %d members of %s and signs them out; "+
+		Summary: fmt.Sprintf("This removes the authenticator app, passkeys and recovery codes of %d members of %s and signs them out; "+
 			"they set up a new authenticator at their next sign-in. Passwords are untouched.", with, g.Name),
 		Action: "/admin/groups/" + id + "/reset-mfa", Phrase: g.Name, Count: with, Error: problem, Cancel: "/admin/groups/" + id}))
 }
@@ -165,9 +165,13 @@ func (h *Handler) adminGroupReset(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if me, _ := currentUser(c); me.HasMFA {
-		if _, err := h.db.FactorOf(c.Request().Context(), me.ID); errors.Is(err, db.ErrNotFound) {
-			h.clearSessionCookies(c) // the admin reset their own factor along with the group's
+	if me, _ := currentUser(c); me.HasMFA() {
+		now, err := h.db.UserByID(c.Request().Context(), me.ID)
+		if err != nil {
+			return err
+		}
+		if !now.HasMFA() {
+			h.clearSessionCookies(c) // the admin reset their own factors along with the group's
 			return c.Redirect(http.StatusSeeOther, "/login?ended=1")
 		}
 	}

@@ -17,7 +17,9 @@ var healthRows = []struct {
 	filter  db.AuditFilter
 	counter string
 }{
-	{label: "Failed sign-ins", filter: db.AuditFilter{Kinds: []string{"signin.password", "signin.mfa", "signin.recovery_code"}, Outcome: db.Failure}},
+	{label: "Failed sign-ins", filter: db.AuditFilter{Kinds: []string{"signin.password", "signin.mfa", "signin.recovery_code",
+		"signin.passkey"}, Outcome: db.Failure}},
+	{label: "Passkey clone warnings", filter: db.AuditFilter{Kind: "passkey.clone_warning"}},
 	{label: "Throttled attempts", filter: db.AuditFilter{Kind: "signin.throttled"}},
 	{label: "Refused code replays", filter: db.AuditFilter{Kind: "mfa.replay_refused"}},
 	{label: "Stale cookies cleared", counter: countStaleCookie},

@@ -147,7 +147,7 @@ func TestBulkMFAResetForAGroup(t *testing.T) {
 		admin.get("/admin/groups/" + gid + "/reset-mfa")
 		wantStatus(t, admin.post("/admin/groups/"+gid+"/reset-mfa", url.Values{"confirm": {"night shift"}, "expected": {"2"}}), http.StatusConflict)
 		for _, name := range []string{"n1", "n2", "n3"} {
-			if u, _ := a.db.UserByUsername(ctx, name); !u.HasMFA {
+			if u, _ := a.db.UserByUsername(ctx, name); !u.HasMFA() {
 				t.Fatalf("%s lost MFA in an aborted bulk action", name)
 			}
 		}
@@ -155,11 +155,11 @@ func TestBulkMFAResetForAGroup(t *testing.T) {
 	admin.get("/admin/groups/" + gid + "/reset-mfa")
 	wantRedirect(t, admin.post("/admin/groups/"+gid+"/reset-mfa", url.Values{"confirm": {"night shift"}, "expected": {"3"}}), "/admin/groups/"+gid)
 	for _, name := range []string{"n1", "n2", "n3"} {
-		if u, _ := a.db.UserByUsername(ctx, name); u.HasMFA {
+		if u, _ := a.db.UserByUsername(ctx, name); u.HasMFA() {
 			t.Fatalf("%s kept MFA", name)
 		}
 	}
-	if u, _ := a.db.UserByID(ctx, outsider.ID); !u.HasMFA {
+	if u, _ := a.db.UserByID(ctx, outsider.ID); !u.HasMFA() {
 		t.Fatal("a non-member lost MFA")
 	}
 	wantRedirect(t, members[0].get("/"), "/login")

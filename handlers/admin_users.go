@@ -82,8 +82,12 @@ func (h *Handler) renderAdminUserWith(c echo.Context, u db.User, status int, a v
 		a.SessionRows = append(a.SessionRows, views.SessionRow{Session: s, Current: s.ID == me.ID,
 			Browser: browserSummary(s.UserAgent), Username: u.Username})
 	}
+	keys, err := h.db.PasskeysOf(ctx, u.ID)
+	if err != nil {
+		return err
+	}
 	p := h.pageWithStatus(c, u.Username, status)
-	a.User, a.Sessions, a.RecoveryLeft, a.Failures = u, sessions, codes, failures
+	a.User, a.Sessions, a.RecoveryLeft, a.Failures, a.Passkeys = u, sessions, codes, failures, keys
 	if until.After(h.now()) {
 		a.LockedUntil = p.When(until)
 	}
@@ -152,8 +156,9 @@ func (h *Handler) adminUserRevokeSessions(c echo.Context) error {
 	return backToUser(c, u)
 }
 
-// adminUserResetMFA handles POST /admin/users/:id/reset-mfa: the factor and recovery codes
-// go, and so do the user's sessions; they enroll again at their next sign-in.
+// adminUserResetMFA handles POST /admin/users/:id/reset-mfa: the authenticator app, the
+// passkeys and the recovery codes go, and so do the user's sessions; they enroll again at
+// their next sign-in.
 func (h *Handler) adminUserResetMFA(c echo.Context) error {
 	u, err := h.adminUser(c)
 	if err != nil {

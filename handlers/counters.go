@@ -18,6 +18,8 @@ const (
 	countThrottled   = "throttled"
 	countReplay      = "totp_replay_refused"
 	countBannersLost = "banners_not_loaded"
+	// countPasskeyClone mirrors the audited passkey.clone_warning for the metrics.
+	countPasskeyClone = "passkey_clone_warning"
 )
 
 // counters accumulate in memory and are added to the database at most every flushEvery,

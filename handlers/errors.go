@@ -49,6 +49,13 @@ var (
 		Hint:    "Try again in a few seconds.", Count: countThrottled}
 )
 
+// jsonRefusal is how a JSON route words a refusal.
+type jsonRefusal struct {
+	Error     string `json:"error"`
+	Hint      string `json:"hint,omitempty"`
+	RequestID string `json:"request_id"`
+}
+
 // busyRetryAfter is the Retry-After of errBusy, in seconds: a burst of sign-ins is over
 // in moments.
 const busyRetryAfter = "5"
@@ -119,6 +126,11 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	p.Status = ue.Status
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(ue.Status)
+		return
+	}
+	if isJSONRoute(c) {
+		// The passkey script shows these words in the page's alert.
+		_ = c.JSON(ue.Status, jsonRefusal{Error: ue.Message, Hint: ue.Hint, RequestID: requestID(c)})
 		return
 	}
 	if rerr := render(c, ue.Status, views.ErrorPage(p, ue.Message, ue.Hint)); rerr != nil {

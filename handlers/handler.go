@@ -59,6 +59,9 @@ type Handler struct {
 	metrics *metrics
 	live    *liveNotices
 	mail    *mail.Service
+	// passkeys runs the WebAuthn ceremonies; nil when the base URL is an IP address, which
+	// browsers do not accept for passkeys.
+	passkeys *auth.RelyingParty
 }
 
 // mailOn reports whether the portal sends mail.

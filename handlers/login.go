@@ -41,7 +41,7 @@ func (h *Handler) loginForm(c echo.Context) error {
 	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
-	f := views.LoginForm{Next: nextParam(c), MailOn: h.mailOn()}
+	f := views.LoginForm{Next: nextParam(c), MailOn: h.mailOn(), Passkeys: h.passkeys != nil}
 	switch {
 	case sessionEnded(c) || c.QueryParam("ended") == "1":
 		f.Notice = "Your session has ended. Please sign in again."
@@ -70,7 +70,7 @@ const errSignIn = "That username and password do not match an active account."
 func (h *Handler) loginSubmit(c echo.Context) error {
 	username := strings.TrimSpace(c.FormValue("username"))
 	password := c.FormValue("password")
-	f := views.LoginForm{Username: username, Next: nextParam(c)}
+	f := views.LoginForm{Username: username, Next: nextParam(c), Passkeys: h.passkeys != nil}
 	if username == "" || password == "" || len([]rune(username)) > auth.MaxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
 		return h.renderSignInRefused(c, f)
 	}
@@ -166,7 +166,7 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 	// Only a complete sign-in clears the account's failures; with a second step to come,
 	// this attempt is merely given back, so failed codes keep counting across sign-ins.
 	var err error
-	if u.HasMFA {
+	if u.HasMFA() {
 		err = h.db.ReleaseSignInAttempt(ctx, attempt)
 	} else {
 		_, err = h.db.ClearThrottle(ctx, attempt.Username, db.Event{})
@@ -179,7 +179,7 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 	}
 	ev := h.event(c, "signin.password", u.Username)
 	ev.ActorID, ev.Actor = u.ID, u.Username
-	if !u.HasMFA {
+	if !u.HasMFA() {
 		if err := h.startSession(c, u, db.StageFull, ev); err != nil {
 			return err
 		}
@@ -199,16 +199,25 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 // afterSignIn sends a fully signed-in user straight to a pending step (a forced password
 // change, a required enrollment) or else to where they were going.
 func (h *Handler) afterSignIn(c echo.Context, u db.User, next string) error {
+	target, err := h.signInTarget(c, u, next)
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+// signInTarget is where afterSignIn sends a user; a passkey sign-in tells its script.
+func (h *Handler) signInTarget(c echo.Context, u db.User, next string) (string, error) {
 	c.Set(userKey, u)
 	c.Set(ruleScopeKnownKey, false) // this user was read without the session's extras
 	step, err := h.pendingStep(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if step != "" {
-		return c.Redirect(http.StatusSeeOther, step)
+		return step, nil
 	}
-	return c.Redirect(http.StatusSeeOther, safeNext(next))
+	return safeNext(next), nil
 }
 
 // startSession ends whatever session this browser had, then issues a new token: a token

@@ -37,11 +37,11 @@ func newMetrics(reg prometheus.Registerer, store *db.DB, now func() time.Time) *
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_signins_total", Help: "Sign-in attempts by step (password, mfa, recovery_code) and outcome.",
+			Name: "gatehouse_signins_total", Help: "Sign-in attempts by step (password, mfa, recovery_code, passkey, reauth) and outcome.",
 		}, []string{"step", "outcome"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_security_events_total",
-			Help: "Security events: throttled attempts, refused TOTP replays, stale cookies cleared, CSRF refusals, server errors, notices not loaded.",
+			Help: "Security events: throttled attempts, refused TOTP replays, passkey clone warnings, stale cookies cleared, CSRF refusals, server errors, notices not loaded.",
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.signins, m.events, &stateCollector{db: store, now: now})

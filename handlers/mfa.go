@@ -26,7 +26,15 @@ func (h *Handler) loginMFAForm(c echo.Context) error {
 	if _, ok, err := h.secondStepSession(c); !ok {
 		return err
 	}
-	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), views.MFAForm{Next: nextParam(c)}))
+	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), h.mfaForm(c)))
+}
+
+// mfaForm is the second step's form for the user of this partial session: a code field,
+// and a passkey button when the user has a passkey the portal can ask for.
+func (h *Handler) mfaForm(c echo.Context) views.MFAForm {
+	u, _ := currentUser(c)
+	return views.MFAForm{Next: nextParam(c), HasTOTP: u.HasTOTP,
+		Passkey: u.Passkeys > 0 && h.passkeys != nil, PasskeysOff: u.Passkeys > 0 && h.passkeys == nil}
 }
 
 // secondStepSession returns the session waiting for its second step. Without one, the
@@ -55,7 +63,7 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return err
 	}
 	u, _ := currentUser(c)
-	f := views.MFAForm{Next: nextParam(c)}
+	f := h.mfaForm(c)
 	again := func(status int, msg string) error {
 		f.Error = msg
 		return render(c, status, views.LoginMFAPage(h.pageWithStatus(c, "Two-step verification", status), f))
@@ -187,7 +195,8 @@ func (h *Handler) mfaShow(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID)}
+	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID, stepMFA),
+		Passkeys: u.Passkeys}
 	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
 	switch {
 	case err == nil:
@@ -196,7 +205,7 @@ func (h *Handler) mfaShow(c echo.Context) error {
 		}
 	case !errors.Is(err, db.ErrNotFound):
 		return err
-	case u.HasMFA:
+	case u.HasTOTP:
 		_, left, err := h.db.AccountCounts(ctx, u.ID)
 		if err != nil {
 			return err
@@ -240,7 +249,7 @@ func (h *Handler) fillEnrollment(e *views.Enrollment, u db.User, enc []byte) err
 	e.Secret = string(secret)
 	e.SecretGrouped = auth.FormatSecret(string(secret))
 	e.QRDataURI = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
-	e.Replacing = u.HasMFA
+	e.Replacing = u.HasTOTP
 	return nil
 }
 
@@ -273,7 +282,7 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 		return err
 	}
 	ev := h.event(c, "mfa.enrolled", u.Username)
-	if u.HasMFA {
+	if u.HasTOTP {
 		ev.Detail = "authenticator replaced; other sessions ended"
 	} else {
 		ev.Detail = "other sessions ended"
@@ -285,7 +294,7 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.revealCodes(c, s.ID, codes); err != nil {
+	if err := h.revealCodes(c, s.ID, codes, stepMFA); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/account/mfa")
@@ -295,7 +304,7 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 // user whose factor is on, a new key is a change of factor: it takes the password again,
 // so nothing posted here can start one. Anyone else gets a new key to add.
 func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error {
-	if u.HasMFA {
+	if u.HasTOTP {
 		return h.renderMFAStatus(c, u, http.StatusConflict,
 			"That change of authenticator expired or was replaced. To move to a new authenticator, give your password again.")
 	}
@@ -308,7 +317,7 @@ func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error 
 
 // renderEnrollmentAgain shows the enrollment of the key enc with a problem above its form.
 func (h *Handler) renderEnrollmentAgain(c echo.Context, u db.User, problem string, enc []byte) error {
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username}
+	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username}
 	if err := h.fillEnrollment(&e, u, enc); err != nil {
 		return err
 	}
@@ -332,7 +341,7 @@ func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, erro
 // the password like mfaReplace.
 func (h *Handler) mfaRestart(c echo.Context) error {
 	u, _ := currentUser(c)
-	if u.HasMFA {
+	if u.HasTOTP {
 		return h.mfaReplace(c)
 	}
 	s, _ := currentSession(c)
@@ -349,15 +358,28 @@ func (h *Handler) newEnrollment(c echo.Context, u db.User, s db.Session) error {
 
 // mfaRecoveryCodes handles POST /account/mfa/recovery-codes: it makes a new set of recovery
 // codes after the password is given again: a new set is as good as the factor, and the old
-// set dies in the same write.
+// set dies in the same write. They are shown on the passkeys page when the user has no
+// authenticator app or asked from there (field return=passkeys), else on this one.
 func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	if !u.HasMFA {
+	if !u.HasMFA() {
 		return errNoRecoveryCodes
 	}
-	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.recovery_codes"); !ok {
+	back := stepMFA
+	if !u.HasTOTP || c.FormValue("return") == "passkeys" {
+		back = passkeysPage
+	}
+	if back == passkeysPage {
+		ok, err := h.confirmPassword(c, u, c.FormValue("password"), "mfa.recovery_codes")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return h.renderPasskeys(c, u, http.StatusUnprocessableEntity, "That is not your password. Nothing was changed.")
+		}
+	} else if ok, err := h.factorPasswordConfirmed(c, u, "mfa.recovery_codes"); !ok {
 		return err
 	}
 	codes := auth.NewRecoveryCodes(recoveryCodeCount)
@@ -372,10 +394,10 @@ func (h *Handler) mfaRecoveryCodes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.revealCodes(c, s.ID, codes); err != nil {
+	if err := h.revealCodes(c, s.ID, codes, back); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	return c.Redirect(http.StatusSeeOther, back)
 }
 
 var errNoRecoveryCodes = &userError{Status: http.StatusConflict,
@@ -402,7 +424,7 @@ func (h *Handler) renderMFAStatus(c echo.Context, u db.User, status int, problem
 	if err != nil {
 		return err
 	}
-	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: left, PasswordError: problem}
+	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: left, PasswordError: problem, Passkeys: u.Passkeys}
 	return render(c, status, views.MFAPage(h.pageWithStatus(c, "Two-step verification", status), e))
 }
 
@@ -411,7 +433,7 @@ func (h *Handler) renderMFAStatus(c echo.Context, u db.User, status int, problem
 func (h *Handler) mfaReplace(c echo.Context) error {
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	if !u.HasMFA {
+	if !u.HasTOTP {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
 	}
 	if ok, err := h.factorPasswordConfirmed(c, u, "mfa.replace"); !ok {
@@ -420,18 +442,18 @@ func (h *Handler) mfaReplace(c echo.Context) error {
 	return h.newEnrollment(c, u, s)
 }
 
-// mfaDisable handles POST /account/mfa/disable: it turns the factor off after the password
-// is given again, unless a rule requires one.
+// mfaDisable handles POST /account/mfa/disable: it turns the authenticator app off after
+// the password is given again, unless it is the last factor and a rule requires one.
 func (h *Handler) mfaDisable(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	if !u.HasMFA {
+	if !u.HasTOTP {
 		return c.Redirect(http.StatusSeeOther, "/account/mfa")
 	}
 	if rule, err := h.ruleFor(c, u); err != nil {
 		return err
-	} else if rule.Required() {
+	} else if rule.Required() && u.Passkeys == 0 {
 		return &userError{Status: http.StatusConflict,
 			Message: "Two-step verification is required for your account (" + rule.Source + "), so it cannot be turned off.",
 			Hint:    "You can move to a new authenticator instead."}
@@ -444,21 +466,24 @@ func (h *Handler) mfaDisable(c echo.Context) error {
 	if err := h.db.DisableMFA(ctx, u.ID, s.ID, ev); err != nil {
 		return err
 	}
+	if u.Passkeys > 0 {
+		return c.Redirect(http.StatusSeeOther, "/account?msg=totp-removed")
+	}
 	return c.Redirect(http.StatusSeeOther, "/account?msg=mfa-disabled")
 }
 
 const revealCookie = "gatehouse_recovery"
 
-// revealCodes hands freshly made recovery codes to the next page view only, sealed in a
+// revealCodes hands freshly made recovery codes to the next view of page only, sealed in a
 // short-lived cookie bound to this session: the plain codes are never stored server-side,
 // and the page that shows them expires the cookie, so they are shown once.
-func (h *Handler) revealCodes(c echo.Context, sessionID int64, codes []string) error {
+func (h *Handler) revealCodes(c echo.Context, sessionID int64, codes []string, page string) error {
 	sealed, err := h.keys.Seal([]byte(strings.Join(codes, " ")), revealAAD(sessionID))
 	if err != nil {
 		return err
 	}
 	c.SetCookie(&http.Cookie{Name: revealCookie, Value: base64.RawURLEncoding.EncodeToString(sealed),
-		Path: "/account/mfa", MaxAge: int((10 * time.Minute).Seconds()), HttpOnly: true,
+		Path: page, MaxAge: int((10 * time.Minute).Seconds()), HttpOnly: true,
 		Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode})
 	return nil
 }
@@ -467,12 +492,13 @@ func revealAAD(sessionID int64) []byte {
 	return []byte("recovery-reveal:session:" + strconv.FormatInt(sessionID, 10))
 }
 
-func (h *Handler) takeRevealedCodes(c echo.Context, sessionID int64) []string {
+// takeRevealedCodes reads the codes revealCodes handed to page, and expires them.
+func (h *Handler) takeRevealedCodes(c echo.Context, sessionID int64, page string) []string {
 	ck, err := c.Cookie(revealCookie)
 	if err != nil {
 		return nil
 	}
-	c.SetCookie(&http.Cookie{Name: revealCookie, Value: "", Path: "/account/mfa", MaxAge: -1, HttpOnly: true,
+	c.SetCookie(&http.Cookie{Name: revealCookie, Value: "", Path: page, MaxAge: -1, HttpOnly: true,
 		Secure: h.cfg.Secure(), SameSite: http.SameSiteStrictMode})
 	sealed, err := base64.RawURLEncoding.DecodeString(ck.Value)
 	if err != nil {

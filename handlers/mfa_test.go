@@ -82,7 +82,7 @@ func TestEnrollmentAndSecondStep(t *testing.T) {
 		if secretRe.FindStringSubmatch(b)[1] != first || !strings.Contains(b, `role="alert"`) {
 			t.Fatal("a wrong code lost the secret or said nothing")
 		}
-		if u, _ := a.db.UserByUsername(context.Background(), "alice"); u.HasMFA {
+		if u, _ := a.db.UserByUsername(context.Background(), "alice"); u.HasMFA() {
 			t.Fatal("MFA active after a wrong code")
 		}
 	})
@@ -378,7 +378,7 @@ func TestChangingAnActiveFactorAsksForThePassword(t *testing.T) {
 	c.get("/account/mfa")
 	wantStatus(t, c.post("/account/mfa/disable", url.Values{"password": {"wrong horse battery"}}), http.StatusUnprocessableEntity)
 	wantStatus(t, c.post("/account/mfa/replace", url.Values{"password": {""}}), http.StatusUnprocessableEntity)
-	if u, _ := a.db.UserByUsername(context.Background(), "alice"); !u.HasMFA {
+	if u, _ := a.db.UserByUsername(context.Background(), "alice"); !u.HasMFA() {
 		t.Fatal("a refused change turned MFA off")
 	}
 

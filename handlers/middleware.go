@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -125,11 +127,12 @@ func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // securityHeaders sets the headers every response carries. No inline script is allowed
-// anywhere; X-XSS-Protection is deliberately absent (deprecated, and harmful in old
+// anywhere, and scripts may fetch from the portal alone (the passkey script posts its
+// ceremonies); X-XSS-Protection is deliberately absent (deprecated, and harmful in old
 // browsers). Everything but static assets is no-store: pages carry personal data, secrets
 // (QR codes, recovery codes) or session changes.
 func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
 	secure := h.cfg.Secure()
 	return func(c echo.Context) error {
@@ -173,6 +176,12 @@ func parseForm(next echo.HandlerFunc) echo.HandlerFunc {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge)
 		}
 		req.Body = http.MaxBytesReader(c.Response(), req.Body, bodyLimit)
+		if isJSONBody(req) {
+			if err := readJSONBody(c); err != nil {
+				return err
+			}
+			return next(c)
+		}
 		if err := req.ParseForm(); err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -207,8 +216,40 @@ func checkText(values url.Values, what string) error {
 	return nil
 }
 
-// formBody is the one body type every form of the portal sends.
-const formBody = "application/x-www-form-urlencoded"
+// formBody is the one body type every form of the portal sends; jsonBody is what the
+// passkey script sends to the routes of jsonRoutes.
+const (
+	formBody = "application/x-www-form-urlencoded"
+	jsonBody = "application/json"
+)
+
+func isJSONBody(req *http.Request) bool {
+	mediaType, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	return err == nil && mediaType == jsonBody
+}
+
+// jsonBodyKey holds the body of a JSON request, read and checked by readJSONBody.
+const jsonBodyKey = "gatehouse.json_body"
+
+// readJSONBody reads a JSON body within bodyLimit and refuses invalid UTF-8 and NUL bytes,
+// as parseForm does for forms; the handler decodes what it kept.
+func readJSONBody(c echo.Context) error {
+	req := c.Request()
+	b, err := io.ReadAll(req.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge).SetInternal(err)
+	}
+	if err != nil {
+		return badRequest("The request could not be read.").(*userError).withCause(err)
+	}
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		return badRequest("The request contained text that is not valid UTF-8, or a NUL character.")
+	}
+	c.Set(jsonBodyKey, b)
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
+}
 
 // checkBodyType refuses a POST whose body is anything but a urlencoded form: only that kind
 // passes the input checks above. A POST with no body and no Content-Type (a bare button
@@ -229,11 +270,27 @@ func checkBodyType(c echo.Context) error {
 		Cause:   fmt.Errorf("body type %.100q", ct)}
 }
 
-// bodyTypeAllowed says which body type a route accepts. Every route takes forms; this is
-// the one place to let a later JSON endpoint (a passkey ceremony, say) take its own type,
-// by route, and that handler must then check its body itself.
+// bodyTypeAllowed says which body type a route accepts. Every route takes forms; the
+// routes of a passkey ceremony, and only they, take JSON too, and decode it themselves.
 func bodyTypeAllowed(route, mediaType string) bool {
-	return mediaType == formBody
+	return mediaType == formBody || mediaType == jsonBody && jsonRoutes[route]
+}
+
+// jsonRoutes are the POST routes the passkey script calls with a JSON body. They answer in
+// JSON, refusals included (see handleError).
+var jsonRoutes = map[string]bool{
+	"/account/passkeys/options":  true,
+	"/account/passkeys":          true,
+	"/login/passkey/options":     true,
+	"/login/passkey":             true,
+	"/login/mfa/passkey/options": true,
+	"/login/mfa/passkey":         true,
+}
+
+// isJSONRoute reports whether the request is a POST to one of jsonRoutes, whose answers,
+// refusals included, are JSON for the script.
+func isJSONRoute(c echo.Context) bool {
+	return c.Request().Method == http.MethodPost && jsonRoutes[c.Path()]
 }
 
 func (e *userError) withCause(err error) error {

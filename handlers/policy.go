@@ -53,7 +53,7 @@ func (h *Handler) pendingStep(c echo.Context) (string, error) {
 	if u.MustChangePassword {
 		return stepPassword, nil
 	}
-	if u.HasMFA {
+	if u.HasMFA() {
 		return "", nil
 	}
 	if u.MustEnrollMFA {
@@ -71,7 +71,7 @@ func (h *Handler) pendingStep(c echo.Context) (string, error) {
 
 // mfaWarning is the deadline to warn a user about, or zero.
 func (h *Handler) mfaWarning(c echo.Context, u db.User, now time.Time) time.Time {
-	if u.HasMFA {
+	if u.HasMFA() {
 		return time.Time{}
 	}
 	rule, err := h.ruleFor(c, u)

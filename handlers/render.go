@@ -41,6 +41,10 @@ var flashes = map[string]string{
 	"email-confirmed":    "Your new address is confirmed.",
 	"email-removed":      "Your address was removed. The portal sends you no more mail.",
 	"temporary-password": "The temporary password is set and the user's sessions were signed out. At their next sign-in they must choose their own.",
+	"totp-removed":       "The authenticator app is removed. Your passkeys still sign you in.",
+	"passkey-removed":    "The passkey is removed.",
+	"passkey-renamed":    "The passkey is renamed.",
+	"passkey-added":      "The passkey is added.",
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the

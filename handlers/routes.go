@@ -26,6 +26,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		mail:    deps.Mail,
 	}
 	h.live = &liveNotices{db: deps.DB}
+	h.passkeys = relyingParty(cfg, deps.Log)
 	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)
 	h.counts = newCounters(deps.DB, deps.Log, deps.Now)
 	h.counts.metrics = h.metrics
@@ -54,6 +55,10 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.POST("/account/email/confirm", h.emailConfirm)
 	e.GET("/login/mfa", h.loginMFAForm)
 	e.POST("/login/mfa", h.loginMFASubmit)
+	e.POST("/login/passkey/options", h.passkeySignInOptions)
+	e.POST("/login/passkey", h.passkeySignIn)
+	e.POST("/login/mfa/passkey/options", h.passkeySecondStepOptions)
+	e.POST("/login/mfa/passkey", h.passkeySecondStep)
 
 	full := h.requireFull
 	passwordStep, mfaStep := h.requireStep(stepPassword), h.requireStep(stepMFA)
@@ -70,6 +75,11 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.GET("/account/email", h.accountEmailShow, full)
 	e.POST("/account/email", h.accountEmailUpdate, full)
 	e.POST("/account/email/remove", h.accountEmailRemove, full)
+	e.GET("/account/passkeys", h.passkeysIndex, mfaStep)
+	e.POST("/account/passkeys/options", h.passkeyRegisterOptions, mfaStep)
+	e.POST("/account/passkeys", h.passkeyRegister, mfaStep)
+	e.POST("/account/passkeys/:id/rename", h.passkeyRename, full)
+	e.POST("/account/passkeys/:id/remove", h.passkeyRemove, full)
 	e.GET("/account/sessions", h.sessionsIndex, full)
 	e.POST("/account/sessions/revoke-others", h.sessionsRevokeOthers, full)
 	e.POST("/account/sessions/:id/revoke", h.sessionRevoke, full)

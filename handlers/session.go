@@ -192,10 +192,12 @@ func (h *Handler) requireStep(step string) echo.MiddlewareFunc {
 func (h *Handler) requireSession(allowed string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		s, ok := currentSession(c)
-		if !ok {
+		switch {
+		case (!ok || s.Stage != db.StageFull) && isJSONRoute(c):
+			return errSessionGone // a script's request: a redirect would only hand it a page
+		case !ok:
 			return h.loginRedirect(c)
-		}
-		if s.Stage != db.StageFull {
+		case s.Stage != db.StageFull:
 			return c.Redirect(http.StatusSeeOther, "/login/mfa")
 		}
 		target, err := h.pendingStep(c)
@@ -203,11 +205,19 @@ func (h *Handler) requireSession(allowed string, next echo.HandlerFunc) echo.Han
 			return err
 		}
 		if target != "" && target != allowed {
+			if isJSONRoute(c) {
+				return &userError{Status: http.StatusConflict, Message: "Your account has a step to finish first.",
+					Hint: "Reload the page."}
+			}
 			return c.Redirect(http.StatusSeeOther, target)
 		}
 		return next(c)
 	}
 }
+
+// errSessionGone answers a script whose session ended, or never passed its second step.
+var errSessionGone = &userError{Status: http.StatusUnauthorized, Message: "Your session has ended.",
+	Hint: "Reload the page and sign in again."}
 
 // requireCapability answers 403 unless the signed-in user is allowed, by a capability of
 // their role such as db.User.IsAdmin. It runs after requireFull, so the user is known.

@@ -33,6 +33,7 @@ func TestUserListJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	enroll(t, store, alice.ID)
+	addPasskey(t, store, alice.ID, "Laptop")
 	if _, err := store.StartSession(ctx, db.NewSession{TokenHash: auth.HashToken(auth.NewToken()), UserID: alice.ID,
 		Stage: db.StageFull, ClientAddr: "127.0.0.1"}, db.Event{At: signedIn}); err != nil {
 		t.Fatal(err)
@@ -45,6 +46,12 @@ func TestUserListJSON(t *testing.T) {
 	if _, err := store.SetDisabled(ctx, bob.ID, true, db.Event{At: created}); err != nil {
 		t.Fatal(err)
 	}
+	carol, err := store.CreateUser(ctx, db.NewUser{Username: "carol", Role: db.RoleStaff, PasswordHash: fakeHash},
+		db.Event{At: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addPasskey(t, store, carol.ID, "Key")
 
 	out := mustRun(t, "", "user", "list", "--json", "--db", path, "--timezone", "America/New_York")
 	var got []userJSON
@@ -52,9 +59,11 @@ func TestUserListJSON(t *testing.T) {
 		t.Fatalf("not a JSON array of users: %v\n%s", err, out)
 	}
 	want := []userJSON{
-		{Username: "alice", DisplayName: "Alice Adams", Role: "admin", MFA: true, Disabled: false,
+		{Username: "alice", DisplayName: "Alice Adams", Role: "admin", MFA: []string{"totp", "passkey"}, Disabled: false,
 			LastLogin: strPtr("2025-06-07T06:09:10Z"), Created: "2025-03-04T08:00:00Z"},
-		{Username: "bob", DisplayName: "", Role: "staff", MFA: false, Disabled: true,
+		{Username: "bob", DisplayName: "", Role: "staff", MFA: []string{}, Disabled: true,
+			LastLogin: nil, Created: "2025-03-04T08:00:00Z"},
+		{Username: "carol", DisplayName: "", Role: "staff", MFA: []string{"passkey"}, Disabled: false,
 			LastLogin: nil, Created: "2025-03-04T08:00:00Z"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -80,6 +89,9 @@ func TestUserListJSON(t *testing.T) {
 		if v, ok := raw[1]["last_login"]; !ok || v != nil {
 			t.Errorf("bob's last_login = %v (present %v), want null", v, ok)
 		}
+		if v, ok := raw[1]["mfa"].([]any); !ok || len(v) != 0 {
+			t.Errorf("bob's mfa = %v, want []", raw[1]["mfa"])
+		}
 	})
 	t.Run("no users is an empty array, not null", func(t *testing.T) {
 		out := mustRun(t, "", "user", "list", "--json", "--db", newDatabase(t))
@@ -104,8 +116,10 @@ func TestMFAStatusJSON(t *testing.T) {
 	store := openDB(t, path)
 	owl := addUser(t, store, "owl", db.RoleStaff)
 	addUser(t, store, "wren", db.RoleStaff)
+	lark := addUser(t, store, "lark", db.RoleStaff)
 	root := addUser(t, store, "root", db.RoleAdmin)
 	enroll(t, store, owl.ID)
+	addPasskey(t, store, lark.ID, "Key") // a passkey alone is enrolled
 	ev := db.Event{At: time.Now(), Actor: "test"}
 	night, err := store.CreateGroup(ctx, "night shift", ev)
 	if err != nil {
@@ -141,7 +155,7 @@ func TestMFAStatusJSON(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
 	want := mfaStatusJSON{Paused: true, Rules: []mfaRuleJSON{
-		{Scope: "role staff", Mode: "required", Deadline: strPtr("2025-01-02T08:04:05Z"), Members: 2, Enrolled: 1},
+		{Scope: "role staff", Mode: "required", Deadline: strPtr("2025-01-02T08:04:05Z"), Members: 3, Enrolled: 2},
 		{Scope: "group night shift", Mode: "optional", Deadline: nil, Members: 1, Enrolled: 0},
 	}}
 	// The store decides the order of rules; compare them as a set.

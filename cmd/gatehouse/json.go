@@ -12,13 +12,13 @@ import (
 // UTC whatever --timezone says, and a missing time is null rather than a made-up zero.
 
 type userJSON struct {
-	Username    string  `json:"username"`
-	DisplayName string  `json:"display_name"`
-	Role        string  `json:"role"`
-	MFA         bool    `json:"mfa"`
-	Disabled    bool    `json:"disabled"`
-	LastLogin   *string `json:"last_login"`
-	Created     string  `json:"created"`
+	Username    string   `json:"username"`
+	DisplayName string   `json:"display_name"`
+	Role        string   `json:"role"`
+	MFA         []string `json:"mfa"` // the kinds of second factor: "totp", "passkey"; [] for none
+	Disabled    bool     `json:"disabled"`
+	LastLogin   *string  `json:"last_login"`
+	Created     string   `json:"created"`
 }
 
 type mfaStatusJSON struct {
@@ -52,7 +52,7 @@ func usersJSON(users []db.User) []userJSON {
 			Username:    u.Username,
 			DisplayName: u.DisplayName,
 			Role:        u.Role,
-			MFA:         u.HasMFA,
+			MFA:         u.FactorKinds(),
 			Disabled:    u.Disabled,
 			LastLogin:   jsonOptionalTime(u.LastLoginAt),
 			Created:     jsonTime(u.CreatedAt),

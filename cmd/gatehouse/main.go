@@ -71,7 +71,7 @@ func commands() []command {
 		{"user disable", "disable U and end their sessions: user disable U", cmdUserDisable},
 		{"user enable", "enable U again: user enable U", cmdUserEnable},
 		{"user set-password", "set U's password: user set-password U [--password-stdin] (asks at a terminal without it)", cmdUserSetPassword},
-		{"user reset-mfa", "remove U's second factor and recovery codes; U enrolls again at next sign-in", cmdUserResetMFA},
+		{"user reset-mfa", "remove U's second factors (authenticator app, passkeys) and recovery codes; U enrolls again at next sign-in", cmdUserResetMFA},
 		{"user unlock", "clear U's sign-in throttle", cmdUserUnlock},
 		{"user delete", "delete U with their sessions, factor and receipts: user delete U", cmdUserDelete},
 		{"sessions revoke", "end sessions: sessions revoke --user U | --all", cmdSessionsRevoke},

@@ -340,6 +340,9 @@ func housekeeping(ctx context.Context, store *db.DB, log *slog.Logger, cfg Confi
 		if err := purgeMailState(ctx, store, now); err != nil && ctx.Err() == nil {
 			log.Error("purging mail links, limits or outbox failed", "err", err)
 		}
+		if _, err := store.PurgeExpiredPasskeyChallenges(ctx, now); err != nil && ctx.Err() == nil {
+			log.Error("purging passkey ceremonies failed", "err", err)
+		}
 		ev := db.Event{At: now, Actor: "system", Kind: "audit.purged", Subject: "audit log", ClientAddr: "local", Outcome: db.Success}
 		if n, err := store.PurgeAudit(ctx, now.Add(-cfg.AuditRetention), ev); err != nil && ctx.Err() == nil {
 			log.Error("purging the audit log failed", "err", err)

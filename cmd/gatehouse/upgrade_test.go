@@ -68,7 +68,7 @@ var migrationUndo = map[int][]string{
 		`ALTER TABLE notices DROP COLUMN email`, `ALTER TABLE notices DROP COLUMN remind`,
 		`ALTER TABLE notices DROP COLUMN due_at`, `ALTER TABLE notices DROP COLUMN renew_every`,
 		`ALTER TABLE notices DROP COLUMN mailed_at`, `ALTER TABLE notice_acks DROP COLUMN expires_at`},
-	7: {},
+	7: {`DROP TABLE passkey_challenges`, `DROP TABLE passkey_handles`, `DROP TABLE passkeys`},
 	6: {`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
 		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`},
 }

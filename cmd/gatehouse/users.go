@@ -211,8 +211,8 @@ func cmdUserList(e env, args []string) error {
 	fmt.Fprintln(tw, "USERNAME\tROLE\tMFA\tSTATUS\tLAST SIGN-IN\tDISPLAY NAME")
 	for _, u := range users {
 		mfa, status, last := "off", "active", "never"
-		if u.HasMFA {
-			mfa = "on"
+		if u.HasMFA() {
+			mfa = strings.Join(u.FactorKinds(), "+")
 		}
 		if u.Disabled {
 			status = "disabled"
@@ -321,7 +321,7 @@ func cmdUserSetPassword(e env, args []string) error {
 }
 
 func cmdUserResetMFA(e env, args []string) error {
-	return userCommand(e, args, "user reset-mfa", "remove U's second factor and recovery codes", nil, func(store *db.DB, u db.User) (string, error) {
+	return userCommand(e, args, "user reset-mfa", "remove U's second factors (authenticator app, passkeys) and recovery codes", nil, func(store *db.DB, u db.User) (string, error) {
 		had, err := store.ResetMFA(e.ctx, u.ID, cliEvent("mfa.reset", u.Username))
 		if err != nil {
 			return "", err

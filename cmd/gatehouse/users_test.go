@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"reflect"
@@ -129,6 +130,8 @@ func TestUserList(t *testing.T) {
 	store := openDB(t, path)
 	alice := addUser(t, store, "alice", db.RoleAdmin)
 	addUser(t, store, "bob", db.RolePublisher)
+	addPasskey(t, store, alice.ID, "Laptop")
+	enroll(t, store, alice.ID)
 	startSession(t, store, alice.ID)
 	if _, err := store.SetDisabled(context.Background(), userNamed(t, store, "bob").ID, true, db.Event{At: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -145,7 +148,7 @@ func TestUserList(t *testing.T) {
 		want []string
 	}{
 		{"the header names the columns", lines[0], []string{"USERNAME", "ROLE", "MFA", "STATUS", "LAST SIGN-IN"}},
-		{"alice is an active admin who signed in", lines[1], []string{"alice", "admin", "off", "active", lastLogin}},
+		{"alice is an active admin with both kinds of factor who signed in", lines[1], []string{"alice", "admin", "totp+passkey", "active", lastLogin}},
 		{"bob is a disabled publisher who never signed in", lines[2], []string{"bob", "publisher", "off", "disabled", "never"}},
 	}
 	for _, tt := range tests {
@@ -301,6 +304,19 @@ func enroll(tb testing.TB, store *db.DB, userID int64) {
 	}
 }
 
+// addPasskey registers a passkey for the user, as a verified registration does.
+func addPasskey(tb testing.TB, store *db.DB, userID int64, name string) {
+	tb.Helper()
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	_, _, err := store.AddPasskey(context.Background(), db.NewPasskey{UserID: userID, Name: name,
+		Credential: auth.PasskeyCredential{ID: id, PublicKey: []byte("cose key")}}, []string{"code-hash-pk"}, 0,
+		db.Event{At: time.Now()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func TestUserResetMFA(t *testing.T) {
 	ctx := context.Background()
 	path := newDatabase(t)
@@ -308,10 +324,12 @@ func TestUserResetMFA(t *testing.T) {
 	alice := addUser(t, store, "alice", db.RoleStaff)
 	bob := addUser(t, store, "bob", db.RoleStaff)
 	enroll(t, store, alice.ID)
+	addPasskey(t, store, alice.ID, "Laptop")
 	enroll(t, store, bob.ID)
+	addPasskey(t, store, bob.ID, "Laptop")
 	startSession(t, store, alice.ID)
 
-	t.Run("reset-mfa removes the factor, the recovery codes and the sessions", func(t *testing.T) {
+	t.Run("reset-mfa removes the factor, the passkeys, the recovery codes and the sessions", func(t *testing.T) {
 		out := mustRun(t, "", "user", "reset-mfa", "--db", path, "alice")
 		if !strings.Contains(out, "second factor removed for alice") {
 			t.Errorf("stdout = %q", out)
@@ -321,6 +339,9 @@ func TestUserResetMFA(t *testing.T) {
 		}
 		if codes, err := store.UnusedRecoveryCodes(ctx, alice.ID); err != nil || len(codes) != 0 {
 			t.Errorf("alice's recovery codes: %d, %v; want none", len(codes), err)
+		}
+		if keys, err := store.PasskeysOf(ctx, alice.ID); err != nil || len(keys) != 0 {
+			t.Errorf("alice's passkeys: %d, %v; want none", len(keys), err)
 		}
 		if n := sessionsOf(t, store, alice.ID); n != 0 {
 			t.Errorf("alice has %d sessions, want 0", n)
@@ -335,6 +356,19 @@ func TestUserResetMFA(t *testing.T) {
 		}
 		if codes, err := store.UnusedRecoveryCodes(ctx, bob.ID); err != nil || len(codes) != 2 {
 			t.Errorf("bob's recovery codes: %d, %v; want 2", len(codes), err)
+		}
+		if keys, err := store.PasskeysOf(ctx, bob.ID); err != nil || len(keys) != 1 {
+			t.Errorf("bob's passkeys: %d, %v; want 1", len(keys), err)
+		}
+	})
+	t.Run("a user with only a passkey has a factor to reset", func(t *testing.T) {
+		carol := addUser(t, store, "carol", db.RoleStaff)
+		addPasskey(t, store, carol.ID, "Key")
+		if out := mustRun(t, "", "user", "reset-mfa", "--db", path, "carol"); !strings.Contains(out, "second factor removed for carol") {
+			t.Errorf("stdout = %q", out)
+		}
+		if u := userNamed(t, store, "carol"); u.HasMFA() || !u.MustEnrollMFA {
+			t.Errorf("carol after the reset: %+v", u)
 		}
 	})
 	t.Run("a second reset says there was no factor", func(t *testing.T) {
