@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -62,13 +63,31 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 // undoNewestMigration turns a current database back into what the previous binary left.
 func undoNewestMigration(tb testing.TB, path string) {
 	tb.Helper()
-	if db.SchemaVersion() != 6 {
-		tb.Fatal("a migration was added: make this helper undo the newest one")
-	}
-	for _, undo := range []string{`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
-		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`,
-		`DELETE FROM schema_migrations WHERE version = 6`} {
-		rawExec(tb, path, undo)
+	undoMigrationsTo(tb, path, db.SchemaVersion()-1)
+}
+
+// migrationUndo holds, per schema version, the SQL that turns a database at that version
+// back into one at the version before.
+var migrationUndo = map[int][]string{
+	6: {`DROP INDEX users_username_key`, `DROP TRIGGER users_username_key_insert`,
+		`DROP TRIGGER users_username_key_update`, `ALTER TABLE users DROP COLUMN username_key`},
+	7: {},
+	8: {},
+	9: {`DROP TABLE app_audience`, `DROP TABLE apps`, `ALTER TABLE sessions DROP COLUMN cookie_scope`},
+}
+
+// undoMigrationsTo turns a current database back into what the binary of schema version
+// target left.
+func undoMigrationsTo(tb testing.TB, path string, target int) {
+	tb.Helper()
+	for v := db.SchemaVersion(); v > target; v-- {
+		undo, ok := migrationUndo[v]
+		if !ok {
+			tb.Fatalf("migration %d was added: add its undo to migrationUndo", v)
+		}
+		for _, stmt := range append(undo, fmt.Sprintf(`DELETE FROM schema_migrations WHERE version = %d`, v)) {
+			rawExec(tb, path, stmt)
+		}
 	}
 }
 
@@ -79,7 +98,7 @@ func TestServeRefusesToUpgradeUsernamesThatCollide(t *testing.T) {
 	store := openDB(t, path)
 	addUser(t, store, "émile", db.RoleStaff)
 	store.Close()
-	undoNewestMigration(t, path)
+	undoMigrationsTo(t, path, 5)
 	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
 		VALUES ('Émile', 'staff', 'hash', '', '')`)
 	before := dumpTables(t, path)
@@ -123,7 +142,7 @@ func TestCheckNamesUsernamesTheUpgradeWouldRefuse(t *testing.T) {
 	store := openDB(t, path)
 	addUser(t, store, "amy", db.RoleStaff)
 	store.Close()
-	undoNewestMigration(t, path)
+	undoMigrationsTo(t, path, 5)
 	rawExec(t, path, `INSERT INTO users (username, role, password_hash, created_at, updated_at)
 		VALUES ('ＡＭＹ', 'staff', 'hash', '', '')`)
 	before := dumpTables(t, path)
