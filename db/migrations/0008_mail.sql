@@ -1,0 +1,2 @@
+-- No schema change.
+SELECT 1;
