@@ -93,30 +93,7 @@ func nullTime(t time.Time) any {
 }
 
 func writeAudience(ctx context.Context, tx *sql.Tx, noticeID int64, a Audience) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM notice_audience WHERE notice_id = ?`, noticeID); err != nil {
-		return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-	}
-	if a.Everyone {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO notice_audience (notice_id, everyone) VALUES (?, 1)`, noticeID); err != nil {
-			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-		}
-	}
-	for _, r := range a.Roles {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_audience (notice_id, role) VALUES (?, ?)`, noticeID, r); err != nil {
-			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-		}
-	}
-	for _, g := range a.GroupIDs {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_audience (notice_id, group_id)
-			SELECT ?, id FROM groups WHERE id = ?`, noticeID, g)
-		if err != nil {
-			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("db: audience of notice %d: group %d: %w", noticeID, g, ErrNotFound)
-		}
-	}
-	return nil
+	return writeStoredAudience(ctx, tx, noticeAudience, noticeID, a)
 }
 
 func writeRevision(ctx context.Context, tx *sql.Tx, n Notice, editor User, minor bool, at time.Time) error {
@@ -238,23 +215,7 @@ func (d *DB) ArchiveNotice(ctx context.Context, id int64, ev Event) error {
 }
 
 func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
-	rows, err := d.query(ctx, `SELECT everyone, COALESCE(role, ''), COALESCE(group_id, 0)
-		FROM notice_audience WHERE notice_id = ? ORDER BY role, group_id`, id)
-	if err != nil {
-		return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
-	}
-	defer rows.Close()
-	var a Audience
-	for rows.Next() {
-		var everyone bool
-		var role string
-		var group int64
-		if err := rows.Scan(&everyone, &role, &group); err != nil {
-			return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
-		}
-		a.add(everyone, role, group)
-	}
-	return a, rows.Err()
+	return d.storedAudience(ctx, noticeAudience, id)
 }
 
 // NoticeByID returns a notice with its audience, for its author and admins.
