@@ -221,13 +221,18 @@ func (h *Handler) startSession(c echo.Context, u db.User, stage string, ev db.Ev
 		}
 	}
 	token := auth.NewToken()
-	_, err := h.db.StartSession(ctx, db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID, Stage: stage,
-		ClientAddr: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512)}, ev)
-	if err != nil {
+	if _, err := h.db.StartSession(ctx, h.newSession(c, u, token, stage), ev); err != nil {
 		return err
 	}
 	h.setSessionCookie(c, token)
 	return nil
+}
+
+// newSession is the row of a session about to be set in this browser's cookie under token,
+// with the scope that cookie is set for (see db.Session.CookieScope).
+func (h *Handler) newSession(c echo.Context, u db.User, token, stage string) db.NewSession {
+	return db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID, Stage: stage, ClientAddr: c.RealIP(),
+		UserAgent: truncate(c.Request().UserAgent(), 512), CookieScope: h.currentCookie().Domain}
 }
 
 func (h *Handler) rehash(ctx context.Context, c echo.Context, u db.User, password string) {

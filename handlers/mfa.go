@@ -89,8 +89,7 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 	}
 	ev := h.event(c, kind, u.Username)
 	token := auth.NewToken()
-	_, err = h.db.PromoteSession(ctx, s.ID, db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID,
-		ClientAddr: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512)}, ev)
+	_, err = h.db.PromoteSession(ctx, s.ID, h.newSession(c, u, token, db.StageFull), ev)
 	if errors.Is(err, db.ErrNotFound) {
 		h.clearSessionCookies(c)
 		return c.Redirect(http.StatusSeeOther, "/login?ended=1")

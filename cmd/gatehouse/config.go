@@ -10,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/publicsuffix"
+
+	"gatehouse/db"
 )
 
 // Config is the whole configuration: flags, each with an environment variable; flags win.
@@ -26,12 +30,16 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	AuditRetention time.Duration
 	MetricsAddr    string
+	// CookieDomain is the Domain of the session cookie, so that it reaches the apps behind
+	// forward auth; "" keeps it to the portal's host.
+	CookieDomain string
 }
 
 // settings holds the raw strings until validation, so a bad value is reported by name.
 type settings struct {
 	db, addr, baseURL, idle, max, logFormat, timezone, keyFile string
 	trustedProxies, auditRetention, metricsAddr                string
+	cookieDomain                                               string
 }
 
 type setting struct {
@@ -52,6 +60,7 @@ func (s *settings) table() []setting {
 		{"trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none)", &s.trustedProxies},
 		{"audit-retention", "GATEHOUSE_AUDIT_RETENTION", "400d", "how long audit rows are kept before they are purged (accepts d for days)", &s.auditRetention},
 		{"metrics-addr", "GATEHOUSE_METRICS_ADDR", "", "address for Prometheus metrics, e.g. 127.0.0.1:9090 (default: off)", &s.metricsAddr},
+		{"cookie-domain", "GATEHOUSE_COOKIE_DOMAIN", "", "domain the session cookie covers, e.g. example.com, so that apps behind forward auth on hosts within it share the sign-in (default: the portal's host only)", &s.cookieDomain},
 	}
 }
 
@@ -117,6 +126,9 @@ func (s *settings) config() (Config, error) {
 	if c.TrustedProxies, err = parseTrustedProxies(s.trustedProxies); err != nil {
 		return c, err
 	}
+	if c.CookieDomain, err = parseCookieDomain(s.cookieDomain, c.BaseURL); err != nil {
+		return c, err
+	}
 	if c.AuditRetention, err = parseDuration(s.auditRetention); err != nil {
 		return c, invalid("audit-retention", s.auditRetention, err.Error())
 	}
@@ -172,6 +184,39 @@ func parseTrustedProxies(v string) ([]*net.IPNet, error) {
 		nets = append(nets, n)
 	}
 	return nets, nil
+}
+
+// parseCookieDomain reads --cookie-domain: a domain name (a leading dot is dropped, as
+// browsers do) that holds the base URL's host, so the portal's own pages get the cookie
+// too, and that is not a public suffix such as com or co.uk, which browsers refuse.
+func parseCookieDomain(v string, base *url.URL) (string, error) {
+	d := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(v)), "."), ".")
+	if d == "" {
+		return "", nil
+	}
+	host := base.Hostname()
+	if net.ParseIP(host) != nil {
+		return "", invalid("cookie-domain", v, "the base URL's host "+host+" is an address, and a cookie for an address has no domain")
+	}
+	name, err := db.ParseAppHost(d)
+	if err != nil || name != d {
+		return "", invalid("cookie-domain", v, "want a domain name such as example.com, without a scheme or port")
+	}
+	if !db.HostWithin(host, d) {
+		return "", invalid("cookie-domain", v, "the base URL's host "+host+" is not within it; want "+host+" or a parent such as "+parentDomain(host))
+	}
+	if suffix, _ := publicsuffix.PublicSuffix(d); suffix == d {
+		return "", invalid("cookie-domain", v, "it is a public suffix, for which browsers refuse cookies; want a domain you own within it")
+	}
+	return d, nil
+}
+
+// parentDomain is host without its first label, or host itself when it has one label.
+func parentDomain(host string) string {
+	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+		return parent
+	}
+	return host
 }
 
 var dayUnit = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)

@@ -42,6 +42,15 @@ var badSettings = []struct {
 	{"log format xml", []string{"--log-format", "xml"}, "--log-format"},
 	{"an unknown time zone", []string{"--timezone", "Mars/Olympus"}, "--timezone"},
 	{"an empty database path", []string{"--db", " "}, "--db"},
+	{"a cookie domain the base URL's host is not within", []string{"--base-url", "https://portal.example.com",
+		"--cookie-domain", "example.org"}, "--cookie-domain"},
+	{"a cookie domain that only ends like the host's", []string{"--base-url", "https://portal.example.com",
+		"--cookie-domain", "le.com"}, "--cookie-domain"},
+	{"a cookie domain that is a public suffix", []string{"--base-url", "https://portal.example.co.uk",
+		"--cookie-domain", "co.uk"}, "--cookie-domain"},
+	{"a cookie domain with a port", []string{"--base-url", "https://portal.example.com", "--cookie-domain", "example.com:443"}, "--cookie-domain"},
+	{"a cookie domain that is a URL", []string{"--base-url", "https://portal.example.com", "--cookie-domain", "https://example.com"}, "--cookie-domain"},
+	{"a cookie domain for an address", []string{"--base-url", "http://127.0.0.1:8080", "--cookie-domain", "0.0.1"}, "--cookie-domain"},
 }
 
 func TestBadSettingsStopEveryCommand(t *testing.T) {
@@ -119,6 +128,8 @@ func TestGoodSettingsAreAccepted(t *testing.T) {
 		{"an explicit zone", []string{"--timezone", "UTC"}},
 		{"an address on any interface", []string{"--addr", ":0"}},
 		{"text logs", []string{"--log-format", "text"}},
+		{"a cookie domain holding the base URL's host", []string{"--base-url", "https://portal.example.com", "--cookie-domain", ".Example.com"}},
+		{"a cookie domain that is the base URL's host", []string{"--base-url", "https://portal.example.com", "--cookie-domain", "portal.example.com"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" passes check", func(t *testing.T) {
@@ -234,5 +245,20 @@ func TestUsageErrorsAreUsage(t *testing.T) {
 	err := usageError{"give exactly one of --user U or --all"}
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--help") {
 		t.Errorf("usageError = %v, want errUsage with a pointer to --help", err)
+	}
+}
+
+func TestCookieDomainIsReadLikeBrowsersRead(t *testing.T) {
+	for _, tc := range []struct {
+		base, in, want string
+	}{
+		{"https://portal.example.com", "", ""},
+		{"https://portal.example.com", ".Example.COM.", "example.com"},
+		{"http://portal.gatehouse.test:8080", "gatehouse.test", "gatehouse.test"},
+	} {
+		c, err := parseConfig(t, map[string]string{"GATEHOUSE_COOKIE_DOMAIN": tc.in}, "--base-url", tc.base)
+		if err != nil || c.CookieDomain != tc.want {
+			t.Errorf("--cookie-domain %q under %s = %q, %v; want %q", tc.in, tc.base, c.CookieDomain, err, tc.want)
+		}
 	}
 }
