@@ -84,7 +84,7 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 	}
 	out := mine[:0:0]
 	for _, n := range mine {
-		if n.MustRead() && st.Acked[n.ID] >= n.Version || !n.MustRead() && st.Dismissed[n.ID] {
+		if n.MustRead() && !mustReadPending(n, st) || !n.MustRead() && st.Dismissed[n.ID] {
 			continue
 		}
 		out = append(out, n)
@@ -108,6 +108,38 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 		out = out[:maxBanners]
 	}
 	return out, nil
+}
+
+// mustReadPending reports whether the reader whose state is st has yet to acknowledge the
+// must-read notice n: its banner stays until then, and apps with must_read_first wait too.
+func mustReadPending(n db.Notice, st db.ReaderState) bool {
+	return n.MustRead() && st.Acked[n.ID] < n.Version
+}
+
+// mustReadOutstanding reports whether u has a current must-read notice in their audience
+// still to acknowledge: one of the banners bannersFor shows, whatever the banner limit.
+// It reads nothing when no such notice is live, which is the usual case.
+func (h *Handler) mustReadOutstanding(ctx context.Context, u db.User, now time.Time) (bool, error) {
+	all, err := h.live.get(ctx, now)
+	if err != nil {
+		return false, err
+	}
+	var mine []db.Notice
+	var ids []int64
+	for _, n := range all {
+		if n.MustRead() && n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
+			mine = append(mine, n)
+			ids = append(ids, n.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	st, err := h.db.ReaderStateOf(ctx, u.ID, ids)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(mine, func(n db.Notice) bool { return mustReadPending(n, st) }), nil
 }
 
 func severityRank(s string) int {

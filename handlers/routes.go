@@ -34,11 +34,12 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.IPExtractor = clientAddr(cfg.TrustedProxies)
 
 	e.Use(assignRequestID, h.securityHeaders, h.accessLog, h.recoverPanic, parseForm,
-		skipFor(infraPath, h.loadSession), skipFor(infraPath, h.csrf()))
+		skipFor(keepsOutOfPortalState, h.loadSession), skipFor(keepsOutOfPortalState, h.csrf()))
 
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.StaticFS("/static", static.FS)
+	e.GET("/auth/verify", h.authVerify)
 
 	e.GET("/setup", h.setupForm)
 	e.POST("/setup", h.setupSubmit)
@@ -119,6 +120,13 @@ func New(cfg Config, deps Deps) *echo.Echo {
 func infraPath(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/static/")
+}
+
+// keepsOutOfPortalState marks requests that the portal's own session and CSRF state
+// middleware leave alone: infraPath's, and the forward-auth check, which reads the session
+// of the app's browser itself and sets none of the portal's cookies.
+func keepsOutOfPortalState(c echo.Context) bool {
+	return infraPath(c) || c.Request().URL.Path == "/auth/verify"
 }
 
 func skipFor(skip func(echo.Context) bool, mw echo.MiddlewareFunc) echo.MiddlewareFunc {
