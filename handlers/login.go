@@ -36,12 +36,17 @@ func signInBackoff(failures int) time.Duration {
 const hashWait = 3 * time.Second
 
 // loginForm handles GET /login: the sign-in form, saying why the user is here when a
-// session ended; a signed-in user goes on to where they were going.
+// session ended; a signed-in user goes on to where they were going, which may be an app
+// behind forward auth (see continueTo).
 func (h *Handler) loginForm(c echo.Context) error {
-	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
-		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
 	}
-	f := views.LoginForm{Next: nextParam(c)}
+	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
+		return h.continueTo(c, next)
+	}
+	f := views.LoginForm{Next: next}
 	switch {
 	case sessionEnded(c) || c.QueryParam("ended") == "1":
 		f.Notice = "Your session has ended. Please sign in again."
@@ -49,15 +54,6 @@ func (h *Handler) loginForm(c echo.Context) error {
 		f.Notice = "You have signed out."
 	}
 	return render(c, http.StatusOK, views.LoginPage(h.pageFor(c, "Sign in"), f))
-}
-
-// nextParam is the validated return path, or "" for the dashboard.
-func nextParam(c echo.Context) string {
-	n := safeNext(c.FormValue("next"))
-	if n == "/" {
-		return ""
-	}
-	return n
 }
 
 // errSignIn is deliberately one message for unknown users, wrong passwords and disabled
@@ -70,7 +66,11 @@ const errSignIn = "That username and password do not match an active account."
 func (h *Handler) loginSubmit(c echo.Context) error {
 	username := strings.TrimSpace(c.FormValue("username"))
 	password := c.FormValue("password")
-	f := views.LoginForm{Username: username, Next: nextParam(c)}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	f := views.LoginForm{Username: username, Next: next}
 	if username == "" || password == "" || len([]rune(username)) > auth.MaxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
 		return h.renderSignInRefused(c, f)
 	}
@@ -197,18 +197,11 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 }
 
 // afterSignIn sends a fully signed-in user straight to a pending step (a forced password
-// change, a required enrollment) or else to where they were going.
+// change, a required enrollment), which passes next on, or else to where they were going.
 func (h *Handler) afterSignIn(c echo.Context, u db.User, next string) error {
 	c.Set(userKey, u)
 	c.Set(ruleScopeKnownKey, false) // this user was read without the session's extras
-	step, err := h.pendingStep(c)
-	if err != nil {
-		return err
-	}
-	if step != "" {
-		return c.Redirect(http.StatusSeeOther, step)
-	}
-	return c.Redirect(http.StatusSeeOther, safeNext(next))
+	return h.continueTo(c, next)
 }
 
 // startSession ends whatever session this browser had, then issues a new token: a token

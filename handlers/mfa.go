@@ -26,7 +26,11 @@ func (h *Handler) loginMFAForm(c echo.Context) error {
 	if _, ok, err := h.secondStepSession(c); !ok {
 		return err
 	}
-	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), views.MFAForm{Next: nextParam(c)}))
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), views.MFAForm{Next: next}))
 }
 
 // secondStepSession returns the session waiting for its second step. Without one, the
@@ -55,7 +59,11 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return err
 	}
 	u, _ := currentUser(c)
-	f := views.MFAForm{Next: nextParam(c)}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	f := views.MFAForm{Next: next}
 	again := func(status int, msg string) error {
 		f.Error = msg
 		return render(c, status, views.LoginMFAPage(h.pageWithStatus(c, "Two-step verification", status), f))
@@ -186,7 +194,11 @@ func (h *Handler) mfaShow(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID)}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	e := views.Enrollment{Active: u.HasMFA, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID), Next: next}
 	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
 	switch {
 	case err == nil:
@@ -287,7 +299,12 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 	if err := h.revealCodes(c, s.ID, codes); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	// The codes come first; the page that shows them links on to where the user was going.
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, withNext("/account/mfa", next))
 }
 
 // enrollmentGone answers a confirmation whose pending key expired or was replaced. For a
@@ -307,7 +324,11 @@ func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error 
 
 // renderEnrollmentAgain shows the enrollment of the key enc with a problem above its form.
 func (h *Handler) renderEnrollmentAgain(c echo.Context, u db.User, problem string, enc []byte) error {
-	e := views.Enrollment{Active: u.HasMFA, Username: u.Username}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	e := views.Enrollment{Active: u.HasMFA, Username: u.Username, Next: next}
 	if err := h.fillEnrollment(&e, u, enc); err != nil {
 		return err
 	}
