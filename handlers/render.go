@@ -36,6 +36,9 @@ var flashes = map[string]string{
 	"notice-posted":    "The notice is published.",
 	"notice-updated":   "The notice is updated.",
 	"notice-archived":  "The notice is archived: it no longer shows as a banner.",
+	"app-added":        "The app is registered: its proxy's requests are answered from now on.",
+	"app-updated":      "The app is saved.",
+	"app-removed":      "The app is removed: every request to it is refused from now on.",
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the

@@ -112,6 +112,12 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.GET("/admin/groups/:id/reset-mfa", h.adminGroupResetForm, full, admin)
 	e.POST("/admin/groups/:id/reset-mfa", h.adminGroupReset, full, admin)
 	e.POST("/admin/groups/:id/delete", h.adminGroupDelete, full, admin)
+
+	e.GET("/admin/apps", h.adminAppsIndex, full, admin)
+	e.POST("/admin/apps", h.adminAppsCreate, full, admin)
+	e.GET("/admin/apps/:id", h.adminAppEdit, full, admin)
+	e.POST("/admin/apps/:id", h.adminAppUpdate, full, admin)
+	e.POST("/admin/apps/:id/delete", h.adminAppDelete, full, admin)
 	h.metrics.knowRoutes(e.Routes())
 	return e
 }
