@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,16 +38,27 @@ import (
 
 // App is one running portal with its own database, key and log.
 type App struct {
-	URL    string // base URL, "http://127.0.0.1:PORT", without a trailing slash
+	URL    string // base URL, "http://127.0.0.1:PORT" unless AppOptions name one, without a trailing slash
+	Addr   string // where it listens, host:port
 	Store  *db.DB
 	Hasher *auth.Hasher
 	Keys   *auth.Keyring
 
-	offset      atomic.Int64 // added to time.Now by the app's clock; see Advance
+	opts        AppOptions
+	handler     atomic.Pointer[http.Handler] // the portal as configured now; see Reconfigure
+	offset      atomic.Int64                 // added to time.Now by the app's clock; see Advance
 	log         testkit.SyncBuffer
 	mu          sync.Mutex
 	requests    []Request
 	allowErrors atomic.Bool
+}
+
+// AppOptions are the settings of a portal behind a reverse proxy; the zero value is a
+// portal reached directly at its own address.
+type AppOptions struct {
+	BaseURL        string   // the public URL, the proxy's; "" for the address served on
+	CookieDomain   string   // --cookie-domain
+	TrustedProxies []string // --trusted-proxies, as CIDRs
 }
 
 // Request is one request the app answered, as the server saw it.
@@ -70,6 +82,12 @@ func (r Request) String() string {
 // new file under t.TempDir(); the server and the database close when the test ends.
 func StartApp(t testing.TB) *App {
 	t.Helper()
+	return StartAppWith(t, AppOptions{})
+}
+
+// StartAppWith is StartApp with the settings of a portal behind a reverse proxy.
+func StartAppWith(t testing.TB, o AppOptions) *App {
+	t.Helper()
 	ctx := context.Background()
 	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
@@ -87,19 +105,11 @@ func StartApp(t testing.TB) *App {
 		store.Close()
 		t.Fatalf("listen: %v", err)
 	}
-	a := &App{URL: "http://" + ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testkit.CheapParams, 4), Keys: keys}
-	base, err := url.Parse(a.URL)
-	if err != nil {
-		t.Fatalf("base url: %v", err)
-	}
-	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := handlers.New(handlers.Config{
-		BaseURL:     base,
-		SessionIdle: time.Hour,
-		SessionMax:  24 * time.Hour,
-		Location:    time.UTC,
-	}, handlers.Deps{DB: store, Log: logger, Hasher: a.Hasher, Keys: keys, Now: a.Now})
-	srv := &http.Server{Handler: a.record(e), ReadHeaderTimeout: 10 * time.Second}
+	a := &App{Addr: ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testkit.CheapParams, 4), Keys: keys}
+	a.configure(t, o)
+	srv := &http.Server{Handler: a.record(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*a.handler.Load()).ServeHTTP(w, r)
+	})), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -130,6 +140,49 @@ func StartApp(t testing.TB) *App {
 		}
 	})
 	return a
+}
+
+// configure builds the portal for o, on the app's database, key, log and clock, and puts
+// it in service: requests from now on get it.
+func (a *App) configure(t testing.TB, o AppOptions) {
+	t.Helper()
+	a.opts = o
+	a.URL = "http://" + a.Addr
+	if o.BaseURL != "" {
+		a.URL = strings.TrimSuffix(o.BaseURL, "/")
+	}
+	base, err := url.Parse(a.URL)
+	if err != nil {
+		t.Fatalf("base url: %v", err)
+	}
+	var trusted []*net.IPNet
+	for _, cidr := range o.TrustedProxies {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatalf("trusted proxy %q: %v", cidr, err)
+		}
+		trusted = append(trusted, n)
+	}
+	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var e http.Handler = handlers.New(handlers.Config{
+		BaseURL:        base,
+		SessionIdle:    time.Hour,
+		SessionMax:     24 * time.Hour,
+		Location:       time.UTC,
+		TrustedProxies: trusted,
+		CookieDomain:   o.CookieDomain,
+	}, handlers.Deps{DB: a.Store, Log: logger, Hasher: a.Hasher, Keys: a.Keys, Now: a.Now})
+	a.handler.Store(&e)
+}
+
+// Reconfigure restarts the portal with changed settings on the same database, key, clock
+// and address, as a restart of serve with other flags would; browsers keep their cookies.
+func (a *App) Reconfigure(t testing.TB, edit func(*AppOptions)) {
+	t.Helper()
+	o := a.opts
+	o.TrustedProxies = slices.Clone(o.TrustedProxies)
+	edit(&o)
+	a.configure(t, o)
 }
 
 // Now is the app's clock: the real time plus whatever Advance added.
@@ -261,9 +314,24 @@ type Browser struct {
 	Ctx context.Context // the tab; ends browserTimeout after NewBrowser, or with the test
 }
 
+// BrowserOptions change how NewBrowserWith starts Chromium.
+type BrowserOptions struct {
+	// HostResolverRules is Chromium's --host-resolver-rules, such as
+	// "MAP *.gatehouse.test 127.0.0.1", so that names of a test domain reach loopback.
+	HostResolverRules string
+	// IgnoreCertificateErrors accepts the test's own certificates over https.
+	IgnoreCertificateErrors bool
+}
+
 // NewBrowser starts a headless Chromium for this test, aimed at app. Each call starts its
 // own process, so two browsers in one test are two people who share nothing.
 func NewBrowser(t testing.TB, app *App) *Browser {
+	t.Helper()
+	return NewBrowserWith(t, app, BrowserOptions{})
+}
+
+// NewBrowserWith is NewBrowser with options.
+func NewBrowserWith(t testing.TB, app *App, o BrowserOptions) *Browser {
 	t.Helper()
 	path := chromiumPath(t)
 	var output testkit.SyncBuffer
@@ -279,6 +347,12 @@ func NewBrowser(t testing.TB, app *App) *Browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.CombinedOutput(&output),
 	)
+	if o.HostResolverRules != "" {
+		opts = append(opts, chromedp.Flag("host-resolver-rules", o.HostResolverRules), chromedp.Flag("no-proxy-server", true))
+	}
+	if o.IgnoreCertificateErrors {
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
+	}
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), browserTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	// chromedp's own messages go to the same buffer: its goroutines may still log after
@@ -322,7 +396,14 @@ func (b *Browser) Do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // load and returns the final response: its Status and URL are the page the browser shows.
 func (b *Browser) Visit(path string) *network.Response {
 	b.T.Helper()
-	return step(b, "visit "+path, chromedp.NavigateResponse(b.App.URL+path))
+	return b.Open(b.App.URL + path)
+}
+
+// Open is Visit for a whole URL, which may be another site's, such as an app behind the
+// portal's sign-in.
+func (b *Browser) Open(rawURL string) *network.Response {
+	b.T.Helper()
+	return step(b, "visit "+rawURL, chromedp.NavigateResponse(rawURL))
 }
 
 // Click clicks the first element matching the CSS selector and waits for the page that the
@@ -396,18 +477,24 @@ func (b *Browser) URL() *url.URL {
 // Cookie returns the browser's cookie for the app named name, if it has one.
 func (b *Browser) Cookie(name string) (*network.Cookie, bool) {
 	b.T.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, stepTimeout)
-	defer cancel()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.App.URL + "/"}})
-	if err != nil {
-		b.T.Fatalf("get cookies: %v", err)
-	}
-	for _, c := range res.Cookies {
+	for _, c := range b.CookiesFor(b.App.URL + "/") {
 		if c.Name == name {
 			return c, true
 		}
 	}
 	return nil, false
+}
+
+// CookiesFor lists the cookies the browser would send to rawURL, HttpOnly ones included.
+func (b *Browser) CookiesFor(rawURL string) []*network.Cookie {
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, stepTimeout)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{rawURL}})
+	if err != nil {
+		b.T.Fatalf("get cookies: %v", err)
+	}
+	return res.Cookies
 }
 
 // SignIn fills and sends the sign-in form at /login and returns the response of the page it
