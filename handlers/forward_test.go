@@ -355,3 +355,37 @@ func TestAuthVerifyWritesOnlyTheLastSeenMark(t *testing.T) {
 		t.Error("a check wrote to a table other than sessions")
 	}
 }
+
+// TestEachProxysHeaderSet: Caddy, Traefik and nginx each describe the request they ask
+// about in their own headers, and each gets the same answers.
+func TestEachProxysHeaderSet(t *testing.T) {
+	w := newForwardWorld(t)
+	const page = "https://" + appHost + "/wiki/Page?a=1&b=two"
+	sets := map[string]map[string]string{
+		"Caddy": {"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "https", "X-Forwarded-Host": appHost,
+			"X-Forwarded-Uri": "/wiki/Page?a=1&b=two", "X-Forwarded-For": "198.51.100.7"},
+		"Traefik": {"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "https", "X-Forwarded-Host": appHost,
+			"X-Forwarded-Port": "443", "X-Forwarded-Uri": "/wiki/Page?a=1&b=two", "X-Forwarded-Server": "traefik",
+			"X-Real-Ip": "198.51.100.7", "X-Forwarded-For": "198.51.100.7"},
+		"nginx": {"X-Original-URL": page, "X-Original-Method": "GET"},
+	}
+	for name, set := range sets {
+		t.Run(name, func(t *testing.T) {
+			for _, b := range []*browser{w.amy, w.a.browser()} {
+				req := httptest.NewRequest(http.MethodGet, portalBase+"/auth/verify", nil)
+				req.RemoteAddr = proxyAddr
+				for k, v := range set {
+					req.Header.Set(k, v)
+				}
+				u, _ := url.Parse(page)
+				resp := b.send(req, u)
+				switch {
+				case b == w.amy && (resp.StatusCode != http.StatusOK || resp.Header.Get("Remote-User") != "amy"):
+					t.Errorf("signed in: status %d, Remote-User %q", resp.StatusCode, resp.Header.Get("Remote-User"))
+				case b != w.amy && resp.Header.Get("Location") != portalBase+"/login?next="+url.QueryEscape(page):
+					t.Errorf("signed out: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+				}
+			}
+		})
+	}
+}
