@@ -65,13 +65,34 @@ func newClient(tr *http.Transport, timeout time.Duration) *http.Client {
 	}
 }
 
-// dashboardLoad runs conns closed-loop workers, each sending GET / with the next session
-// cookie in round-robin order, from now until w.end.
-func dashboardLoad(ctx context.Context, addr string, tokens []string, conns int, w window) loadResult {
+// benchAppHost is the app every seeded portal has behind forward auth.
+const benchAppHost = "localhost:9000"
+
+// pageRequest is the request of case c with session token tok: GET / (the dashboard, or
+// hello's page), or the forward-auth check a proxy sends for a page of the app.
+func pageRequest(ctx context.Context, addr string, c benchCase, tok string) *http.Request {
+	target := "http://" + addr + "/"
+	if c.verify {
+		target += "auth/verify"
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	req.Header.Set("Cookie", "gatehouse_session="+tok)
+	if c.verify {
+		req.Header.Set("X-Forwarded-Method", http.MethodGet)
+		req.Header.Set("X-Forwarded-Proto", "http")
+		req.Header.Set("X-Forwarded-Host", benchAppHost)
+		req.Header.Set("X-Forwarded-Uri", "/wiki/Start")
+	}
+	return req
+}
+
+// pageLoad runs conns closed-loop workers, each sending the case's request with the next
+// session cookie in round-robin order, from now until w.end.
+func pageLoad(ctx context.Context, addr string, c benchCase, conns int, w window) loadResult {
 	tr := newTransport(conns)
 	defer tr.CloseIdleConnections()
 	client := newClient(tr, 10*time.Second)
-	target := "http://" + addr + "/"
+	tokens := c.data.tokens
 	var next atomic.Uint64
 	results := make([]loadResult, conns)
 	var wg sync.WaitGroup
@@ -80,8 +101,7 @@ func dashboardLoad(ctx context.Context, addr string, tokens []string, conns int,
 			r := loadResult{statuses: map[int]int{}, lat: make([]time.Duration, 0, 1<<14)}
 			for n := 0; n < maxPerWorker && ctx.Err() == nil && time.Now().Before(w.end); n++ {
 				tok := tokens[next.Add(1)%uint64(len(tokens))]
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-				req.Header.Set("Cookie", "gatehouse_session="+tok)
+				req := pageRequest(ctx, addr, c, tok)
 				t0 := time.Now()
 				resp, status, err := send(client, req)
 				t1 := time.Now()
@@ -99,7 +119,7 @@ func dashboardLoad(ctx context.Context, addr string, tokens []string, conns int,
 						if err != nil {
 							r.sample = err.Error()
 						} else {
-							r.sample = fmt.Sprintf("GET / answered %d (Location %q)", status, resp.Header.Get("Location"))
+							r.sample = fmt.Sprintf("GET %s answered %d (Location %q)", req.URL.Path, status, resp.Header.Get("Location"))
 						}
 					}
 				}

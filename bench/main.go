@@ -1,6 +1,8 @@
 // Command bench measures the real gatehouse binary over loopback: signed-in dashboard
 // throughput, latency, CPU per request, peak memory and start-up time, against a trivial
-// echo server as the ceiling, on a small and a large database, and under a login flood.
+// echo server as the ceiling, on a small and a large database, and under a login flood;
+// and the forward-auth check (/auth/verify) that apps behind the portal send for every
+// request, next to the dashboard.
 // It prints one table, the ratios between cases and which targets are met.
 //
 //	go run ./bench              # what make bench runs
@@ -78,11 +80,19 @@ func main() {
 
 // benchCase is one row of the table.
 type benchCase struct {
-	name  string
-	hello bool
-	data  *seeded
-	flood bool
+	name   string
+	hello  bool
+	data   *seeded
+	flood  bool
+	verify bool // GET /auth/verify as a proxy asks it, instead of the dashboard
 }
+
+// Names of the cases the report compares.
+const (
+	floodCase       = "large + login flood"
+	verifySmallCase = "verify small"
+	verifyLargeCase = "verify large"
+)
 
 // sample is one case measured in one round.
 type sample struct {
@@ -185,10 +195,11 @@ func seedCases(ctx context.Context, o options, dir string) ([]benchCase, error) 
 		{name: "hello (ceiling)", hello: true, data: small},
 		{name: "dashboard small", data: small},
 		{name: "dashboard large", data: large},
-		{name: "large + login flood", data: &floodData, flood: true},
+		{name: verifySmallCase, data: small, verify: true},
+		{name: verifyLargeCase, data: large, verify: true},
 	}
-	if o.flooders == 0 {
-		cases = cases[:3]
+	if o.flooders > 0 {
+		cases = append(cases, benchCase{name: floodCase, data: &floodData, flood: true})
 	}
 	return cases, nil
 }
@@ -235,7 +246,7 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 	var load loadResult
 	var fl floodResult
 	var wg sync.WaitGroup
-	wg.Go(func() { load = dashboardLoad(ctx, srv.addr, c.data.tokens, o.conns, w) })
+	wg.Go(func() { load = pageLoad(ctx, srv.addr, c, o.conns, w) })
 	if c.flood {
 		wg.Go(func() { fl = loginFlood(ctx, srv.addr, c.data.usernames, o.flooders, w) })
 	}

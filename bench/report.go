@@ -12,20 +12,32 @@ import (
 )
 
 // preflight checks, before the first measurement of a case, that its requests get what
-// the benchmark claims to measure: the dashboard with banners, or hello.
+// the benchmark claims to measure: the dashboard with banners, a check that lets the
+// user pass, or hello.
 func preflight(ctx context.Context, addr string, c benchCase) error {
 	client := newClient(newTransport(1), 30*time.Second)
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	var remoteUser string
 	get := func(tok string) (int, string, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
-		req.Header.Set("Cookie", "gatehouse_session="+tok)
-		resp, err := client.Do(req)
+		resp, err := client.Do(pageRequest(ctx, addr, c, tok))
 		if err != nil {
 			return 0, "", err
 		}
 		defer resp.Body.Close()
+		remoteUser = resp.Header.Get("Remote-User")
 		b, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), err
+	}
+	if c.verify {
+		n := min(len(c.data.tokens), 50)
+		for i := range n {
+			status, _, err := get(c.data.tokens[i*len(c.data.tokens)/n])
+			if err != nil || status != http.StatusOK || remoteUser == "" {
+				return fmt.Errorf("preflight: /auth/verify answered %d with Remote-User %q (%v)", status, remoteUser, err)
+			}
+		}
+		fmt.Printf("  %s: %d sampled sessions may pass to the app\n", c.name, n)
+		return nil
 	}
 	if c.hello {
 		status, body, err := get(c.data.tokens[0])
@@ -122,8 +134,18 @@ func report(o options, cases []benchCase, results [][]sample) int {
 		sums[i] = summarize(results[i])
 	}
 	printTable(o, cases, sums)
-	printRatios(sums)
-	return printTargets(sums)
+	printRatios(cases, sums)
+	return printTargets(cases, sums)
+}
+
+// caseSummary is the summary of the case called name, if it was measured.
+func caseSummary(cases []benchCase, sums []summary, name string) (summary, bool) {
+	for i, c := range cases {
+		if c.name == name {
+			return sums[i], true
+		}
+	}
+	return summary{}, false
 }
 
 // printTable is the table of medians and what each case's machine was doing besides.
@@ -151,8 +173,7 @@ func printTable(o options, cases []benchCase, sums []summary) {
 	if noisy {
 		fmt.Println("  WARNING: other processes used more than 0.2 cores during the windows; the numbers are not clean.")
 	}
-	if len(sums) > 3 {
-		fl := sums[3]
+	if fl, ok := caseSummary(cases, sums, floodCase); ok {
 		fmt.Printf("Login flood over all rounds: %d responses in the windows, by status %v (0 = transport error); "+
 			"dashboard p50 %s ms under it.\n", fl.flood.done, fl.flood.statuses, ms(fl.p50))
 	}
@@ -165,22 +186,26 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// printRatios compares the cases: the summaries of hello, small, large and, if measured,
-// the flood, in that order.
-func printRatios(sums []summary) {
+// printRatios compares the cases: hello, small and large come first, in that order.
+func printRatios(cases []benchCase, sums []summary) {
 	hello, small, large := sums[0], sums[1], sums[2]
 	fmt.Println("\nRatios")
 	fmt.Printf("  dashboard/hello throughput:   small %.3f, large %.3f\n", ratio(small.rps, hello.rps), ratio(large.rps, hello.rps))
 	fmt.Printf("  dashboard/hello CPU per req:  small %.2f×, large %.2f×\n", ratio(small.cpu, hello.cpu), ratio(large.cpu, hello.cpu))
 	fmt.Printf("  large/small throughput:       %.3f (small is %.2f× large)\n", ratio(large.rps, small.rps), ratio(small.rps, large.rps))
 	fmt.Printf("  large/small p99:              %.2f×\n", ratio(float64(large.p99), float64(small.p99)))
-	if len(sums) > 3 {
-		fmt.Printf("  flood/no-flood p99 (large):   %.2f×\n", ratio(float64(sums[3].p99), float64(large.p99)))
+	vs, _ := caseSummary(cases, sums, verifySmallCase)
+	vl, _ := caseSummary(cases, sums, verifyLargeCase)
+	fmt.Printf("  verify/dashboard CPU per req: small %.2f×, large %.2f×\n", ratio(vs.cpu, small.cpu), ratio(vl.cpu, large.cpu))
+	fmt.Printf("  verify/dashboard p99:         small %.2f×, large %.2f×\n", ratio(float64(vs.p99), float64(small.p99)),
+		ratio(float64(vl.p99), float64(large.p99)))
+	if fl, ok := caseSummary(cases, sums, floodCase); ok {
+		fmt.Printf("  flood/no-flood p99 (large):   %.2f×\n", ratio(float64(fl.p99), float64(large.p99)))
 	}
 }
 
 // printTargets prints a verdict per target and returns how many were missed.
-func printTargets(sums []summary) int {
+func printTargets(cases []benchCase, sums []summary) int {
 	hello, small, large := sums[0], sums[1], sums[2]
 	missed := 0
 	verdict := func(ok bool, what, detail string) {
@@ -203,8 +228,11 @@ func printTargets(sums []summary) int {
 		fmt.Sprintf("%.0f vs %.0f req/s (%.2f×)", large.rps, small.rps, ratio(small.rps, large.rps)))
 	verdict(ratio(float64(large.p99), float64(small.p99)) <= 1.2, "large within 1.2× small: p99",
 		fmt.Sprintf("%s vs %s ms (%.2f×)", ms(large.p99), ms(small.p99), ratio(float64(large.p99), float64(small.p99))))
-	if len(sums) > 3 {
-		fl := sums[3]
+	vs, _ := caseSummary(cases, sums, verifySmallCase)
+	vl, _ := caseSummary(cases, sums, verifyLargeCase)
+	verdict(vs.cpu <= small.cpu && vl.cpu <= large.cpu, "CPU per /auth/verify ≤ per dashboard request",
+		fmt.Sprintf("small %.0f vs %.0f µs, large %.0f vs %.0f µs", vs.cpu, small.cpu, vl.cpu, large.cpu))
+	if fl, ok := caseSummary(cases, sums, floodCase); ok {
 		verdict(ratio(float64(fl.p99), float64(large.p99)) <= 1.5, "flood p99 ≤ 1.5× no-flood p99",
 			fmt.Sprintf("%s vs %s ms (%.2f×)", ms(fl.p99), ms(large.p99), ratio(float64(fl.p99), float64(large.p99))))
 		verdict(fl.rssMiB <= 100, "flood peak RSS ≤ 100 MiB", fmt.Sprintf("%.1f MiB", fl.rssMiB))

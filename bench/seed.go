@@ -33,7 +33,8 @@ var (
 )
 
 // seedPortal builds one portal with db.SeedBench, every account's password benchPassword
-// (hash), and checks the store reads it back.
+// (hash), and an app behind forward auth that everyone may open, and checks the store
+// reads it back.
 func seedPortal(ctx context.Context, name, path, hash string, size db.BenchSize) (*seeded, error) {
 	start := time.Now()
 	d, err := db.Open(ctx, path)
@@ -41,6 +42,9 @@ func seedPortal(ctx context.Context, name, path, hash string, size db.BenchSize)
 		return nil, err
 	}
 	seed, err := d.SeedBench(ctx, size, hash, start)
+	if err == nil {
+		_, err = d.CreateApp(ctx, db.AppInput{Host: benchAppHost, Audience: db.Audience{Everyone: true}}, db.Event{At: start})
+	}
 	if err := errors.Join(err, d.Close()); err != nil {
 		return nil, fmt.Errorf("seed %s: %w", name, err)
 	}

@@ -1,6 +1,10 @@
 package db
 
 import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,8 +57,78 @@ func reachesSQL(role, id, everyone, roles, groups string) string {
 // inNoticeAudience is "the user (role, id as in reachesSQL) is in the audience stored for
 // notice n".
 func inNoticeAudience(role, id string) string {
-	const of = ` FROM notice_audience a WHERE a.notice_id = n.id`
+	return inStoredAudience(noticeAudience, "n.id", role, id)
+}
+
+// audienceTable names a table of audience rows (everyone, role, group_id) and the column
+// that says whose audience a row belongs to: notices and apps store theirs alike.
+type audienceTable struct{ name, owner string }
+
+var (
+	noticeAudience = audienceTable{"notice_audience", "notice_id"}
+	appAudience    = audienceTable{"app_audience", "app_id"}
+)
+
+// storedAudience reads the audience stored in t for owner.
+func (d *DB) storedAudience(ctx context.Context, t audienceTable, owner int64) (Audience, error) {
+	rows, err := d.query(ctx, `SELECT everyone, COALESCE(role, ''), COALESCE(group_id, 0)
+		FROM `+t.name+` WHERE `+t.owner+` = ? ORDER BY role, group_id`, owner)
+	if err != nil {
+		return Audience{}, fmt.Errorf("db: %s of %d: %w", t.name, owner, err)
+	}
+	defer rows.Close()
+	var a Audience
+	for rows.Next() {
+		var everyone bool
+		var role string
+		var group int64
+		if err := rows.Scan(&everyone, &role, &group); err != nil {
+			return Audience{}, fmt.Errorf("db: %s of %d: %w", t.name, owner, err)
+		}
+		a.add(everyone, role, group)
+	}
+	return a, rows.Err()
+}
+
+// inStoredAudience is "the user (role, id as in reachesSQL) is in the audience stored in t
+// for the row whose id is the SQL expression owner".
+func inStoredAudience(t audienceTable, owner, role, id string) string {
+	of := ` FROM ` + t.name + ` a WHERE a.` + t.owner + ` = ` + owner
 	return reachesSQL(role, id, `EXISTS (SELECT 1`+of+` AND a.everyone = 1)`, `SELECT a.role`+of, `SELECT a.group_id`+of)
+}
+
+// ErrAudienceGone refuses an audience naming a group that no longer exists; it is an
+// ErrNotFound too.
+var ErrAudienceGone = errors.New("db: a group of the audience no longer exists")
+
+// writeStoredAudience replaces the audience stored in t for owner with a. A group that no
+// longer exists is ErrAudienceGone, so a choice made on a form is never dropped silently.
+func writeStoredAudience(ctx context.Context, tx *sql.Tx, t audienceTable, owner int64, a Audience) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.name+` WHERE `+t.owner+` = ?`, owner); err != nil {
+		return fmt.Errorf("db: %s of %d: %w", t.name, owner, err)
+	}
+	if a.Everyone {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+t.name+` (`+t.owner+`, everyone) VALUES (?, 1)`, owner); err != nil {
+			return fmt.Errorf("db: %s of %d: %w", t.name, owner, err)
+		}
+	}
+	for _, r := range a.Roles {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+t.name+` (`+t.owner+`, role) VALUES (?, ?)
+			ON CONFLICT DO NOTHING`, owner, r); err != nil {
+			return fmt.Errorf("db: %s of %d: %w", t.name, owner, err)
+		}
+	}
+	for _, g := range a.GroupIDs {
+		res, err := tx.ExecContext(ctx, `INSERT INTO `+t.name+` (`+t.owner+`, group_id)
+			SELECT ?, id FROM groups WHERE id = ? ON CONFLICT DO NOTHING`, owner, g)
+		if err != nil {
+			return fmt.Errorf("db: %s of %d: %w", t.name, owner, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("db: %s of %d: group %d: %w (%w)", t.name, owner, g, ErrAudienceGone, ErrNotFound)
+		}
+	}
+	return nil
 }
 
 // inAudience is "user u is in audience a", for an audience not stored (yet): the reach
@@ -157,7 +231,11 @@ func DescribeAudience(a Audience, groups map[int64]string) string {
 		parts = append(parts, "role "+r)
 	}
 	for _, g := range a.GroupIDs {
-		parts = append(parts, "group "+groups[g])
+		name, ok := groups[g]
+		if !ok {
+			name = "#" + strconv.FormatInt(g, 10)
+		}
+		parts = append(parts, "group "+name)
 	}
 	if len(parts) == 0 {
 		return "nobody"

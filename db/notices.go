@@ -147,30 +147,7 @@ func nullTime(t time.Time) any {
 }
 
 func writeAudience(ctx context.Context, tx *sql.Tx, noticeID int64, a Audience) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM notice_audience WHERE notice_id = ?`, noticeID); err != nil {
-		return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-	}
-	if a.Everyone {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO notice_audience (notice_id, everyone) VALUES (?, 1)`, noticeID); err != nil {
-			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-		}
-	}
-	for _, r := range a.Roles {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_audience (notice_id, role) VALUES (?, ?)`, noticeID, r); err != nil {
-			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-		}
-	}
-	for _, g := range a.GroupIDs {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO notice_audience (notice_id, group_id)
-			SELECT ?, id FROM groups WHERE id = ?`, noticeID, g)
-		if err != nil {
-			return fmt.Errorf("db: audience of notice %d: %w", noticeID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("db: audience of notice %d: group %d: %w", noticeID, g, ErrNotFound)
-		}
-	}
-	return nil
+	return writeStoredAudience(ctx, tx, noticeAudience, noticeID, a)
 }
 
 func writeRevision(ctx context.Context, tx *sql.Tx, n Notice, editor User, minor bool, at time.Time) error {
@@ -357,23 +334,7 @@ func boundNoticeMail(ctx context.Context, tx *sql.Tx, n Notice, now time.Time) e
 }
 
 func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
-	rows, err := d.query(ctx, `SELECT everyone, COALESCE(role, ''), COALESCE(group_id, 0)
-		FROM notice_audience WHERE notice_id = ? ORDER BY role, group_id`, id)
-	if err != nil {
-		return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
-	}
-	defer rows.Close()
-	var a Audience
-	for rows.Next() {
-		var everyone bool
-		var role string
-		var group int64
-		if err := rows.Scan(&everyone, &role, &group); err != nil {
-			return Audience{}, fmt.Errorf("db: audience of notice %d: %w", id, err)
-		}
-		a.add(everyone, role, group)
-	}
-	return a, rows.Err()
+	return d.storedAudience(ctx, noticeAudience, id)
 }
 
 // NoticeByID returns a notice with its audience, for its author and admins.
@@ -469,6 +430,11 @@ type ReaderState struct {
 	Acked     map[int64]bool // acknowledged now, by the one rule (acknowledgedNow)
 	Dismissed map[int64]bool
 }
+
+// MustReadNow reports whether n is a must-read notice the reader has still to acknowledge
+// now: a version they have not acknowledged, or an acknowledgement that renewal expired.
+// It is the one answer for the banner and for apps that want must-read notices read first.
+func (st ReaderState) MustReadNow(n Notice) bool { return n.MustRead() && !st.Acked[n.ID] }
 
 // ReaderStateOf reads a user's acknowledgements at now and dismissals of the given notices.
 func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64, now time.Time) (ReaderState, error) {

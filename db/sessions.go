@@ -28,12 +28,19 @@ type Session struct {
 	LastSeenAt time.Time
 	ClientAddr string
 	UserAgent  string
+	// CookieScope is the scope its cookie was issued under: "" for the portal's host only,
+	// else the cookie's Domain. A session presented under another scope than the current
+	// one is a cookie from before a configuration change.
+	CookieScope string
 }
 
-// columns are the scan destinations of a session's id, user_id, stage, created_at,
-// last_seen_at, client_addr and user_agent.
+// sessionColumns are the columns that Session.columns scans, of a sessions row s.
+const sessionColumns = `s.id, s.user_id, s.stage, s.created_at, s.last_seen_at, s.client_addr, s.user_agent, s.cookie_scope`
+
+// columns are the scan destinations of sessionColumns.
 func (s *Session) columns() []any {
-	return []any{&s.ID, &s.UserID, &s.Stage, timeCol(&s.CreatedAt), timeCol(&s.LastSeenAt), &s.ClientAddr, &s.UserAgent}
+	return []any{&s.ID, &s.UserID, &s.Stage, timeCol(&s.CreatedAt), timeCol(&s.LastSeenAt), &s.ClientAddr, &s.UserAgent,
+		&s.CookieScope}
 }
 
 // NewSession is what starting a session records.
@@ -43,18 +50,21 @@ type NewSession struct {
 	Stage      string
 	ClientAddr string
 	UserAgent  string
+	// CookieScope is the scope of the cookie the session is about to be set in; see
+	// Session.CookieScope.
+	CookieScope string
 }
 
 func insertSession(ctx context.Context, tx *sql.Tx, ns NewSession, now time.Time) (Session, error) {
 	ts := FormatTime(now)
 	id, err := insertRandomID(ctx, tx, `INSERT INTO sessions (id, token_hash, user_id, stage, created_at,
-		last_seen_at, client_addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		ns.TokenHash, ns.UserID, ns.Stage, ts, ts, clean(ns.ClientAddr), clean(ns.UserAgent))
+		last_seen_at, client_addr, user_agent, cookie_scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ns.TokenHash, ns.UserID, ns.Stage, ts, ts, clean(ns.ClientAddr), clean(ns.UserAgent), ns.CookieScope)
 	if err != nil {
 		return Session{}, fmt.Errorf("db: create session for %d: %w", ns.UserID, err)
 	}
 	return Session{ID: id, UserID: ns.UserID, Stage: ns.Stage, CreatedAt: now, LastSeenAt: now,
-		ClientAddr: ns.ClientAddr, UserAgent: ns.UserAgent}, nil
+		ClientAddr: ns.ClientAddr, UserAgent: ns.UserAgent, CookieScope: ns.CookieScope}, nil
 }
 
 // StartSession records a new session and, in the same transaction, the sign-in event and
@@ -105,8 +115,7 @@ func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev 
 // sessionWithUser reads a session with everything a page needs about who is asking: the
 // session, the user, their groups (for notice audiences) and whether any MFA rule could
 // apply to them. Callers add the condition on s.
-var sessionWithUser = `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at,
-		s.client_addr, s.user_agent, ` + userColumns + `,
+var sessionWithUser = `SELECT ` + sessionColumns + `, ` + userColumns + `,
 		COALESCE((SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id), ''),
 		EXISTS (SELECT 1 FROM mfa_rules r WHERE r.role = u.role
 			OR r.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id))
@@ -205,8 +214,7 @@ func (d *DB) ListSessions(ctx context.Context, userID int64) ([]Session, error) 
 	ss, err := queryList(ctx, d, func(row rowScanner) (s Session, err error) {
 		err = row.Scan(s.columns()...)
 		return s, err
-	}, `SELECT id, user_id, stage, created_at, last_seen_at, client_addr, user_agent
-		FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
+	}, `SELECT `+sessionColumns+` FROM sessions s WHERE s.user_id = ? ORDER BY s.created_at DESC, s.id DESC`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions of %d: %w", userID, err)
 	}
@@ -407,7 +415,7 @@ func (d *DB) RecentSessions(ctx context.Context, f SessionFilter) ([]SessionWith
 		err := row.Scan(append(s.Session.columns(), s.User.columns()...)...)
 		s.User.PasswordHash = ""
 		return s, err
-	}, `SELECT s.id, s.user_id, s.stage, s.created_at, s.last_seen_at, s.client_addr, s.user_agent, `+userColumns+`
+	}, `SELECT `+sessionColumns+`, `+userColumns+`
 		FROM sessions s JOIN users u ON u.id = s.user_id`+where+` ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?`,
 		append(args, f.Limit)...)
 	if err != nil {

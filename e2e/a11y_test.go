@@ -45,6 +45,12 @@ func TestAccessibility(t *testing.T) {
 		db.NoticeMustRead, db.SeverityCritical)
 	normal := notice("Canteen closed on Friday", "Bring lunch; the kitchen is being repainted.", db.NoticeNormal, db.SeverityInfo)
 	notice("New rota from Monday", "See https://wiki.example/rota for your shifts.", db.NoticeNormal, db.SeverityWarning)
+	// An app behind forward auth on the portal's own host, which its cookie reaches.
+	tools, err := app.Store.CreateApp(ctx, db.AppInput{Host: "127.0.0.1:9443", RequireMFA: true,
+		Audience: db.Audience{GroupIDs: []int64{group.ID}}}, db.Event{At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// An empty portal for the first-run page, started before the browser so that it stops
 	// after it: the browser may hold a connection open to it.
@@ -123,9 +129,21 @@ func TestAccessibility(t *testing.T) {
 		idPath("/admin/users/ID", root.ID),
 		"/admin/groups", idPath("/admin/groups/ID", group.ID), idPath("/admin/groups/ID/reset-mfa", group.ID),
 		"/admin/notices", idPath("/admin/notices/ID", mustRead.ID), idPath("/admin/notices/ID/edit", mustRead.ID),
-		"/admin/sessions", "/admin/audit"} {
+		"/admin/sessions", "/admin/audit", "/admin/apps", idPath("/admin/apps/ID", tools.ID)} {
 		visit(path, http.StatusOK)
 	}
+	// The app form with its reach preview, and with a refusal.
+	b.Visit("/admin/apps")
+	b.Fill("#host", "wiki.example.com")
+	b.Click(`form.app-form button[name=preview]`)
+	b.WaitVisible(`[role=alert]`)
+	check()
+	b.Fill("#host", "127.0.0.1:9444")
+	b.Click(`form.app-form button[name=preview]`)
+	b.WaitVisible(`.preview [role=status]`)
+	check()
+	// The page forward auth answers a stranger with: this browser is no trusted proxy.
+	visit("/auth/verify", http.StatusForbidden)
 	// The notice form with its preview.
 	b.Visit("/admin/notices")
 	b.Fill("#title", "Fire drill at 11:00")

@@ -20,7 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,12 +39,15 @@ import (
 
 // App is one running portal with its own database, key and log.
 type App struct {
-	URL    string // base URL, "http://127.0.0.1:PORT" (or localhost), without a trailing slash
+	URL    string // base URL, "http://127.0.0.1:PORT" unless AppOptions name another, without a trailing slash
+	Addr   string // where it listens, 127.0.0.1:PORT
 	Store  *db.DB
 	Hasher *auth.Hasher
 	Keys   *auth.Keyring
 
-	offset      atomic.Int64 // added to time.Now by the app's clock; see Advance
+	opts        AppOptions
+	handler     atomic.Pointer[http.Handler] // the portal as configured now; see Reconfigure
+	offset      atomic.Int64                 // added to time.Now by the app's clock; see Advance
 	log         testkit.SyncBuffer
 	mu          sync.Mutex
 	requests    []Request
@@ -53,6 +56,18 @@ type App struct {
 	// scheduler and sender, running as in serve.
 	SMTP *testkit.SMTPServer
 	Mail *mail.Service
+}
+
+// AppOptions are the settings the portal is served with; the zero value is a portal
+// reached directly at its own address, without mail.
+type AppOptions struct {
+	BaseURL        string   // the public URL, the proxy's; "" for the address served on
+	Host           string   // with no BaseURL: serve as http://HOST:PORT instead of the address
+	CookieDomain   string   // --cookie-domain
+	TrustedProxies []string // --trusted-proxies, as CIDRs
+	// Mail turns mail on for the app's whole life (Reconfigure leaves it as it was): see
+	// WithMail.
+	Mail bool
 }
 
 // Request is one request the app answered, as the server saw it.
@@ -73,20 +88,15 @@ func (r Request) String() string {
 }
 
 // AppOption changes how StartApp serves the portal.
-type AppOption func(*appOptions)
-
-type appOptions struct {
-	host string
-	mail bool
-}
+type AppOption func(*AppOptions)
 
 // Localhost serves the portal as http://localhost:PORT (still listening on 127.0.0.1):
 // passkeys need it, as browsers accept a host name as the relying-party id, never an IP.
-func Localhost() AppOption { return func(o *appOptions) { o.host = "localhost" } }
+func Localhost() AppOption { return func(o *AppOptions) { o.Host = "localhost" } }
 
 // WithMail turns mail on: the portal sends through a real SMTP server on 127.0.0.1
 // (App.SMTP), and its mail loop runs as it does in serve.
-func WithMail() AppOption { return func(o *appOptions) { o.mail = true } }
+func WithMail() AppOption { return func(o *AppOptions) { o.Mail = true } }
 
 // StartMailApp is StartApp with mail on.
 func StartMailApp(t testing.TB, opts ...AppOption) *App {
@@ -98,10 +108,16 @@ func StartMailApp(t testing.TB, opts ...AppOption) *App {
 // new file under t.TempDir(); the server and the database close when the test ends.
 func StartApp(t testing.TB, opts ...AppOption) *App {
 	t.Helper()
-	var o appOptions
+	var o AppOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return StartAppWith(t, o)
+}
+
+// StartAppWith is StartApp with the settings of a portal behind a reverse proxy.
+func StartAppWith(t testing.TB, o AppOptions) *App {
+	t.Helper()
 	ctx := context.Background()
 	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
@@ -119,18 +135,16 @@ func StartApp(t testing.TB, opts ...AppOption) *App {
 		store.Close()
 		t.Fatalf("listen: %v", err)
 	}
-	a := &App{URL: "http://" + ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testkit.CheapParams, 4), Keys: keys}
-	if o.host != "" {
-		a.URL = "http://" + net.JoinHostPort(o.host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	}
-	base, err := url.Parse(a.URL)
-	if err != nil {
-		t.Fatalf("base url: %v", err)
-	}
-	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := &App{Addr: ln.Addr().String(), Store: store, Hasher: auth.NewHasher(testkit.CheapParams, 4), Keys: keys}
+	a.URL = a.baseURL(o)
 	mailCtx, stopMail := context.WithCancel(context.Background())
 	mailDone := make(chan struct{})
-	if o.mail {
+	if o.Mail {
+		base, err := url.Parse(a.URL)
+		if err != nil {
+			t.Fatalf("base url: %v", err)
+		}
+		logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		a.SMTP = testkit.StartSMTP(t)
 		tr := mail.NewTransport(mail.Config{Addr: a.SMTP.Addr, From: "Gatehouse <portal@example.com>", TLS: mail.TLSNone})
 		a.Mail = mail.NewService(mail.NewScheduler(store, base, time.UTC, a.Now, logger),
@@ -139,13 +153,10 @@ func StartApp(t testing.TB, opts ...AppOption) *App {
 	} else {
 		close(mailDone)
 	}
-	e := handlers.New(handlers.Config{
-		BaseURL:     base,
-		SessionIdle: time.Hour,
-		SessionMax:  24 * time.Hour,
-		Location:    time.UTC,
-	}, handlers.Deps{DB: store, Log: logger, Hasher: a.Hasher, Keys: keys, Now: a.Now, Mail: a.Mail})
-	srv := &http.Server{Handler: a.record(e), ReadHeaderTimeout: 10 * time.Second}
+	a.configure(t, o)
+	srv := &http.Server{Handler: a.record(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*a.handler.Load()).ServeHTTP(w, r)
+	})), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -178,6 +189,58 @@ func StartApp(t testing.TB, opts ...AppOption) *App {
 		}
 	})
 	return a
+}
+
+// configure builds the portal for o, on the app's database, key, log and clock, and puts
+// it in service: requests from now on get it.
+func (a *App) configure(t testing.TB, o AppOptions) {
+	t.Helper()
+	a.opts = o
+	a.URL = a.baseURL(o)
+	base, err := url.Parse(a.URL)
+	if err != nil {
+		t.Fatalf("base url: %v", err)
+	}
+	var trusted []*net.IPNet
+	for _, cidr := range o.TrustedProxies {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatalf("trusted proxy %q: %v", cidr, err)
+		}
+		trusted = append(trusted, n)
+	}
+	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var e http.Handler = handlers.New(handlers.Config{
+		BaseURL:        base,
+		SessionIdle:    time.Hour,
+		SessionMax:     24 * time.Hour,
+		Location:       time.UTC,
+		TrustedProxies: trusted,
+		CookieDomain:   o.CookieDomain,
+	}, handlers.Deps{DB: a.Store, Log: logger, Hasher: a.Hasher, Keys: a.Keys, Now: a.Now, Mail: a.Mail})
+	a.handler.Store(&e)
+}
+
+// baseURL is the URL the portal is served as under o.
+func (a *App) baseURL(o AppOptions) string {
+	switch {
+	case o.BaseURL != "":
+		return strings.TrimSuffix(o.BaseURL, "/")
+	case o.Host != "":
+		_, port, _ := net.SplitHostPort(a.Addr)
+		return "http://" + net.JoinHostPort(o.Host, port)
+	}
+	return "http://" + a.Addr
+}
+
+// Reconfigure restarts the portal with changed settings on the same database, key, clock
+// and address, as a restart of serve with other flags would; browsers keep their cookies.
+func (a *App) Reconfigure(t testing.TB, edit func(*AppOptions)) {
+	t.Helper()
+	o := a.opts
+	o.TrustedProxies = slices.Clone(o.TrustedProxies)
+	edit(&o)
+	a.configure(t, o)
 }
 
 // Now is the app's clock: the real time plus whatever Advance added.
@@ -309,9 +372,24 @@ type Browser struct {
 	Ctx context.Context // the tab; ends browserTimeout after NewBrowser, or with the test
 }
 
+// BrowserOptions change how NewBrowserWith starts Chromium.
+type BrowserOptions struct {
+	// HostResolverRules is Chromium's --host-resolver-rules, such as
+	// "MAP *.gatehouse.test 127.0.0.1", so that names of a test domain reach loopback.
+	HostResolverRules string
+	// IgnoreCertificateErrors accepts the test's own certificates over https.
+	IgnoreCertificateErrors bool
+}
+
 // NewBrowser starts a headless Chromium for this test, aimed at app. Each call starts its
 // own process, so two browsers in one test are two people who share nothing.
 func NewBrowser(t testing.TB, app *App) *Browser {
+	t.Helper()
+	return NewBrowserWith(t, app, BrowserOptions{})
+}
+
+// NewBrowserWith is NewBrowser with options.
+func NewBrowserWith(t testing.TB, app *App, o BrowserOptions) *Browser {
 	t.Helper()
 	path := chromiumPath(t)
 	var output testkit.SyncBuffer
@@ -327,6 +405,12 @@ func NewBrowser(t testing.TB, app *App) *Browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.CombinedOutput(&output),
 	)
+	if o.HostResolverRules != "" {
+		opts = append(opts, chromedp.Flag("host-resolver-rules", o.HostResolverRules), chromedp.Flag("no-proxy-server", true))
+	}
+	if o.IgnoreCertificateErrors {
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
+	}
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), browserTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	// chromedp's own messages go to the same buffer: its goroutines may still log after
@@ -370,7 +454,14 @@ func (b *Browser) Do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // load and returns the final response: its Status and URL are the page the browser shows.
 func (b *Browser) Visit(path string) *network.Response {
 	b.T.Helper()
-	return step(b, "visit "+path, chromedp.NavigateResponse(b.App.URL+path))
+	return b.Open(b.App.URL + path)
+}
+
+// Open is Visit for a whole URL, which may be another site's, such as an app behind the
+// portal's sign-in.
+func (b *Browser) Open(rawURL string) *network.Response {
+	b.T.Helper()
+	return step(b, "visit "+rawURL, chromedp.NavigateResponse(rawURL))
 }
 
 // Click clicks the first element matching the CSS selector and waits for the page that the
@@ -444,18 +535,24 @@ func (b *Browser) URL() *url.URL {
 // Cookie returns the browser's cookie for the app named name, if it has one.
 func (b *Browser) Cookie(name string) (*network.Cookie, bool) {
 	b.T.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, stepTimeout)
-	defer cancel()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.App.URL + "/"}})
-	if err != nil {
-		b.T.Fatalf("get cookies: %v", err)
-	}
-	for _, c := range res.Cookies {
+	for _, c := range b.CookiesFor(b.App.URL + "/") {
 		if c.Name == name {
 			return c, true
 		}
 	}
 	return nil, false
+}
+
+// CookiesFor lists the cookies the browser would send to rawURL, HttpOnly ones included.
+func (b *Browser) CookiesFor(rawURL string) []*network.Cookie {
+	b.T.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, stepTimeout)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{rawURL}})
+	if err != nil {
+		b.T.Fatalf("get cookies: %v", err)
+	}
+	return res.Cookies
 }
 
 // SignIn fills and sends the sign-in form at /login and returns the response of the page it

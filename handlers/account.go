@@ -42,8 +42,12 @@ func ruleWords(p views.Page, r db.EffectiveRule) string {
 // finish first.
 func (h *Handler) passwordEdit(c echo.Context) error {
 	u, _ := currentUser(c)
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
 	return render(c, http.StatusOK, views.PasswordPage(h.pageFor(c, "Change your password"),
-		views.PasswordForm{Forced: u.MustChangePassword}))
+		views.PasswordForm{Forced: u.MustChangePassword, Next: next}))
 }
 
 // passwordUpdate handles POST /account/password: it changes the password after checking the
@@ -54,7 +58,11 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 	s, _ := currentSession(c)
 	current := c.FormValue("current_password")
 	next := c.FormValue("new_password")
-	f := views.PasswordForm{Forced: u.MustChangePassword}
+	then, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	f := views.PasswordForm{Forced: u.MustChangePassword, Next: then}
 	again := func() error {
 		return render(c, http.StatusUnprocessableEntity, views.PasswordPage(h.pageWithStatus(c, "Change your password", http.StatusUnprocessableEntity), f))
 	}
@@ -80,6 +88,12 @@ func (h *Handler) passwordUpdate(c echo.Context) error {
 	ev.Detail = "other sessions ended"
 	if err := h.db.SetPassword(ctx, u.ID, hash, false, s.ID, ev); err != nil {
 		return err
+	}
+	if then != "" {
+		// A forced change was a step of signing in: carry on to where the user was going.
+		u.MustChangePassword = false
+		c.Set(userKey, u)
+		return h.continueTo(c, then)
 	}
 	return c.Redirect(http.StatusSeeOther, "/account?msg=password-changed")
 }

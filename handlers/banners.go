@@ -60,8 +60,8 @@ func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, erro
 const maxBanners = 50
 
 // bannersFor returns the banners for u at now: current notices in u's audience that u has
-// not acknowledged now (must-read: this version, not expired) or dismissed (normal); most severe first, then
-// must-read before normal, then newest.
+// still to read now (must-read: db.ReaderState.MustReadNow) or has not dismissed (normal);
+// most severe first, then must-read before normal, then newest.
 func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]db.Notice, error) {
 	all, err := h.live.get(ctx, now)
 	if err != nil {
@@ -84,7 +84,7 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 	}
 	out := mine[:0:0]
 	for _, n := range mine {
-		if n.MustRead() && st.Acked[n.ID] || !n.MustRead() && st.Dismissed[n.ID] {
+		if n.MustRead() && !st.MustReadNow(n) || !n.MustRead() && st.Dismissed[n.ID] {
 			continue
 		}
 		out = append(out, n)
@@ -108,6 +108,32 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 		out = out[:maxBanners]
 	}
 	return out, nil
+}
+
+// mustReadOutstanding reports whether u has a current must-read notice in their audience
+// still to acknowledge: one of the banners bannersFor shows, whatever the banner limit.
+// It reads nothing when no such notice is live, which is the usual case.
+func (h *Handler) mustReadOutstanding(ctx context.Context, u db.User, now time.Time) (bool, error) {
+	all, err := h.live.get(ctx, now)
+	if err != nil {
+		return false, err
+	}
+	var mine []db.Notice
+	var ids []int64
+	for _, n := range all {
+		if n.MustRead() && n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
+			mine = append(mine, n)
+			ids = append(ids, n.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	st, err := h.db.ReaderStateOf(ctx, u.ID, ids, now)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(mine, st.MustReadNow), nil
 }
 
 func severityRank(s string) int {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/internal/testkit"
@@ -36,11 +38,11 @@ const benchPassword = "correct horse battery"
 
 // seedBench fills a fresh portal with db.SeedBench, which the load test uses too; nothing
 // here is timed.
-func seedBench(b *testing.B, size db.BenchSize) seeded {
+func seedBench(b *testing.B, size db.BenchSize, tweak ...func(*Config)) seeded {
 	b.Helper()
 	start := time.Now()
 	ctx := context.Background()
-	a := newTestApp(b)
+	a := newTestApp(b, tweak...)
 	now := a.clock()
 	seed, err := a.db.SeedBench(ctx, size, testkit.CheapHash(b, benchPassword), now)
 	if err != nil {
@@ -110,6 +112,64 @@ func BenchmarkBannersFor(b *testing.B) {
 				}
 				if len(ns) != s.banners {
 					b.Fatalf("%d banners, want %d", len(ns), s.banners)
+				}
+			}
+		})
+	}
+}
+
+// benchAppHost is the app of BenchmarkAuthVerify, on the portal's own host, which its
+// cookie reaches.
+const benchAppHost = "localhost:9000"
+
+// BenchmarkAuthVerify is one forward-auth check of the benchmark reader's request to an
+// app, next to BenchmarkDashboard: the same session lookup, then the app and the reader's
+// group names instead of a page.
+func BenchmarkAuthVerify(b *testing.B) {
+	for _, tc := range benchWorlds {
+		b.Run(tc.name, func(b *testing.B) {
+			s := seedBench(b, tc.size, func(c *Config) { c.TrustedProxies = mustNets(b, "127.0.0.1/32") })
+			s.a.addApp(b, db.AppInput{Host: benchAppHost})
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, testBase+"/auth/verify", nil)
+				req.RemoteAddr = "127.0.0.1:5555"
+				req.Header.Set("X-Forwarded-Method", http.MethodGet)
+				req.Header.Set("X-Forwarded-Proto", "http")
+				req.Header.Set("X-Forwarded-Host", benchAppHost)
+				req.Header.Set("X-Forwarded-Uri", "/wiki/Start")
+				for _, ck := range s.cookies {
+					req.AddCookie(ck)
+				}
+				rec := httptest.NewRecorder()
+				s.a.e.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || rec.Header().Get("Remote-Groups") == "" {
+					b.Fatalf("GET /auth/verify: status %d, Location %q, Remote-Groups %q", rec.Code, rec.Header().Get("Location"),
+						rec.Header().Get("Remote-Groups"))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSessionRead is the session lookup alone, which the dashboard and the
+// forward-auth check both start with.
+func BenchmarkSessionRead(b *testing.B) {
+	for _, tc := range benchWorlds {
+		b.Run(tc.name, func(b *testing.B) {
+			s := seedBench(b, tc.size)
+			h := &Handler{cfg: s.a.cfg, db: s.a.db, log: slogDiscard(), now: s.a.clock,
+				counts: newCounters(s.a.db, slogDiscard(), s.a.clock)}
+			e := echo.New()
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, testBase+"/", nil)
+				for _, ck := range s.cookies {
+					req.AddCookie(ck)
+				}
+				r, err := h.readSession(e.NewContext(req, httptest.NewRecorder()), "localhost")
+				if err != nil || !r.found {
+					b.Fatalf("session read: %+v, %v", r, err)
 				}
 			}
 		})

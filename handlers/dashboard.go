@@ -9,16 +9,38 @@ import (
 	"gatehouse/views"
 )
 
-// dashboard handles GET /, the signed-in user's start page.
+// dashboard handles GET /, the signed-in user's start page. With next naming an app that
+// waits for must-read notices (forward auth's detour), it is where they are read: once
+// none is left, the browser goes on to the app.
 func (h *Handler) dashboard(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
+	var d views.Dashboard
+	if next := c.QueryParam("next"); next != "" {
+		target, app, ok, err := h.appNext(ctx, next)
+		if err != nil {
+			return err
+		}
+		if ok {
+			decision, err := h.appDecision(c, app, target)
+			if err != nil {
+				return err
+			}
+			switch decision.Verdict {
+			case forwardPass:
+				return c.Redirect(http.StatusSeeOther, target)
+			case forwardMustRead:
+				d.ContinueTo = app.Host
+				letFormsLeadTo(c, target) // acknowledging the last notice goes on to the app
+			}
+		}
+	}
 	sessions, codes, err := h.db.AccountCounts(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.DashboardPage(h.pageFor(c, "Dashboard"),
-		views.Dashboard{Sessions: sessions, RecoveryLeft: codes}))
+	d.Sessions, d.RecoveryLeft = sessions, codes
+	return render(c, http.StatusOK, views.DashboardPage(h.pageFor(c, "Dashboard"), d))
 }
 
 // healthz handles GET /healthz: the process is up; whether the database answers is

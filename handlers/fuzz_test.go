@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"context"
+	"net/url"
 	"testing"
 
 	"gatehouse/db"
@@ -50,6 +52,37 @@ func FuzzResolveCookie(f *testing.F) {
 		}
 		if resp.StatusCode == 200 {
 			t.Fatalf("cookie %q authenticated", v)
+		}
+	})
+}
+
+// FuzzAppNext feeds arbitrary next values to the rule that lets next leave the portal: a
+// value it keeps is an http or https URL without a user, on the one registered host, and
+// reads back as itself.
+func FuzzAppNext(f *testing.F) {
+	for _, s := range []string{"http://app.example.com/", "HTTP://APP.EXAMPLE.COM./x?y=1#z", "http://app.example.com@evil.example/",
+		"//app.example.com/", "https:app.example.com", "http://app.example.com:80/", "http://evil.example\\@app.example.com/",
+		"http://app.example.com%2F@evil/", "javascript://app.example.com/%0aalert(1)"} {
+		f.Add(s)
+	}
+	a := newForwardApp(f)
+	a.addApp(f, db.AppInput{Host: "app.example.com"})
+	h := &Handler{cfg: a.cfg, db: a.db}
+	f.Fuzz(func(t *testing.T, v string) {
+		target, app, ok, err := h.appNext(context.Background(), v)
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if !ok {
+			return
+		}
+		u, err := url.Parse(target)
+		if err != nil || u.User != nil || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") ||
+			u.Host != "app.example.com" || app.Host != u.Host {
+			t.Fatalf("%q kept as %q (app %q)", v, target, app.Host)
+		}
+		if again, _, ok, _ := h.appNext(context.Background(), target); !ok || again != target {
+			t.Fatalf("%q kept as %q, which reads back as %q, %v", v, target, again, ok)
 		}
 	})
 }

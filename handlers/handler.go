@@ -4,7 +4,6 @@ package handlers
 import (
 	"log/slog"
 	"net"
-
 	"net/url"
 	"time"
 
@@ -24,6 +23,14 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the client; with none, the
 	// TCP peer is the client and the header is ignored.
 	TrustedProxies []*net.IPNet
+	// CookieDomain, when set, is the Domain of the session cookie, so that it reaches the
+	// apps behind forward auth on hosts within it; "" keeps the cookie to the portal's host.
+	CookieDomain string
+}
+
+// cookieReach says which hosts the session cookie reaches.
+func (c Config) cookieReach() db.CookieReach {
+	return db.CookieReach{PortalHost: c.BaseURL.Hostname(), Domain: c.CookieDomain}
 }
 
 // Secure reports whether the portal is served over https, which turns on Secure cookies,

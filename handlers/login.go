@@ -36,12 +36,17 @@ func signInBackoff(failures int) time.Duration {
 const hashWait = 3 * time.Second
 
 // loginForm handles GET /login: the sign-in form, saying why the user is here when a
-// session ended; a signed-in user goes on to where they were going.
+// session ended; a signed-in user goes on to where they were going, which may be an app
+// behind forward auth (see continueTo).
 func (h *Handler) loginForm(c echo.Context) error {
-	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
-		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
 	}
-	f := views.LoginForm{Next: nextParam(c), MailOn: h.mailOn(), Passkeys: h.passkeys != nil}
+	if s, ok := currentSession(c); ok && s.Stage == db.StageFull {
+		return h.continueTo(c, next)
+	}
+	f := views.LoginForm{Next: next, MailOn: h.mailOn(), Passkeys: h.passkeys != nil}
 	switch {
 	case sessionEnded(c) || c.QueryParam("ended") == "1":
 		f.Notice = "Your session has ended. Please sign in again."
@@ -49,15 +54,6 @@ func (h *Handler) loginForm(c echo.Context) error {
 		f.Notice = "You have signed out."
 	}
 	return render(c, http.StatusOK, views.LoginPage(h.pageFor(c, "Sign in"), f))
-}
-
-// nextParam is the validated return path, or "" for the dashboard.
-func nextParam(c echo.Context) string {
-	n := safeNext(c.FormValue("next"))
-	if n == "/" {
-		return ""
-	}
-	return n
 }
 
 // errSignIn is deliberately one message for unknown users, wrong passwords and disabled
@@ -70,7 +66,11 @@ const errSignIn = "That username and password do not match an active account."
 func (h *Handler) loginSubmit(c echo.Context) error {
 	username := strings.TrimSpace(c.FormValue("username"))
 	password := c.FormValue("password")
-	f := views.LoginForm{Username: username, Next: nextParam(c), Passkeys: h.passkeys != nil}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	f := views.LoginForm{Username: username, Next: next, Passkeys: h.passkeys != nil}
 	if username == "" || password == "" || len([]rune(username)) > auth.MaxUsernameLen || len([]rune(password)) > auth.MaxPasswordLen {
 		return h.renderSignInRefused(c, f)
 	}
@@ -197,7 +197,7 @@ func (h *Handler) passwordAccepted(c echo.Context, u db.User, password string, a
 }
 
 // afterSignIn sends a fully signed-in user straight to a pending step (a forced password
-// change, a required enrollment) or else to where they were going.
+// change, a required enrollment), which passes next on, or else to where they were going.
 func (h *Handler) afterSignIn(c echo.Context, u db.User, next string) error {
 	target, err := h.signInTarget(c, u, next)
 	if err != nil {
@@ -206,18 +206,12 @@ func (h *Handler) afterSignIn(c echo.Context, u db.User, next string) error {
 	return c.Redirect(http.StatusSeeOther, target)
 }
 
-// signInTarget is where afterSignIn sends a user; a passkey sign-in tells its script.
+// signInTarget is where afterSignIn sends a user (see continueTarget); a passkey sign-in
+// tells its script.
 func (h *Handler) signInTarget(c echo.Context, u db.User, next string) (string, error) {
 	c.Set(userKey, u)
 	c.Set(ruleScopeKnownKey, false) // this user was read without the session's extras
-	step, err := h.pendingStep(c)
-	if err != nil {
-		return "", err
-	}
-	if step != "" {
-		return step, nil
-	}
-	return safeNext(next), nil
+	return h.continueTarget(c, next)
 }
 
 // startSession ends whatever session this browser had, then issues a new token: a token
@@ -230,13 +224,18 @@ func (h *Handler) startSession(c echo.Context, u db.User, stage string, ev db.Ev
 		}
 	}
 	token := auth.NewToken()
-	_, err := h.db.StartSession(ctx, db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID, Stage: stage,
-		ClientAddr: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512)}, ev)
-	if err != nil {
+	if _, err := h.db.StartSession(ctx, h.newSession(c, u, token, stage), ev); err != nil {
 		return err
 	}
 	h.setSessionCookie(c, token)
 	return nil
+}
+
+// newSession is the row of a session about to be set in this browser's cookie under token,
+// with the scope that cookie is set for (see db.Session.CookieScope).
+func (h *Handler) newSession(c echo.Context, u db.User, token, stage string) db.NewSession {
+	return db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID, Stage: stage, ClientAddr: c.RealIP(),
+		UserAgent: truncate(c.Request().UserAgent(), 512), CookieScope: h.currentCookie().Domain}
 }
 
 func (h *Handler) rehash(ctx context.Context, c echo.Context, u db.User, password string) {

@@ -26,15 +26,24 @@ func (h *Handler) loginMFAForm(c echo.Context) error {
 	if _, ok, err := h.secondStepSession(c); !ok {
 		return err
 	}
-	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), h.mfaForm(c)))
+	f, err := h.mfaForm(c)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.LoginMFAPage(h.pageFor(c, "Two-step verification"), f))
 }
 
 // mfaForm is the second step's form for the user of this partial session: a code field,
-// and a passkey button when the user has a passkey the portal can ask for.
-func (h *Handler) mfaForm(c echo.Context) views.MFAForm {
+// and a passkey button when the user has a passkey the portal can ask for; both carry next
+// on.
+func (h *Handler) mfaForm(c echo.Context) (views.MFAForm, error) {
 	u, _ := currentUser(c)
-	return views.MFAForm{Next: nextParam(c), HasTOTP: u.HasTOTP,
-		Passkey: u.Passkeys > 0 && h.passkeys != nil, PasskeysOff: u.Passkeys > 0 && h.passkeys == nil}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return views.MFAForm{}, err
+	}
+	return views.MFAForm{Next: next, HasTOTP: u.HasTOTP,
+		Passkey: u.Passkeys > 0 && h.passkeys != nil, PasskeysOff: u.Passkeys > 0 && h.passkeys == nil}, nil
 }
 
 // secondStepSession returns the session waiting for its second step. Without one, the
@@ -63,7 +72,10 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 		return err
 	}
 	u, _ := currentUser(c)
-	f := h.mfaForm(c)
+	f, err := h.mfaForm(c)
+	if err != nil {
+		return err
+	}
 	again := func(status int, msg string) error {
 		f.Error = msg
 		return render(c, status, views.LoginMFAPage(h.pageWithStatus(c, "Two-step verification", status), f))
@@ -97,8 +109,7 @@ func (h *Handler) loginMFASubmit(c echo.Context) error {
 	}
 	ev := h.event(c, kind, u.Username)
 	token := auth.NewToken()
-	_, err = h.db.PromoteSession(ctx, s.ID, db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID,
-		ClientAddr: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512)}, ev)
+	_, err = h.db.PromoteSession(ctx, s.ID, h.newSession(c, u, token, db.StageFull), ev)
 	if errors.Is(err, db.ErrNotFound) {
 		h.clearSessionCookies(c)
 		return c.Redirect(http.StatusSeeOther, "/login?ended=1")
@@ -195,8 +206,12 @@ func (h *Handler) mfaShow(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
 	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username, Codes: h.takeRevealedCodes(c, s.ID, stepMFA),
-		Passkeys: u.Passkeys}
+		Passkeys: u.Passkeys, Next: next}
 	pending, err := h.db.PendingOf(ctx, u.ID, s.ID, h.now())
 	switch {
 	case err == nil:
@@ -297,7 +312,12 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 	if err := h.revealCodes(c, s.ID, codes, stepMFA); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/account/mfa")
+	// The codes come first; the page that shows them links on to where the user was going.
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, withNext("/account/mfa", next))
 }
 
 // enrollmentGone answers a confirmation whose pending key expired or was replaced. For a
@@ -317,7 +337,11 @@ func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error 
 
 // renderEnrollmentAgain shows the enrollment of the key enc with a problem above its form.
 func (h *Handler) renderEnrollmentAgain(c echo.Context, u db.User, problem string, enc []byte) error {
-	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
+	e := views.Enrollment{Active: u.HasTOTP, Username: u.Username, Next: next}
 	if err := h.fillEnrollment(&e, u, enc); err != nil {
 		return err
 	}

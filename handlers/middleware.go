@@ -132,8 +132,7 @@ func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 // browsers). Everything but static assets is no-store: pages carry personal data, secrets
 // (QR codes, recovery codes) or session changes.
 func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+	csp := contentSecurityPolicy()
 	secure := h.cfg.Secure()
 	return func(c echo.Context) error {
 		hd := c.Response().Header()
@@ -151,6 +150,16 @@ func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// contentSecurityPolicy is the policy every response carries. Forms post to the portal
+// only, and browsers hold the redirects after a form's POST to form-action too; formOrigins
+// are the other origins such a redirect may reach (an app behind forward auth that a
+// sign-in leads on to, see letFormsLeadTo).
+func contentSecurityPolicy(formOrigins ...string) string {
+	formAction := strings.Join(append([]string{"'self'"}, formOrigins...), " ")
+	return "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"form-action " + formAction + "; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
 }
 
 // maxFieldBytes bounds any one form field; only notice bodies come near it.

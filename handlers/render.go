@@ -45,6 +45,9 @@ var flashes = map[string]string{
 	"passkey-removed":    "The passkey is removed.",
 	"passkey-renamed":    "The passkey is renamed.",
 	"passkey-added":      "The passkey is added.",
+	"app-added":          "The app is registered: its proxy's requests are answered from now on.",
+	"app-updated":        "The app is saved.",
+	"app-removed":        "The app is removed: every request to it is refused from now on.",
 }
 
 // pageWithStatus is pageFor for a page answered with an error status, which shows the

@@ -36,11 +36,12 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.IPExtractor = clientAddr(cfg.TrustedProxies)
 
 	e.Use(assignRequestID, h.securityHeaders, h.accessLog, h.recoverPanic, parseForm,
-		skipFor(infraPath, h.loadSession), skipFor(infraPath, h.csrf()))
+		skipFor(keepsOutOfPortalState, h.loadSession), skipFor(keepsOutOfPortalState, h.csrf()))
 
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.StaticFS("/static", static.FS)
+	e.GET("/auth/verify", h.authVerify)
 
 	e.GET("/setup", h.setupForm)
 	e.POST("/setup", h.setupSubmit)
@@ -134,6 +135,12 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.GET("/admin/groups/:id/reset-mfa", h.adminGroupResetForm, full, admin)
 	e.POST("/admin/groups/:id/reset-mfa", h.adminGroupReset, full, admin)
 	e.POST("/admin/groups/:id/delete", h.adminGroupDelete, full, admin)
+
+	e.GET("/admin/apps", h.adminAppsIndex, full, admin)
+	e.POST("/admin/apps", h.adminAppsCreate, full, admin)
+	e.GET("/admin/apps/:id", h.adminAppEdit, full, admin)
+	e.POST("/admin/apps/:id", h.adminAppUpdate, full, admin)
+	e.POST("/admin/apps/:id/delete", h.adminAppDelete, full, admin)
 	h.metrics.knowRoutes(e.Routes())
 	return e
 }
@@ -142,6 +149,13 @@ func New(cfg Config, deps Deps) *echo.Echo {
 func infraPath(c echo.Context) bool {
 	p := c.Request().URL.Path
 	return p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/static/")
+}
+
+// keepsOutOfPortalState marks requests that the portal's own session and CSRF state
+// middleware leave alone: infraPath's, and the forward-auth check, which reads the session
+// of the app's browser itself and sets none of the portal's cookies.
+func keepsOutOfPortalState(c echo.Context) bool {
+	return infraPath(c) || c.Request().URL.Path == "/auth/verify"
 }
 
 func skipFor(skip func(echo.Context) bool, mw echo.MiddlewareFunc) echo.MiddlewareFunc {

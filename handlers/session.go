@@ -35,71 +35,113 @@ func sessionEnded(c echo.Context) bool {
 	return v
 }
 
-// loadSession resolves the session cookie. Every value sent under the current name is
-// tried and the newest valid session wins, so cookie order never changes the decision and a
-// stale duplicate cannot shadow a good one. Legacy names are expired on sight. If a cookie
-// was sent but none is valid, all variants are expired and the request goes on as signed
-// out, marked so the login page can say the session ended.
+// loadSession resolves the session cookie of a request to the portal and puts the session
+// and its user in the context; see readSession.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		req := c.Request()
-		current := h.sessionCookieName()
-		var values []string
-		legacy := false
-		legacyNames := h.legacyCookies()
-		for _, ck := range req.Cookies() {
-			if ck.Name == current {
-				values = append(values, ck.Value)
-				continue
-			}
-			for _, v := range legacyNames {
-				if ck.Name == v.Name {
-					legacy = true
-				}
-			}
-		}
-		if legacy {
-			for _, v := range legacyNames {
-				expireCookie(c, v, h.cfg.Secure())
-			}
-			h.counts.add(countStaleCookie)
-		}
-		if len(values) == 0 {
-			if legacy {
-				c.Set(sessionEndedKey, true)
-			}
-			return next(c)
-		}
-		s, u, err := h.resolveSession(c, values)
+		r, err := h.readSession(c, h.portalHost())
 		if err != nil {
 			return err
 		}
-		if s.ID == 0 {
-			h.clearSessionCookies(c)
+		if r.ended {
 			c.Set(sessionEndedKey, true)
-			h.counts.add(countStaleCookie)
-			h.log.Info("stale session cookie cleared", "request_id", requestID(c))
-			return next(c)
 		}
-		if now := h.now(); now.Sub(s.LastSeenAt) >= touchInterval {
-			if err := h.db.TouchSession(req.Context(), s.ID, now); err != nil {
-				h.logFault(c, slog.LevelWarn, "session touch failed", err)
-			}
+		if r.found {
+			c.Set(sessionKey, r.session)
+			c.Set(userKey, r.user)
+			c.Set(ruleScopeKnownKey, true)
 		}
-		c.Set(sessionKey, s)
-		c.Set(userKey, u)
-		c.Set(ruleScopeKnownKey, true)
 		return next(c)
 	}
 }
 
-// resolveSession finds the newest live session among the values sent. Any number of values
-// is considered (a plain-http path lets anyone plant cookies, and a planted crowd must not
-// push the valid one out), at a bounded cost: duplicates and values not shaped like a
-// token are dropped before the lookup, which reads the rest in batches (one read for any
-// real browser, a handful for a header filled to the server's limit).
-func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, db.User, error) {
+// sessionRead is what a request's cookies say about its session.
+type sessionRead struct {
+	session db.Session
+	user    db.User
+	found   bool
+	// ended: a session cookie was sent, but no valid session goes with it any more. Every
+	// variant was expired, so the next request comes without it.
+	ended bool
+}
+
+// readSession resolves the session cookie of a request from a browser at host (the
+// portal's, or an app's for forward auth). Every value sent under the current name is
+// tried and the newest valid session wins, so cookie order never changes the decision and a
+// stale duplicate cannot shadow a good one. Legacy names are expired on sight, and so is a
+// session issued under another cookie scope than the current one (see resolveSession). If
+// a cookie was sent but none is valid, all variants are expired and the request goes on as
+// signed out, marked so the login page can say the session ended. A valid session is
+// marked as seen at most once every touchInterval: the only write a page view or an app's
+// request makes.
+func (h *Handler) readSession(c echo.Context, host string) (sessionRead, error) {
+	req := c.Request()
+	current := h.sessionCookieName()
+	var values, legacyValues []string
+	for _, ck := range req.Cookies() {
+		switch {
+		case ck.Name == current:
+			values = append(values, ck.Value)
+		case h.legacyName(ck.Name):
+			legacyValues = append(legacyValues, ck.Value)
+		}
+	}
+	legacy := len(legacyValues) > 0
+	if legacy {
+		// Never trusted, and ended: its token must not come back under the current name.
+		if err := h.endSessionsOf(c, legacyValues, "its cookie came under a name the portal no longer sets"); err != nil {
+			return sessionRead{}, err
+		}
+	}
+	var r sessionRead
+	if len(values) > 0 {
+		s, u, otherScope, err := h.resolveSession(c, values)
+		if err != nil {
+			return sessionRead{}, err
+		}
+		legacy = legacy || otherScope
+		r.session, r.user, r.found = s, u, s.ID != 0
+	}
+	switch {
+	case r.found && legacy:
+		h.expireLegacyCookies(c, host)
+		h.counts.add(countStaleCookie)
+	case !r.found && (legacy || len(values) > 0):
+		h.clearSessionCookiesAt(c, host)
+		h.counts.add(countStaleCookie)
+		h.log.Info("stale session cookie cleared", "request_id", requestID(c))
+		r.ended = true
+	}
+	if r.found {
+		if now := h.now(); now.Sub(r.session.LastSeenAt) >= touchInterval {
+			if err := h.db.TouchSession(req.Context(), r.session.ID, now); err != nil {
+				h.logFault(c, slog.LevelWarn, "session touch failed", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// endSessionsOf ends, with an audit row saying why, the sessions whose tokens are among
+// values.
+func (h *Handler) endSessionsOf(c echo.Context, values []string, why string) error {
 	ctx := c.Request().Context()
+	found, err := h.db.SessionsByTokenHashes(ctx, tokenHashes(values))
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		ev := h.event(c, "session.expired", f.User.Username)
+		ev.ActorID, ev.Actor, ev.Detail = f.User.ID, f.User.Username, why
+		if err := h.db.EndSessionAudited(ctx, f.Session.ID, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenHashes hashes the values shaped like a token, once each.
+func tokenHashes(values []string) [][]byte {
 	seen := make(map[string]bool, len(values))
 	var hashes [][]byte
 	for _, v := range values {
@@ -109,22 +151,42 @@ func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, d
 		seen[v] = true
 		hashes = append(hashes, auth.HashToken(v))
 	}
+	return hashes
+}
+
+// resolveSession finds the newest live session among the values sent. Any number of values
+// is considered (a plain-http path lets anyone plant cookies, and a planted crowd must not
+// push the valid one out), at a bounded cost: duplicates and values not shaped like a
+// token are dropped before the lookup, which reads the rest in batches (one read for any
+// real browser, a handful for a header filled to the server's limit).
+//
+// A session issued under another cookie scope than the current configuration's is a
+// cookie from before --cookie-domain changed: over plain http its name is the current one,
+// so only the scope recorded with the session tells. It is ended like an expired one, and
+// otherScope says so, so that every variant of the cookie is expired.
+func (h *Handler) resolveSession(c echo.Context, values []string) (best db.Session, bestUser db.User, otherScope bool, err error) {
+	ctx := c.Request().Context()
+	hashes := tokenHashes(values)
 	if len(hashes) == 0 {
-		return db.Session{}, db.User{}, nil
+		return db.Session{}, db.User{}, false, nil
 	}
 	found, err := h.db.SessionsByTokenHashes(ctx, hashes)
 	if err != nil {
-		return db.Session{}, db.User{}, err
+		return db.Session{}, db.User{}, false, err
 	}
-	var best db.Session
-	var bestUser db.User
 	for _, f := range found {
 		s, u := f.Session, f.User
-		if why := h.sessionDead(s, u); why != "" {
+		why := h.sessionDead(s, u)
+		if why == "" && s.CookieScope != h.cfg.CookieDomain {
+			why = "its cookie was issued for " + scopeWords(s.CookieScope) + ", and the portal now sets it for " +
+				scopeWords(h.cfg.CookieDomain)
+			otherScope = true
+		}
+		if why != "" {
 			ev := h.event(c, "session.expired", u.Username)
 			ev.ActorID, ev.Actor, ev.Detail = u.ID, u.Username, why
 			if err := h.db.EndSessionAudited(ctx, s.ID, ev); err != nil {
-				return db.Session{}, db.User{}, err
+				return db.Session{}, db.User{}, false, err
 			}
 			continue
 		}
@@ -133,7 +195,15 @@ func (h *Handler) resolveSession(c echo.Context, values []string) (db.Session, d
 			best, bestUser = s, u
 		}
 	}
-	return best, bestUser, nil
+	return best, bestUser, otherScope, nil
+}
+
+// scopeWords names a cookie scope in an audit detail.
+func scopeWords(scope string) string {
+	if scope == "" {
+		return "the portal's host only"
+	}
+	return "the domain " + scope
 }
 
 // sessionDead applies the server-side limits (idle, absolute, partial, disabled account,

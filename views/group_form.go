@@ -18,11 +18,15 @@ type GroupForm struct {
 }
 
 // Validate trims the name and checks it: 1 to MaxGroupNameLen characters on one line, as
-// groups are named in lists, audit rows and CSV exports.
+// groups are named in lists, audit rows and CSV exports, and without a comma, as apps
+// behind forward auth get a user's groups as one comma-separated header.
 func (f *GroupForm) Validate() bool {
 	f.Name = strings.TrimSpace(f.Name)
-	if f.Name == "" || utf8.RuneCountInString(f.Name) > MaxGroupNameLen || !auth.SingleLine(f.Name) {
+	switch {
+	case f.Name == "" || utf8.RuneCountInString(f.Name) > MaxGroupNameLen || !auth.SingleLine(f.Name):
 		f.Error = fmt.Sprintf("Give the group a name of at most %d characters.", MaxGroupNameLen)
+	case strings.ContainsRune(f.Name, ','):
+		f.Error = "Leave commas out of the name: apps behind the portal receive group names as a comma-separated list."
 	}
 	return f.Error == ""
 }

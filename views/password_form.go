@@ -4,7 +4,8 @@ import "gatehouse/auth"
 
 // PasswordForm is the password change form's state. The passwords are never rendered back.
 type PasswordForm struct {
-	Forced bool // the account must change its password before anything else
+	Forced bool   // the account must change its password before anything else
+	Next   string // where to go once it is changed: a local path or an app's URL
 	Errors map[string]string
 }
 

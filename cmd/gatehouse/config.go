@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/publicsuffix"
+
 	"gatehouse/auth"
 	"gatehouse/db"
 	"gatehouse/mail"
@@ -33,6 +35,9 @@ type Config struct {
 	MetricsAddr    string
 	// Mail is how to reach the SMTP server; a zero Addr means no mail.
 	Mail mail.Config
+	// CookieDomain is the Domain of the session cookie, so that it reaches the apps behind
+	// forward auth; "" keeps it to the portal's host.
+	CookieDomain string
 }
 
 // settings holds the raw strings until validation, so a bad value is reported by name.
@@ -40,6 +45,7 @@ type settings struct {
 	db, addr, baseURL, idle, max, logFormat, timezone, keyFile string
 	trustedProxies, auditRetention, metricsAddr                string
 	smtpAddr, smtpFrom, smtpUser, smtpPasswordFile, smtpTLS    string
+	cookieDomain                                               string
 }
 
 type setting struct {
@@ -65,6 +71,7 @@ func (s *settings) table() []setting {
 		{"smtp-user", "GATEHOUSE_SMTP_USER", "", "user name to sign in to the SMTP server with (default: none)", &s.smtpUser},
 		{"smtp-password-file", "GATEHOUSE_SMTP_PASSWORD_FILE", "", "file whose first line is the SMTP password (default: none)", &s.smtpPasswordFile},
 		{"smtp-tls", "GATEHOUSE_SMTP_TLS", "starttls", "starttls, tls (from the first byte), or none (only to a loopback address)", &s.smtpTLS},
+		{"cookie-domain", "GATEHOUSE_COOKIE_DOMAIN", "", "domain the session cookie covers, e.g. example.com, so that apps behind forward auth on hosts within it share the sign-in (default: the portal's host only)", &s.cookieDomain},
 	}
 }
 
@@ -128,6 +135,9 @@ func (s *settings) config() (Config, error) {
 		return c, invalid("log-format", s.logFormat, "want text or json")
 	}
 	if c.TrustedProxies, err = parseTrustedProxies(s.trustedProxies); err != nil {
+		return c, err
+	}
+	if c.CookieDomain, err = parseCookieDomain(s.cookieDomain, c.BaseURL); err != nil {
 		return c, err
 	}
 	if c.AuditRetention, err = parseDuration(s.auditRetention); err != nil {
@@ -266,6 +276,39 @@ func parseTrustedProxies(v string) ([]*net.IPNet, error) {
 		nets = append(nets, n)
 	}
 	return nets, nil
+}
+
+// parseCookieDomain reads --cookie-domain: a domain name (a leading dot is dropped, as
+// browsers do) that holds the base URL's host, so the portal's own pages get the cookie
+// too, and that is not a public suffix such as com or co.uk, which browsers refuse.
+func parseCookieDomain(v string, base *url.URL) (string, error) {
+	d := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(v)), "."), ".")
+	if d == "" {
+		return "", nil
+	}
+	host := base.Hostname()
+	if net.ParseIP(host) != nil {
+		return "", invalid("cookie-domain", v, "the base URL's host "+host+" is an address, and a cookie for an address has no domain")
+	}
+	name, err := db.ParseAppHost(d)
+	if err != nil || name != d {
+		return "", invalid("cookie-domain", v, "want a domain name such as example.com, without a scheme or port")
+	}
+	if !db.HostWithin(host, d) {
+		return "", invalid("cookie-domain", v, "the base URL's host "+host+" is not within it; want "+host+" or a parent such as "+parentDomain(host))
+	}
+	if suffix, _ := publicsuffix.PublicSuffix(d); suffix == d {
+		return "", invalid("cookie-domain", v, "it is a public suffix, for which browsers refuse cookies; want a domain you own within it")
+	}
+	return d, nil
+}
+
+// parentDomain is host without its first label, or host itself when it has one label.
+func parentDomain(host string) string {
+	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+		return parent
+	}
+	return host
 }
 
 // parseDuration is db.ParseDuration, the one reading of typed durations.

@@ -52,6 +52,15 @@ var badSettings = []struct {
 	{"an SMTP password file without a user", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com", "--smtp-password-file", "/etc/hostname"}, "--smtp-password-file"},
 	{"an SMTP password file that is missing", []string{"--smtp-addr", "mail.example.com:587", "--smtp-from", "portal@example.com", "--smtp-user", "portal", "--smtp-password-file", "/nonexistent/smtp-password"}, "--smtp-password-file"},
 	{"an SMTP sender without a server", []string{"--smtp-from", "portal@example.com"}, "--smtp-from"},
+	{"a cookie domain the base URL's host is not within", []string{"--base-url", "https://portal.example.com",
+		"--cookie-domain", "example.org"}, "--cookie-domain"},
+	{"a cookie domain that only ends like the host's", []string{"--base-url", "https://portal.example.com",
+		"--cookie-domain", "le.com"}, "--cookie-domain"},
+	{"a cookie domain that is a public suffix", []string{"--base-url", "https://portal.example.co.uk",
+		"--cookie-domain", "co.uk"}, "--cookie-domain"},
+	{"a cookie domain with a port", []string{"--base-url", "https://portal.example.com", "--cookie-domain", "example.com:443"}, "--cookie-domain"},
+	{"a cookie domain that is a URL", []string{"--base-url", "https://portal.example.com", "--cookie-domain", "https://example.com"}, "--cookie-domain"},
+	{"a cookie domain for an address", []string{"--base-url", "http://127.0.0.1:8080", "--cookie-domain", "0.0.1"}, "--cookie-domain"},
 }
 
 func TestBadSettingsStopEveryCommand(t *testing.T) {
@@ -133,6 +142,8 @@ func TestGoodSettingsAreAccepted(t *testing.T) {
 		{"mail with TLS from the first byte", []string{"--smtp-addr", "mail.example.com:465", "--smtp-from", "portal@example.com", "--smtp-tls", "tls"}},
 		{"mail in clear to this machine", []string{"--smtp-addr", "127.0.0.1:25", "--smtp-from", "portal@example.com", "--smtp-tls", "none"}},
 		{"mail in clear to localhost", []string{"--smtp-addr", "localhost:25", "--smtp-from", "portal@example.com", "--smtp-tls", "none"}},
+		{"a cookie domain holding the base URL's host", []string{"--base-url", "https://portal.example.com", "--cookie-domain", ".Example.com"}},
+		{"a cookie domain that is the base URL's host", []string{"--base-url", "https://portal.example.com", "--cookie-domain", "portal.example.com"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" passes check", func(t *testing.T) {
@@ -248,5 +259,20 @@ func TestUsageErrorsAreUsage(t *testing.T) {
 	err := usageError{"give exactly one of --user U or --all"}
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--help") {
 		t.Errorf("usageError = %v, want errUsage with a pointer to --help", err)
+	}
+}
+
+func TestCookieDomainIsReadLikeBrowsersRead(t *testing.T) {
+	for _, tc := range []struct {
+		base, in, want string
+	}{
+		{"https://portal.example.com", "", ""},
+		{"https://portal.example.com", ".Example.COM.", "example.com"},
+		{"http://portal.gatehouse.test:8080", "gatehouse.test", "gatehouse.test"},
+	} {
+		c, err := parseConfig(t, map[string]string{"GATEHOUSE_COOKIE_DOMAIN": tc.in}, "--base-url", tc.base)
+		if err != nil || c.CookieDomain != tc.want {
+			t.Errorf("--cookie-domain %q under %s = %q, %v; want %q", tc.in, tc.base, c.CookieDomain, err, tc.want)
+		}
 	}
 }

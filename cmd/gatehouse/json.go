@@ -21,6 +21,29 @@ type userJSON struct {
 	Created     string   `json:"created"`
 }
 
+type appJSON struct {
+	Host          string   `json:"host"`
+	Audience      []string `json:"audience"`      // form values: everyone, role:NAME, group:ID
+	AudienceText  string   `json:"audience_text"` // the same, for people
+	RequireMFA    bool     `json:"require_mfa"`
+	MustReadFirst bool     `json:"must_read_first"`
+	Created       string   `json:"created"`
+	Updated       string   `json:"updated"`
+}
+
+func appsJSON(apps []db.App, groups map[int64]string) []appJSON {
+	out := make([]appJSON, 0, len(apps)) // an empty list is [], not null
+	for _, a := range apps {
+		values := db.AudienceValues(a.Audience)
+		if values == nil {
+			values = []string{}
+		}
+		out = append(out, appJSON{Host: a.Host, Audience: values, AudienceText: db.DescribeAudience(a.Audience, groups),
+			RequireMFA: a.RequireMFA, MustReadFirst: a.MustReadFirst, Created: jsonTime(a.CreatedAt), Updated: jsonTime(a.UpdatedAt)})
+	}
+	return out
+}
+
 type mfaStatusJSON struct {
 	Paused bool          `json:"paused"`
 	Rules  []mfaRuleJSON `json:"rules"`

@@ -127,6 +127,7 @@ func newServer(cfg Config, store *db.DB, keys *auth.Keyring, log *slog.Logger, r
 		SessionMax:     cfg.SessionMax,
 		Location:       cfg.Location,
 		TrustedProxies: cfg.TrustedProxies,
+		CookieDomain:   cfg.CookieDomain,
 	}, handlers.Deps{
 		DB:      store,
 		Log:     log,

@@ -63,6 +63,7 @@ func TestServeBacksUpBeforeMigrating(t *testing.T) {
 // migrationUndo holds, by schema version, the statements that take a database from that
 // version back to the one before, so tests can build what an older binary left.
 var migrationUndo = map[int][]string{
+	9: {`DROP TABLE app_audience`, `DROP TABLE apps`, `ALTER TABLE sessions DROP COLUMN cookie_scope`},
 	8: {`DROP TABLE rate_limits`, `DROP TABLE outbox`, `DROP TABLE email_tokens`, `DROP INDEX users_email_key`,
 		`ALTER TABLE users DROP COLUMN email`, `ALTER TABLE users DROP COLUMN email_key`,
 		`ALTER TABLE notices DROP COLUMN email`, `ALTER TABLE notices DROP COLUMN remind`,
