@@ -452,8 +452,7 @@ func (h *Handler) passkeySecondStep(c echo.Context) error {
 	ev := h.event(c, "signin.passkey", u.Username)
 	ev.Detail = "second step; passkey " + name
 	token := auth.NewToken()
-	_, err = h.db.PromoteSession(ctx, s.ID, db.NewSession{TokenHash: auth.HashToken(token), UserID: u.ID,
-		ClientAddr: c.RealIP(), UserAgent: truncate(c.Request().UserAgent(), 512)}, ev)
+	_, err = h.db.PromoteSession(ctx, s.ID, h.newSession(c, u, token, db.StageFull), ev)
 	if errors.Is(err, db.ErrNotFound) {
 		h.clearSessionCookies(c)
 		return errSessionGone

@@ -1,0 +1,166 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"gatehouse/db"
+	"gatehouse/internal/softauthn"
+)
+
+// tokenOf loads the portal's page at path and returns the CSRF token it carries, as the
+// passkey script reads it.
+func (b *browser) tokenOf(path string) string {
+	b.tb.Helper()
+	wantStatus(b.tb, b.get(b.portalURL(path)), http.StatusOK)
+	m := csrfField.FindStringSubmatch(b.lastBody)
+	if m == nil {
+		b.tb.Fatalf("%s has no CSRF token", path)
+	}
+	return m[1]
+}
+
+// postJSON posts v to the portal as the passkey script does: JSON, with the page's token
+// in a header.
+func (b *browser) postJSON(path, token string, v any) *http.Response {
+	b.tb.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		b.tb.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, b.portalURL(path), strings.NewReader(string(raw)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", token)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Origin", b.portalURL(""))
+	req.RemoteAddr = "192.0.2.10:5555"
+	u, _ := url.Parse(b.portalURL(path))
+	return b.send(req, u)
+}
+
+// ceremony runs a passkey ceremony from the page at page: options from begin with fields,
+// the authenticator's answer to finish with next, as the script sends them.
+func (b *browser) ceremony(page, begin, finish string, fields map[string]string, answer func([]byte) []byte,
+	next string) *http.Response {
+	b.tb.Helper()
+	token := b.tokenOf(page)
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	if next != "" {
+		fields["next"] = next
+	}
+	resp := b.postJSON(begin, token, fields)
+	wantStatus(b.tb, resp, http.StatusOK)
+	done := map[string]any{"credential": json.RawMessage(answer([]byte(body(b.tb, resp))))}
+	if name, ok := fields["passkey_name"]; ok {
+		done["passkey_name"] = name
+	}
+	if next != "" {
+		done["next"] = next
+	}
+	return b.postJSON(finish, token, done)
+}
+
+// registerPasskey adds a passkey to the signed-in account from the passkeys page (at
+// page, which may carry next), and returns the script's final answer.
+func (b *browser) registerPasskey(key *softauthn.Authenticator, page, password, next string) *http.Response {
+	b.tb.Helper()
+	return b.ceremony(page, "/account/passkeys/options", "/account/passkeys",
+		map[string]string{"passkey_name": "Laptop", "password": password}, func(opts []byte) []byte {
+			_, answer, err := key.Register(opts)
+			if err != nil {
+				b.tb.Fatal(err)
+			}
+			return answer
+		}, next)
+}
+
+// passkeySignIn signs in from /login with key alone, or, after the password step, answers
+// /login/mfa with it (secondStep); next goes with the answer as the pages' hidden field.
+func (b *browser) passkeySignIn(key *softauthn.Authenticator, secondStep bool, next string) *http.Response {
+	b.tb.Helper()
+	page, begin, finish := "/login", "/login/passkey/options", "/login/passkey"
+	if secondStep {
+		page, begin, finish = "/login/mfa", "/login/mfa/passkey/options", "/login/mfa/passkey"
+	}
+	if next != "" {
+		page += "?" + url.Values{"next": {next}}.Encode()
+	}
+	return b.ceremony(page, begin, finish, nil, func(opts []byte) []byte {
+		answer, err := key.SignIn(opts)
+		if err != nil {
+			b.tb.Fatal(err)
+		}
+		return answer
+	}, next)
+}
+
+// redirectOf is where the script is sent after a ceremony that succeeded.
+func (b *browser) redirectOf(resp *http.Response) string {
+	b.tb.Helper()
+	wantStatus(b.tb, resp, http.StatusOK)
+	return jsonAnswer(b.tb, resp)["redirect"]
+}
+
+// passkeyWorld is a portal with --cookie-domain at base, an app within the domain, and amy
+// with a passkey (and her password).
+type passkeyWorld struct {
+	a   *testApp
+	key *softauthn.Authenticator
+}
+
+func newPasskeyWorld(t *testing.T, base string) passkeyWorld {
+	t.Helper()
+	a := newTestApp(t, forwardConfig(t, base, "example.com"))
+	a.createUser("amy", db.RoleStaff, "correct horse battery")
+	a.addApp(t, db.AppInput{Host: appHost})
+	w := passkeyWorld{a: a, key: softauthn.New(base)}
+	b := a.browser()
+	b.signIn("amy", "correct horse battery", "")
+	if got := b.redirectOf(b.registerPasskey(w.key, passkeysPage, "", "")); !strings.HasPrefix(got, passkeysPage) {
+		t.Fatalf("after registering the script is sent to %q", got)
+	}
+	return w
+}
+
+// TestPasskeySessionsRecordTheCookieScope: with --cookie-domain, a session started by a
+// passkey (alone, or as the second step) records the scope its cookie is set for, like one
+// started by a password or a code. A session recorded as host-only would be taken, at the
+// very next request, for a cookie from before the setting changed: ended, and the browser
+// sent to sign in again.
+func TestPasskeySessionsRecordTheCookieScope(t *testing.T) {
+	for _, base := range []string{"http://portal.example.com", "https://portal.example.com"} {
+		for _, secondStep := range []bool{false, true} {
+			name := base + ", the passkey alone"
+			if secondStep {
+				name = base + ", the passkey as the second step"
+			}
+			t.Run(name, func(t *testing.T) {
+				w := newPasskeyWorld(t, base)
+				b := w.a.browser()
+				if secondStep {
+					wantRedirect(t, b.signIn("amy", "correct horse battery", ""), "/login/mfa")
+				}
+				if got := b.redirectOf(b.passkeySignIn(w.key, secondStep, "")); got != "/" {
+					t.Fatalf("signed in and sent to %q", got)
+				}
+				scheme, _, _ := strings.Cut(base, ":")
+				wantStatus(t, b.get(base+"/"), http.StatusOK)
+				wantStatus(t, b.get(scheme+"://"+appHost+"/"), http.StatusOK)
+				if !strings.Contains(b.lastBody, "Remote-User: amy") {
+					t.Fatalf("the app got: %s", b.lastBody)
+				}
+				var scope string
+				if err := w.a.rawDB().QueryRow(`SELECT cookie_scope FROM sessions WHERE stage = ?`, db.StageFull).
+					Scan(&scope); err != nil || scope != "example.com" {
+					t.Fatalf("the session's recorded scope is %q (%v), want example.com", scope, err)
+				}
+			})
+		}
+	}
+}
