@@ -164,3 +164,37 @@ func TestPasskeySessionsRecordTheCookieScope(t *testing.T) {
 		}
 	}
 }
+
+// TestPasskeySignInsLeadOnToTheApp: a passkey sign-in, alone or as the second step, goes on
+// to next like a password or a code does: to a registered app's URL, a local path, and
+// nowhere else.
+func TestPasskeySignInsLeadOnToTheApp(t *testing.T) {
+	for _, secondStep := range []bool{false, true} {
+		name := "the passkey alone"
+		if secondStep {
+			name = "the passkey as the second step"
+		}
+		t.Run(name, func(t *testing.T) {
+			w := newPasskeyWorld(t, portalBase)
+			for _, tc := range []struct{ next, want string }{
+				{appURL, appURL},
+				{"/notices", "/notices"},
+				{"http://evil.example/", "/"},
+				{"//evil.example/", "/"},
+			} {
+				b := w.a.browser()
+				if secondStep {
+					form := url.Values{"username": {"amy"}, "password": {"correct horse battery"}, "next": {tc.next}}
+					b.get(portalBase + "/login")
+					wantRedirect(t, b.post("/login", form), "/login/mfa")
+				}
+				if got := b.redirectOf(b.passkeySignIn(w.key, secondStep, tc.next)); got != tc.want {
+					t.Fatalf("next %q: signed in and sent to %q, want %q", tc.next, got, tc.want)
+				}
+			}
+			b := w.a.browser()
+			b.passkeySignIn(w.key, false, appURL)
+			wantStatus(t, b.get(appURL), http.StatusOK)
+		})
+	}
+}
