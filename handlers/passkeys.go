@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -150,8 +151,12 @@ func (h *Handler) renderPasskeysWith(c echo.Context, u db.User, status int, prob
 	if err != nil {
 		return err
 	}
+	next, err := h.nextValue(c)
+	if err != nil {
+		return err
+	}
 	v := views.Passkeys{Passkeys: keys, Unavailable: h.passkeys == nil, Codes: codes, RecoveryLeft: left,
-		MustEnroll: step == stepMFA, Error: problem}
+		MustEnroll: step == stepMFA, Error: problem, Next: next}
 	return render(c, status, views.PasskeysPage(h.pageWithStatus(c, "Passkeys", status), v))
 }
 
@@ -269,7 +274,16 @@ func (h *Handler) passkeyRegister(c echo.Context) error {
 			return err
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"redirect": passkeysPage + "?msg=passkey-added"})
+	// The codes come first; the page that shows them links on to where the user was going.
+	next, err := h.nextOf(c, r.Next)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"msg": {"passkey-added"}}
+	if next != "" {
+		q.Set("next", next)
+	}
+	return c.JSON(http.StatusOK, map[string]string{"redirect": passkeysPage + "?" + q.Encode()})
 }
 
 // ceremonyGone words what TakePasskeyChallenge refused for the audit log, or is nil.

@@ -198,3 +198,58 @@ func TestPasskeySignInsLeadOnToTheApp(t *testing.T) {
 		})
 	}
 }
+
+// TestPasskeyEnrollmentLeadsOnToTheApp: a user who must enroll on the way to an app may do
+// so with a passkey: the authenticator page links to the passkeys page with next (and back,
+// and on from the question it asks a visitor from another site), the passkeys page carries
+// next through the registration, and the page that shows the recovery codes links on to
+// the app, as the authenticator page does after a code.
+func TestPasskeyEnrollmentLeadsOnToTheApp(t *testing.T) {
+	a := newForwardApp(t)
+	a.createUser("amy", db.RoleStaff, "correct horse battery")
+	a.addApp(t, db.AppInput{Host: appHost})
+	if err := a.db.SetMFARule(t.Context(), db.MFARule{Role: db.RoleStaff, Mode: db.MFARequired, Deadline: a.clock().Add(-1)},
+		db.Event{At: a.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	b := a.browser()
+	enroll := "/account/mfa?next=" + url.QueryEscape(appURL)
+	if loc := b.signIn("amy", "correct horse battery", appURL).Header.Get("Location"); loc != enroll {
+		t.Fatalf("after sign-in: Location %q, want %q", loc, enroll)
+	}
+	passkeys := passkeysPage + "?next=" + url.QueryEscape(appURL)
+	// Arriving from another site, the page asks before it starts, and its link keeps next.
+	req := httptest.NewRequest(http.MethodGet, portalBase+enroll, nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	u, _ := url.Parse(portalBase + enroll)
+	wantStatus(t, b.send(req, u), http.StatusOK)
+	if !strings.Contains(b.lastBody, `href="`+strings.ReplaceAll(enroll, "&", "&amp;")+`"`) {
+		t.Fatalf("the page for a visitor from another site loses next: %s", b.lastBody)
+	}
+	wantStatus(t, b.get(portalBase+enroll), http.StatusOK)
+	if !strings.Contains(b.lastBody, `href="`+strings.ReplaceAll(passkeys, "&", "&amp;")+`"`) {
+		t.Fatalf("the authenticator page does not offer a passkey with next: %s", b.lastBody)
+	}
+	wantStatus(t, b.get(portalBase+passkeys), http.StatusOK)
+	if !strings.Contains(b.lastBody, `href="`+strings.ReplaceAll(enroll, "&", "&amp;")+`"`) {
+		t.Fatalf("the passkeys page does not offer the authenticator app with next: %s", b.lastBody)
+	}
+	if !strings.Contains(b.lastBody, `name="next" value="`+strings.ReplaceAll(appURL, "&", "&amp;")+`"`) {
+		t.Fatalf("the passkey form does not carry next: %s", b.lastBody)
+	}
+
+	key := softauthn.New(portalBase)
+	got := b.redirectOf(b.registerPasskey(key, passkeys, "", appURL))
+	want := passkeysPage + "?" + url.Values{"msg": {"passkey-added"}, "next": {appURL}}.Encode()
+	if got != want {
+		t.Fatalf("after registering the script is sent to %q, want %q", got, want)
+	}
+	wantStatus(t, b.get(portalBase+got), http.StatusOK)
+	if n := len(recoveryRe.FindAllString(b.lastBody, -1)); n != recoveryCodeCount {
+		t.Fatalf("%d recovery codes shown: %s", n, b.lastBody)
+	}
+	if link := b.continueLink(); link != appURL {
+		t.Fatalf("Continue leads to %q", link)
+	}
+	wantStatus(t, b.get(appURL), http.StatusOK)
+}

@@ -2,8 +2,11 @@
 package views
 
 import (
+	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"gatehouse/db"
 )
@@ -65,4 +68,13 @@ func (p Page) CanPublish() bool {
 // DateOnly formats a time as a date in the portal's zone.
 func (p Page) DateOnly(t time.Time) string {
 	return t.In(p.zone()).Format("Monday 2 January 2006, 15:04 MST")
+}
+
+// withNext is the link to path that carries next on, for the pages of a step of signing in
+// that offer each other (an authenticator app or a passkey).
+func withNext(path, next string) templ.SafeURL {
+	if next == "" {
+		return templ.SafeURL(path)
+	}
+	return templ.SafeURL(path + "?" + url.Values{"next": {next}}.Encode())
 }
