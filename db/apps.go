@@ -250,8 +250,9 @@ type AppReach struct {
 	WithFactor int
 }
 
-// hasFactor is "user u has a second factor", as User.HasMFA reads it.
-const hasFactor = `EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id)`
+// hasFactor is "user u has a second factor" (an authenticator app or a passkey), as
+// User.HasMFA reads it.
+var hasFactor = hasSecondFactor("u.id")
 
 // ReachOf counts the active users an audience not stored yet reaches: the preview of the
 // app form.

@@ -335,7 +335,8 @@ func TestResetRemovesPasskeysAndRevokingTouchesNone(t *testing.T) {
 }
 
 // Every count of enrolled users says what User.HasMFA says: a passkey-only user is
-// enrolled, for the rollout, the dry run, the bulk reset and the session lookup alike.
+// enrolled, for the rollout, the dry run, the bulk reset, the session lookup and the users
+// an app that requires two-step verification lets through alike.
 func TestAPasskeyCountsAsEnrolledEverywhere(t *testing.T) {
 	ctx := context.Background()
 	d := openTest(t)
@@ -382,6 +383,17 @@ func TestAPasskeyCountsAsEnrolledEverywhere(t *testing.T) {
 		if !slices.Equal(u.FactorKinds(), want[u.Username]) || u.HasMFA() != (u.Username != "none") {
 			t.Errorf("%s: kinds %v, HasMFA %v", u.Username, u.FactorKinds(), u.HasMFA())
 		}
+	}
+	if r, err := d.ReachOf(ctx, Audience{GroupIDs: []int64{g.ID}}); err != nil || r != (AppReach{Users: 4, WithFactor: 3}) {
+		t.Errorf("the app form's preview: %+v, %v", r, err)
+	}
+	app, err := d.CreateApp(ctx, AppInput{Host: "wiki.example.com", RequireMFA: true, Audience: Audience{GroupIDs: []int64{g.ID}}},
+		event("app.added", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reaches, err := d.AppReaches(ctx); err != nil || reaches[app.ID] != (AppReach{Users: 4, WithFactor: 3}) {
+		t.Errorf("the apps list: %+v, %v", reaches, err)
 	}
 	if n, err := d.BulkResetMFA(ctx, g.ID, 3, event("mfa.reset", t0)); err != nil || n != 3 {
 		t.Fatalf("BulkResetMFA = %d, %v", n, err)

@@ -20,6 +20,8 @@ func TestDecideForward(t *testing.T) {
 	staff := db.User{ID: 7, Username: "amy", Role: db.RoleStaff, GroupIDs: []int64{4}}
 	withFactor := staff
 	withFactor.HasTOTP = true
+	withPasskey := staff
+	withPasskey.Passkeys = 1
 	disabled := staff
 	disabled.Disabled = true
 	everyone := db.App{Host: "app.example.com", Audience: db.Audience{Everyone: true}}
@@ -64,6 +66,7 @@ func TestDecideForward(t *testing.T) {
 		{"an empty audience lets nobody pass", in(func(f *forwardInput) { f.App = nobody }), forwardRefuse, 403, ""},
 		{"require_mfa refuses a user without a factor", in(func(f *forwardInput) { f.App = mfa }), forwardRefuse, 403, ""},
 		{"require_mfa lets a user with a factor pass", in(func(f *forwardInput) { f.App, f.User = mfa, withFactor }), forwardPass, 200, ""},
+		{"require_mfa lets a user with a passkey only pass", in(func(f *forwardInput) { f.App, f.User = mfa, withPasskey }), forwardPass, 200, ""},
 		{"must_read_first with a notice due sends to the start page", in(func(f *forwardInput) { f.App, f.MustReadDue = mustRead, true }), forwardMustRead, 302, detour},
 		{"must_read_first in status mode is a 401 with the detour", in(func(f *forwardInput) { f.App, f.MustReadDue, f.StatusMode = mustRead, true, true }), forwardMustRead, 401, detour},
 		{"must_read_first with nothing due passes", in(func(f *forwardInput) { f.App = mustRead }), forwardPass, 200, ""},

@@ -107,8 +107,9 @@ func (b *browser) redirectOf(resp *http.Response) string {
 	return jsonAnswer(b.tb, resp)["redirect"]
 }
 
-// passkeyWorld is a portal with --cookie-domain at base, an app within the domain, and amy
-// with a passkey (and her password).
+// passkeyWorld is a portal with --cookie-domain at base, an app within the domain that
+// requires two-step verification, and amy with a passkey (and her password) and no other
+// factor.
 type passkeyWorld struct {
 	a   *testApp
 	key *softauthn.Authenticator
@@ -118,7 +119,7 @@ func newPasskeyWorld(t *testing.T, base string) passkeyWorld {
 	t.Helper()
 	a := newTestApp(t, forwardConfig(t, base, "example.com"))
 	a.createUser("amy", db.RoleStaff, "correct horse battery")
-	a.addApp(t, db.AppInput{Host: appHost})
+	a.addApp(t, db.AppInput{Host: appHost, RequireMFA: true})
 	w := passkeyWorld{a: a, key: softauthn.New(base)}
 	b := a.browser()
 	b.signIn("amy", "correct horse battery", "")
