@@ -44,7 +44,7 @@ type User struct {
 	HasTOTP            bool      // an authenticator app is enrolled
 	Passkeys           int       // how many passkeys are registered
 	MustEnrollMFA      bool      // the factor was reset: enroll again before anything else
-	Email              string    // "" when the user has none; shown only to the user and admins
+	Email              string    // "" when none; shown only to the user, admins and (Remote-Email) apps they open
 	// Set only by SessionByTokenHash, which loads them with the session for the request:
 	GroupIDs      []int64 // the groups the user is in
 	MFARuleScoped bool    // some MFA rule names the user's role or one of their groups

@@ -163,7 +163,7 @@ func TestForwardAuthThroughCaddy(t *testing.T) {
 		}
 	}
 	root := app.CreateUser(t, db.NewUser{Username: "root", Role: db.RoleAdmin}, password)
-	amy := app.CreateUser(t, db.NewUser{Username: "amy", DisplayName: "Amy Pond"}, password)
+	amy := app.CreateUser(t, db.NewUser{Username: "amy", DisplayName: "Amy Pond", Email: "amy.pond@" + testDomain}, password)
 	g, err := app.Store.CreateGroup(ctx, "night shift", db.Event{At: time.Now()})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func TestForwardAuthThroughCaddy(t *testing.T) {
 	b.SubmitSignIn("amy", password)
 	w.expectApp("amy")
 	for sel, want := range map[string]string{"#remote-name": "Amy Pond", "#remote-role": "staff", "#remote-groups": "night shift",
-		"#remote-email": "", "#path": "/wiki/Start?x=1"} {
+		"#remote-email": "amy.pond@" + testDomain, "#path": "/wiki/Start?x=1"} {
 		if got := b.Text(sel); got != want {
 			t.Errorf("%s = %q, want %q", sel, got, want)
 		}

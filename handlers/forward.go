@@ -127,9 +127,10 @@ func decideForward(base *url.URL, in forwardInput) forwardDecision {
 // sent under those names; nothing the client sent is ever echoed here.
 var remoteHeaders = []string{"Remote-User", "Remote-Name", "Remote-Email", "Remote-Role", "Remote-Groups"}
 
-// setRemoteHeaders writes who the user is for the app. Remote-Email stays empty: accounts
-// have no email address. Group names are comma-separated; a name from before commas were
-// refused in group names has each comma written as %2C, so it is never read as two groups.
+// setRemoteHeaders writes who the user is for the app. Remote-Email is the user's confirmed
+// address, empty when they have none. Group names are comma-separated; a name from before
+// commas were refused in group names has each comma written as %2C, so it is never read as
+// two groups.
 func setRemoteHeaders(hd http.Header, u db.User, groups []string) {
 	names := make([]string, len(groups))
 	for i, g := range groups {
@@ -137,7 +138,7 @@ func setRemoteHeaders(hd http.Header, u db.User, groups []string) {
 	}
 	hd.Set("Remote-User", u.Username)
 	hd.Set("Remote-Name", u.Name())
-	hd.Set("Remote-Email", "")
+	hd.Set("Remote-Email", u.Email)
 	hd.Set("Remote-Role", u.Role)
 	hd.Set("Remote-Groups", strings.Join(names, ","))
 }

@@ -392,3 +392,43 @@ func TestEachProxysHeaderSet(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthVerifySendsTheUsersAddress: Remote-Email is the user's confirmed address, empty
+// for a user without one; a change still waiting for its link is not the address yet, and
+// a removed address is gone from the next answer.
+func TestAuthVerifySendsTheUsersAddress(t *testing.T) {
+	a := newMailApp(t, forwardConfig(t, portalBase, "example.com"))
+	amy := a.createUser("amy", db.RoleStaff, "correct horse battery")
+	a.addApp(t, db.AppInput{Host: appHost})
+	w := forwardWorld{a: a, amy: a.browser()}
+	w.amy.signIn("amy", "correct horse battery", "")
+	email := func() string {
+		t.Helper()
+		resp := w.verify(w.amy, appURL, nil)
+		wantStatus(t, resp, http.StatusOK)
+		got, ok := resp.Header["Remote-Email"]
+		if !ok || len(got) != 1 {
+			t.Fatalf("Remote-Email sent as %q", got)
+		}
+		return got[0]
+	}
+	if got := email(); got != "" {
+		t.Fatalf("without an address: Remote-Email %q", got)
+	}
+	if err := a.db.SetEmail(context.Background(), amy.ID, "Amy.Pond@Example.com", db.Event{At: a.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := email(); got != "Amy.Pond@Example.com" {
+		t.Fatalf("with an address: Remote-Email %q", got)
+	}
+	w.amy.get(portalBase + "/account/email")
+	wantRedirect(t, w.amy.post("/account/email", url.Values{"email": {"amy@elsewhere.example"}}), "/account/email")
+	if got := email(); got != "Amy.Pond@Example.com" {
+		t.Fatalf("with a change waiting for its link: Remote-Email %q", got)
+	}
+	w.amy.get(portalBase + "/account/email")
+	wantRedirect(t, w.amy.post("/account/email/remove", nil), "/account")
+	if got := email(); got != "" {
+		t.Fatalf("after the address was removed: Remote-Email %q", got)
+	}
+}
