@@ -329,3 +329,56 @@ func TestFormsMayLeadOnToTheApp(t *testing.T) {
 		t.Errorf("the start page: form-action %q", got)
 	}
 }
+
+// TestRenewalBringsBackTheDetour: with renew_every, an acknowledgement expires; from then
+// on the banner is back and an app with must_read_first sends the reader to read the
+// notice again, by the one rule of what must be read now. Acknowledging again lets them
+// through.
+func TestRenewalBringsBackTheDetour(t *testing.T) {
+	w := newForwardWorld(t)
+	a := w.a
+	ctx := context.Background()
+	app, _ := a.db.AppByHost(ctx, appHost)
+	if _, err := a.db.UpdateApp(ctx, app.ID, db.AppInput{Host: appHost, MustReadFirst: true, Audience: app.Audience},
+		db.Event{At: a.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	root := a.createUser("root", db.RoleAdmin, "correct horse battery")
+	n, err := a.db.CreateNotice(ctx, db.NoticeInput{Title: "Yearly rules", Body: "Read this every week.", Kind: db.NoticeMustRead,
+		Severity: db.SeverityInfo, Audience: db.Audience{Everyone: true}, Renew: 7 * 24 * time.Hour}, root, db.Event{At: a.clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.advance(11 * time.Second) // past the banner cache
+	detour := portalBase + "/?next=" + url.QueryEscape(appURL)
+	back := "/?next=" + url.QueryEscape(appURL)
+	acknowledge := func() {
+		t.Helper()
+		resp := w.amy.get(appURL)
+		wantStatus(t, resp, http.StatusFound)
+		if loc := resp.Header.Get("Location"); loc != detour {
+			t.Fatalf("Location %q, want the detour %q", loc, detour)
+		}
+		resp = w.amy.get(detour)
+		if banners(t, resp)[itoa64(n.ID)] != "true" {
+			t.Fatalf("the start page shows no banner for the notice: %s", body(t, resp))
+		}
+		resp = w.amy.post("/notices/"+itoa64(n.ID)+"/ack", url.Values{"return": {back}})
+		hops := w.amy.follow(portalBase + resp.Header.Get("Location"))
+		if last := hops[len(hops)-1]; last.URL != appURL || last.Status != http.StatusOK {
+			t.Fatalf("after acknowledging: %v", hops)
+		}
+	}
+	acknowledge()
+
+	a.advance(7*24*time.Hour - time.Minute)
+	w.amy.signIn("amy", "correct horse battery", "") // the session itself lasts a day
+	wantStatus(t, w.amy.get(appURL), http.StatusOK)
+	if _, ok := banners(t, w.amy.get(portalBase+"/"))[itoa64(n.ID)]; ok {
+		t.Fatal("the banner is back before the acknowledgement expired")
+	}
+
+	a.advance(2 * time.Minute)
+	acknowledge()
+	wantStatus(t, w.amy.get(appURL), http.StatusOK)
+}
