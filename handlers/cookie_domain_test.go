@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/softauthn"
 )
 
 // sessionCookiesHeld lists the session cookies (any name of the history) the browser would
@@ -193,4 +195,90 @@ func TestCookieDomainsToExpire(t *testing.T) {
 			t.Errorf("cookieDomains(%q) with %q configured = %q, want %q", tc.host, tc.configured, got, tc.want)
 		}
 	}
+}
+
+// mailedLinkAt is the path and token of the single-use link in the newest mail to addr,
+// for a portal at base.
+func (a *testApp) mailedLinkAt(base, addr string) (path, token string) {
+	a.tb.Helper()
+	ms := a.smtp.To(addr)
+	if len(ms) == 0 {
+		a.tb.Fatalf("no mail to %s", addr)
+	}
+	m := regexp.MustCompile(regexp.QuoteMeta(base) + `(/[a-z/]+)\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(ms[len(ms)-1].Part("text/plain"))
+	if m == nil {
+		a.tb.Fatalf("no link in the mail to %s:\n%s", addr, ms[len(ms)-1].Data)
+	}
+	return m[1], m[2]
+}
+
+// TestOnlyTheSessionCookieReachesTheApps: with --cookie-domain, the session cookie is the
+// one cookie set for the whole domain. The pre-session, the CSRF token, a passkey
+// ceremony's binding, the recovery codes on their way to the page and a mailed link's
+// token stay cookies of the portal's host, so no app (nor anything else within the
+// domain) is sent them.
+func TestOnlyTheSessionCookieReachesTheApps(t *testing.T) {
+	for _, base := range []string{"http://portal.example.com", "https://portal.example.com"} {
+		t.Run(base, func(t *testing.T) {
+			a := newMailApp(t, forwardConfig(t, base, "example.com"))
+			a.mailUser("amy", db.RoleStaff, "amy@example.com")
+			a.addApp(t, db.AppInput{Host: appHost})
+			scheme, _, _ := strings.Cut(base, ":")
+			session := sessionCookieBase
+			if scheme == "https" {
+				session = "__Secure-" + sessionCookieBase
+			}
+			b := a.browser()
+			seen := map[string]bool{}
+			// check records the portal's cookies and fails on any but the session's that an
+			// app's host is sent, on any of the paths the portal scopes cookies to.
+			check := func(after string) {
+				t.Helper()
+				for _, path := range []string{"/", "/login", "/login/reset", "/account/email/confirm", passkeysPage, "/account/mfa"} {
+					for _, ck := range b.jar.Cookies(mustURL(t, base+path)) {
+						seen[strings.TrimPrefix(strings.TrimPrefix(ck.Name, "__Host-"), "__Secure-")] = true
+					}
+					for _, ck := range b.jar.Cookies(mustURL(t, scheme+"://"+appHost+path)) {
+						if ck.Name != session {
+							t.Errorf("after %s, the app is sent the cookie %s at %s", after, ck.Name, path)
+						}
+					}
+				}
+			}
+			token := b.tokenOf("/login")
+			wantStatus(t, b.postJSON("/login/passkey/options", token, map[string]string{}), http.StatusOK)
+			check("a passkey ceremony before sign-in")
+			b.signIn("amy", pw, "")
+			check("signing in")
+			b.registerPasskey(softauthn.New(base), passkeysPage, "", "")
+			check("adding the first passkey")
+			b.get(base + "/account/email")
+			wantRedirect(t, b.post("/account/email", url.Values{"email": {"amy.new@example.com"}}), "/account/email")
+			b.get(base + "/login/forgot")
+			wantRedirect(t, b.post("/login/forgot", url.Values{"username": {"amy"}}), "/login/forgot?sent=1")
+			if sent := a.deliver(); sent != 2 {
+				t.Fatalf("%d mails sent, want the confirmation and the reset link", sent)
+			}
+			for _, addr := range []string{"amy.new@example.com", "amy@example.com"} {
+				path, tok := a.mailedLinkAt(base, addr)
+				wantRedirect(t, b.get(base+path+"?token="+tok), path)
+			}
+			check("opening mailed links")
+			for _, want := range []string{session, "gatehouse_presession", "_csrf", "gatehouse_passkey", "gatehouse_recovery",
+				"gatehouse_reset", "gatehouse_confirm"} {
+				if !seen[strings.TrimPrefix(want, "__Secure-")] {
+					t.Errorf("the flows never set %s, so this proves nothing about it (seen %v)", want, seen)
+				}
+			}
+		})
+	}
+}
+
+func mustURL(tb testing.TB, raw string) *url.URL {
+	tb.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
 }

@@ -382,3 +382,35 @@ func TestRenewalBringsBackTheDetour(t *testing.T) {
 	acknowledge()
 	wantStatus(t, w.amy.get(appURL), http.StatusOK)
 }
+
+// TestPasswordResetEndsAppAccess: a password reset by mailed link ends every session of the
+// account, so every app refuses them at its next request; the browser that reset it, if
+// signed in as that user, loses the cookie the apps see too.
+func TestPasswordResetEndsAppAccess(t *testing.T) {
+	a := newMailApp(t, forwardConfig(t, portalBase, "example.com"))
+	a.mailUser("amy", db.RoleStaff, "amy@example.com")
+	a.addApp(t, db.AppInput{Host: appHost})
+	here, elsewhere := a.browser(), a.browser()
+	for _, b := range []*browser{here, elsewhere} {
+		b.signIn("amy", pw, "")
+		wantStatus(t, b.get(appURL), http.StatusOK)
+	}
+	here.get(portalBase + "/login/forgot")
+	wantRedirect(t, here.post("/login/forgot", url.Values{"username": {"amy"}}), "/login/forgot?sent=1")
+	a.deliver()
+	path, token := a.mailedLinkAt(portalBase, "amy@example.com")
+	wantRedirect(t, here.get(portalBase+path+"?token="+token), path)
+	wantStatus(t, here.get(portalBase+path), http.StatusOK)
+	wantRedirect(t, here.post(path, url.Values{"new_password": {"a brand new passphrase"}}), "/login?msg=password-reset")
+
+	if held := here.sessionCookiesHeld(appURL); len(held) != 0 {
+		t.Errorf("the browser that reset the password still sends the apps %v", held)
+	}
+	wantRedirect(t, here.get(appURL), portalBase+"/login?next=")
+	wantRedirect(t, elsewhere.get(appURL), portalBase+"/login?ended=1&next=")
+	resp := here.signIn("amy", "a brand new passphrase", appURL)
+	if loc := resp.Header.Get("Location"); loc != appURL {
+		t.Fatalf("signing in again: Location %q", loc)
+	}
+	wantStatus(t, here.get(appURL), http.StatusOK)
+}

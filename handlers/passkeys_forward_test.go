@@ -168,7 +168,7 @@ func TestPasskeySessionsRecordTheCookieScope(t *testing.T) {
 
 // TestPasskeySignInsLeadOnToTheApp: a passkey sign-in, alone or as the second step, goes on
 // to next like a password or a code does: to a registered app's URL, a local path, and
-// nowhere else.
+// nowhere else; an app that would refuse the user is refused in the script's answer.
 func TestPasskeySignInsLeadOnToTheApp(t *testing.T) {
 	for _, secondStep := range []bool{false, true} {
 		name := "the passkey alone"
@@ -196,6 +196,17 @@ func TestPasskeySignInsLeadOnToTheApp(t *testing.T) {
 			b := w.a.browser()
 			b.passkeySignIn(w.key, false, appURL)
 			wantStatus(t, b.get(appURL), http.StatusOK)
+
+			// An app that would refuse the user says so to the script, as its page would.
+			w.a.addApp(t, db.AppInput{Host: "admin.example.com", Audience: db.Audience{Roles: []string{db.RoleAdmin}}})
+			b = w.a.browser()
+			if secondStep {
+				b.signIn("amy", "correct horse battery", "")
+			}
+			m := refused(t, b.passkeySignIn(w.key, secondStep, "http://admin.example.com/"), http.StatusForbidden)
+			if !strings.Contains(m["error"], "may not open admin.example.com") {
+				t.Fatalf("the refusal says %q", m["error"])
+			}
 		})
 	}
 }
