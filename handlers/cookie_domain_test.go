@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -195,21 +194,6 @@ func TestCookieDomainsToExpire(t *testing.T) {
 			t.Errorf("cookieDomains(%q) with %q configured = %q, want %q", tc.host, tc.configured, got, tc.want)
 		}
 	}
-}
-
-// mailedLinkAt is the path and token of the single-use link in the newest mail to addr,
-// for a portal at base.
-func (a *testApp) mailedLinkAt(base, addr string) (path, token string) {
-	a.tb.Helper()
-	ms := a.smtp.To(addr)
-	if len(ms) == 0 {
-		a.tb.Fatalf("no mail to %s", addr)
-	}
-	m := regexp.MustCompile(regexp.QuoteMeta(base) + `(/[a-z/]+)\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(ms[len(ms)-1].Part("text/plain"))
-	if m == nil {
-		a.tb.Fatalf("no link in the mail to %s:\n%s", addr, ms[len(ms)-1].Data)
-	}
-	return m[1], m[2]
 }
 
 // TestOnlyTheSessionCookieReachesTheApps: with --cookie-domain, the session cookie is the

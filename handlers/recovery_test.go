@@ -24,16 +24,21 @@ func (a *testApp) mailUser(username, role, email string) db.User {
 	return testkit.CreateUser(a.tb, a.db, db.NewUser{Username: username, Role: role, Email: email}, pw, db.Event{At: a.clock()})
 }
 
-var linkRe = regexp.MustCompile(`http://localhost:8080(/[a-z/]+)\?token=([A-Za-z0-9_-]+)`)
-
 // mailedLink is the path and token of the single-use link in the newest mail to addr.
 func (a *testApp) mailedLink(addr string) (path, token string) {
+	a.tb.Helper()
+	return a.mailedLinkAt(testBase, addr)
+}
+
+// mailedLinkAt is mailedLink for a portal at base.
+func (a *testApp) mailedLinkAt(base, addr string) (path, token string) {
 	a.tb.Helper()
 	ms := a.smtp.To(addr)
 	if len(ms) == 0 {
 		a.tb.Fatalf("no mail to %s; got %d mails", addr, len(a.smtp.Messages()))
 	}
-	m := linkRe.FindStringSubmatch(ms[len(ms)-1].Part("text/plain"))
+	link := regexp.MustCompile(regexp.QuoteMeta(base) + `(/[a-z/]+)\?token=([A-Za-z0-9_-]+)`)
+	m := link.FindStringSubmatch(ms[len(ms)-1].Part("text/plain"))
 	if m == nil {
 		a.tb.Fatalf("no link in the mail to %s:\n%s", addr, ms[len(ms)-1].Data)
 	}
