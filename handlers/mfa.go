@@ -317,7 +317,7 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, withNext("/account/mfa", next))
+	return c.Redirect(http.StatusSeeOther, views.WithNext("/account/mfa", next))
 }
 
 // enrollmentGone answers a confirmation whose pending key expired or was replaced. For a

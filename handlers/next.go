@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"gatehouse/db"
+	"gatehouse/views"
 )
 
 // safeNext returns target if it is a path on this site that is worth returning to, and "/"
@@ -115,14 +116,6 @@ func letFormsLeadTo(c echo.Context, next string) {
 	c.Response().Header().Set("Content-Security-Policy", contentSecurityPolicy(u.Scheme+"://"+u.Host))
 }
 
-// withNext is path with next in its query, for a page that passes next on.
-func withNext(path, next string) string {
-	if next == "" {
-		return path
-	}
-	return path + "?" + url.Values{"next": {next}}.Encode()
-}
-
 // continueTo sends a signed-in user on to next, a value of nextValue: first to a pending
 // step (which passes next on), else to the local path or the app. For an app, the
 // decision forward auth would make is made here first, so that the browser never bounces
@@ -145,7 +138,7 @@ func (h *Handler) continueTarget(c echo.Context, next string) (string, error) {
 		return "", err
 	}
 	if step != "" {
-		return withNext(step, next), nil
+		return views.WithNext(step, next), nil
 	}
 	target, app, ok, err := h.appNext(c.Request().Context(), next)
 	if err != nil {
@@ -162,7 +155,7 @@ func (h *Handler) continueTarget(c echo.Context, next string) (string, error) {
 	case forwardPass:
 		return target, nil
 	case forwardMustRead:
-		return withNext("/", target), nil
+		return views.WithNext("/", target), nil
 	}
 	return "", appRefusal(d, app.Host)
 }

@@ -103,7 +103,7 @@ func MFAPage(p Page, e Enrollment) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var4 templ.SafeURL
-				templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinURLErrs(withNext("/account/mfa", e.Next))
+				templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinURLErrs(WithNext("/account/mfa", e.Next))
 				if templ_7745c5c3_Err != nil {
 					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/mfa.templ`, Line: 33, Col: 48}
 				}
@@ -187,7 +187,7 @@ func enrollForm(p Page, e Enrollment) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var6 templ.SafeURL
-			templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinURLErrs(withNext("/account/passkeys", e.Next))
+			templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinURLErrs(WithNext("/account/passkeys", e.Next))
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/mfa.templ`, Line: 54, Col: 70}
 			}
@@ -205,7 +205,7 @@ func enrollForm(p Page, e Enrollment) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var7 templ.SafeURL
-			templ_7745c5c3_Var7, templ_7745c5c3_Err = templ.JoinURLErrs(withNext("/account/passkeys", e.Next))
+			templ_7745c5c3_Var7, templ_7745c5c3_Err = templ.JoinURLErrs(WithNext("/account/passkeys", e.Next))
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/mfa.templ`, Line: 56, Col: 105}
 			}

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/a-h/templ"
-
 	"gatehouse/db"
 )
 
@@ -70,11 +68,12 @@ func (p Page) DateOnly(t time.Time) string {
 	return t.In(p.zone()).Format("Monday 2 January 2006, 15:04 MST")
 }
 
-// withNext is the link to path that carries next on, for the pages of a step of signing in
-// that offer each other (an authenticator app or a passkey).
-func withNext(path, next string) templ.SafeURL {
+// WithNext is path with next in its query: the address of a page of a step of signing in
+// that passes next on, as a redirect or a link (the authenticator app and passkey pages
+// offer each other).
+func WithNext(path, next string) string {
 	if next == "" {
-		return templ.SafeURL(path)
+		return path
 	}
-	return templ.SafeURL(path + "?" + url.Values{"next": {next}}.Encode())
+	return path + "?" + url.Values{"next": {next}}.Encode()
 }
