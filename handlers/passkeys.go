@@ -479,8 +479,12 @@ func (h *Handler) passkeySecondStep(c echo.Context) error {
 }
 
 // signedIn tells the script where a complete sign-in goes: a pending step first, as after
-// a password.
+// a password, then next, read as a form's would be.
 func (h *Handler) signedIn(c echo.Context, u db.User, next string) error {
+	next, err := h.nextOf(c, next)
+	if err != nil {
+		return err
+	}
 	target, err := h.signInTarget(c, u, next)
 	if err != nil {
 		return err

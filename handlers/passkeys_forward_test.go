@@ -265,3 +265,27 @@ func TestPasskeyEnrollmentLeadsOnToTheApp(t *testing.T) {
 	}
 	wantStatus(t, b.get(appURL), http.StatusOK)
 }
+
+// TestPasskeySignInCarriesOnlyAValidNextToAStep: a passkey sign-in with a step pending
+// (here a password an admin set) goes to that step first, carrying next on only when it
+// may be followed, as a password sign-in does.
+func TestPasskeySignInCarriesOnlyAValidNextToAStep(t *testing.T) {
+	w := newPasskeyWorld(t, portalBase)
+	amy, err := w.a.db.UserByUsername(t.Context(), "amy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.a.db.SetPassword(t.Context(), amy.ID, amy.PasswordHash, true, 0, db.Event{At: w.a.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	for next, want := range map[string]string{
+		appURL:                 stepPassword + "?next=" + url.QueryEscape(appURL),
+		"http://evil.example/": stepPassword,
+		"//evil.example/":      stepPassword,
+	} {
+		b := w.a.browser()
+		if got := b.redirectOf(b.passkeySignIn(w.key, false, next)); got != want {
+			t.Errorf("next %q: sent to %q, want %q", next, got, want)
+		}
+	}
+}
