@@ -113,7 +113,6 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 		return h.renderNoticesIndex(c, http.StatusOK, f)
 	}
 	n, err := h.db.CreateNotice(ctx, in, u, h.event(c, "notice.posted", ""))
-	h.live.invalidate()
 	if errors.Is(err, db.ErrNotFound) { // a chosen group was deleted meanwhile
 		f.Errors["audience"] = "One of the chosen groups was just deleted. Choose again."
 		return h.renderNoticesIndex(c, http.StatusUnprocessableEntity, f)
@@ -228,7 +227,6 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 		return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 	}
 	_, err = h.db.UpdateNotice(ctx, n.ID, in, u, f.Minor, h.event(c, "notice.edited", ""))
-	h.live.invalidate()
 	if err != nil {
 		return err
 	}
@@ -243,7 +241,6 @@ func (h *Handler) adminNoticeArchive(c echo.Context) error {
 		return err
 	}
 	err = h.db.ArchiveNotice(c.Request().Context(), n.ID, h.event(c, "notice.archived", ""))
-	h.live.invalidate()
 	if err != nil && !errors.Is(err, db.ErrNotFound) { // already archived: nothing to do
 		return err
 	}
