@@ -83,7 +83,9 @@ func TestSignEveryoneOut(t *testing.T) {
 	if !strings.Contains(page, "This ends 2 sessions (everyone's but yours). Accounts, passwords and two-step verification are untouched") {
 		t.Fatalf("the confirmation does not state exactly what happens: %.3000s", page)
 	}
-	before := dumpAll(t, a, "sessions", "audit_log")
+	// The health counters are left out: they count the stale cookies of the requests that
+	// follow (bob's), which the revoke itself does not write.
+	before := dumpAll(t, a, "sessions", "audit_log", "event_counts")
 
 	t.Run("the phrase must be typed", func(t *testing.T) {
 		admin.get("/admin/sessions")
@@ -101,7 +103,7 @@ func TestSignEveryoneOut(t *testing.T) {
 	wantRedirect(t, admin.post("/admin/sessions/revoke-all", url.Values{"confirm": {" sign  everyone out "}, "expected": {"3"}}), "/admin/sessions")
 	wantRedirect(t, bob.get("/"), "/login")
 	wantStatus(t, admin.get("/admin"), http.StatusOK)
-	if after := dumpAll(t, a, "sessions", "audit_log"); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := dumpAll(t, a, "sessions", "audit_log", "event_counts"); fmt.Sprint(after) != fmt.Sprint(before) {
 		for k := range after {
 			if after[k] != before[k] {
 				t.Errorf("table %s changed", k)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/db"
 )
@@ -128,4 +129,35 @@ func TestRevokeOnAnotherProcessEndsTheSessionAtTheNextRequest(t *testing.T) {
 	w.adminOnB.get("/admin/users/" + uid)
 	wantStatus(t, w.adminOnB.post("/admin/users/"+uid+"/revoke-sessions", nil), http.StatusSeeOther)
 	wantRedirect(t, w.samOnA.get("/"), "/login?ended=1")
+}
+
+// The health panel of any process counts what every process saw, within a second.
+func TestHealthPanelCountsEventsOfEveryProcess(t *testing.T) {
+	w := newTwoProcesses(t)
+	rootOnA := w.a.client()
+	rootOnA.login("root", "correct horse battery")
+	cross := w.b.client()
+	cross.get("/login")
+	cross.fetchSite = "cross-site"
+	wantStatus(t, cross.post("/login", url.Values{"username": {"x"}, "password": {"y"}}), http.StatusForbidden)
+	start := time.Now()
+
+	row := regexp.MustCompile(`<th scope="row">Refused forms \(CSRF\)</th><td>(\d+)</td>`)
+	csrfCount := func() string {
+		m := row.FindStringSubmatch(body(t, rootOnA.get("/admin")))
+		if m == nil {
+			t.Fatal("no CSRF row on the health panel")
+		}
+		return m[1]
+	}
+	for i := 0; i < 100 && time.Since(start) < time.Second; i++ {
+		if csrfCount() == "1" {
+			t.Logf("counted here %v after the refusal there", time.Since(start))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := csrfCount(); got != "1" {
+		t.Fatalf("a second after another process refused a form, this panel counts %s, want 1", got)
+	}
 }
