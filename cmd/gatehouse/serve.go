@@ -168,7 +168,9 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, cfg Config, srv *http
 // newHasher bounds password checks twice: one core is always left free of hashing, and
 // on average at most checksPerSecond run per hashing core, so a flood of sign-in attempts
 // slows sign-ins (429 with Retry-After once it waits too long) and not every other page. A
-// small team signs in far below this rate.
+// small team signs in far below this rate. Both bounds belong to the machine, not to the
+// portal: they protect this machine's cores and memory, which load on other instances
+// does not touch, so they are per process by design and never shared through the store.
 func newHasher() *auth.Hasher {
 	slots := max(1, runtime.NumCPU()-1)
 	h := auth.NewHasher(auth.DefaultParams, slots)
