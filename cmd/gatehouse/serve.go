@@ -57,6 +57,8 @@ func cmdServe(e env, args []string) error {
 		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	srv := newServer(cfg, store, keys, log, registry)
+	stopWatching := watchChanges(ctx, store, log)
+	defer stopWatching()
 	hkCtx, stopHK := context.WithCancel(ctx)
 	defer stopHK()
 	go housekeeping(hkCtx, store, log, cfg)
@@ -282,6 +284,28 @@ func openKeys(ctx context.Context, store *db.DB, path string, create bool) (keys
 		}
 	}
 	return keys, true, nil
+}
+
+// watchChanges polls the store's change signal until stop is called (which waits for the
+// poll to end, so the store can close after it): copies the portal keeps in memory then
+// follow what other processes commit within a poll interval.
+func watchChanges(ctx context.Context, store *db.DB, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.Changes().Watch(ctx, func(err error) {
+			if err != nil {
+				log.Error("watching the database for changes failed; copies in memory are read again at every poll meanwhile", "err", err)
+				return
+			}
+			log.Info("watching the database for changes again")
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // housekeeping purges expired sessions and stale throttle entries now and then.
