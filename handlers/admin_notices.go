@@ -47,11 +47,6 @@ func readNoticeForm(c echo.Context, f views.NoticeForm) views.NoticeForm {
 	return f
 }
 
-// canManage reports whether u may edit a notice and see its receipts: its author, or an admin.
-func canManage(u db.User, n db.Notice) bool {
-	return u.IsAdmin() || (n.AuthorID != 0 && n.AuthorID == u.ID)
-}
-
 // adminNoticesIndex handles GET /admin/notices: the write form and the notices posted, all
 // of them for an admin, their own for a publisher.
 func (h *Handler) adminNoticesIndex(c echo.Context) error {
@@ -130,7 +125,7 @@ func (h *Handler) managedNotice(c echo.Context) (db.Notice, error) {
 	if err != nil {
 		return db.Notice{}, err
 	}
-	if u, _ := currentUser(c); !canManage(u, n) {
+	if u, _ := currentUser(c); !n.ManagedBy(u) {
 		return db.Notice{}, errNotFound
 	}
 	return n, nil
