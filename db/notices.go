@@ -277,6 +277,11 @@ func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
 	return a, rows.Err()
 }
 
+// NoticeAudience returns the audience stored for notice id.
+func (d *DB) NoticeAudience(ctx context.Context, id int64) (Audience, error) {
+	return d.audienceOf(ctx, id)
+}
+
 // NoticeByID returns a notice with its audience, for its author and admins.
 func (d *DB) NoticeByID(ctx context.Context, id int64) (Notice, error) {
 	n, err := scanNotice(d.queryRow(ctx, `SELECT `+noticeColumns+` FROM notices n WHERE n.id = ?`, id))
