@@ -151,6 +151,15 @@ func TestEveryServerSeesEveryChange(t *testing.T) {
 		}
 		showsWithinASecond(t, samOnOne, committed, "the notice posted elsewhere", func(b map[string]string) bool { return b[m[1]] == "false" })
 	})
+	t.Run("groups made by the command line are audiences on a running server", func(t *testing.T) {
+		gatehouseCommand(t, "", "group", "add", "--db", path, "night shift")
+		gatehouseCommand(t, "", "group", "add-member", "--db", path, "night shift", "sam")
+		out := gatehouseCommand(t, "Bring a torch.\n", "notice", "post", "--db", path, "--as", "root", "--title", "Night",
+			"--body-file", "-", "--kind", "normal", "--severity", "info", "--audience", "group:night shift")
+		committed := time.Now()
+		nid := strings.TrimSpace(out)
+		showsWithinASecond(t, samOnOne, committed, "the group's notice", func(b map[string]string) bool { return b[nid] == "false" })
+	})
 	t.Run("an MFA rule set on the other server is enforced here at the next request", func(t *testing.T) {
 		code, loc, err := rootOnTwo.post("/admin/mfa-policy", url.Values{"scope": {"role:staff"}, "mode": {"required"},
 			"deadline": {"2020-01-01T00:00"}, "confirm": {"1"}})
