@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -150,9 +149,6 @@ func (c *Changes) close() error {
 	return c.src.close()
 }
 
-// errChangesClosed answers a check after the store was closed.
-var errChangesClosed = errors.New("db: store closed")
-
 // dataVersion is SQLite's change source. PRAGMA data_version on one connection changes
 // whenever any other connection (this process's writer, another process) commits; it is
 // per connection, so the signal keeps one connection of its own for the store's life and
@@ -171,7 +167,7 @@ type dataVersion struct {
 
 func (s *dataVersion) changed(ctx context.Context) (bool, error) {
 	if s.closed {
-		return true, errChangesClosed
+		return true, ErrClosed
 	}
 	if s.stmt == nil {
 		if err := s.connect(ctx); err != nil {

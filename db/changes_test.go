@@ -224,8 +224,11 @@ func TestChangesRefuseAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := d.Changes().Generation()
-	if _, err := d.Changes().Check(context.Background()); err == nil {
-		t.Fatal("a check on a closed store succeeded")
+	if _, err := d.Changes().Check(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a check on a closed store: %v, want ErrClosed", err)
+	}
+	if err := d.Audit(context.Background(), event("late.write", t0)); !errors.Is(err, ErrClosed) {
+		t.Errorf("a write to a closed store: %v, want ErrClosed", err)
 	}
 	if d.Changes().Generation() == before {
 		t.Error("a failed check left the generation as it was")

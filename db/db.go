@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -35,6 +36,8 @@ var (
 	// ErrCountChanged aborts a bulk action whose row count grew after the admin saw it: the
 	// admin confirmed a number, and more than that must never be touched.
 	ErrCountChanged = errors.New("db: the number of affected rows changed since it was shown")
+	// ErrClosed refuses a write after Close, as a process that is stopping may still try.
+	ErrClosed = errors.New("db: store closed")
 )
 
 //go:embed migrations/*.sql
@@ -66,6 +69,7 @@ type DB struct {
 	path    string
 	stmts   stmtCache
 	changes *Changes
+	closed  atomic.Bool
 }
 
 // Path is the database file the store was opened on.
@@ -150,6 +154,7 @@ func open(path string, create bool) (*DB, error) {
 
 // Close closes both pools and the change signal's connection.
 func (d *DB) Close() error {
+	d.closed.Store(true)
 	d.stmts.close()
 	return errors.Join(d.changes.close(), d.read.Close(), d.write.Close())
 }
@@ -171,6 +176,9 @@ func (d *DB) Ping(ctx context.Context) error {
 // fn returns nil.
 func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil && d.closed.Load() {
+		return ErrClosed
+	}
 	if err != nil {
 		return fmt.Errorf("db: begin: %w", err)
 	}

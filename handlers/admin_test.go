@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/testkit"
 	"gatehouse/views"
 )
 
@@ -310,6 +313,28 @@ func TestCountersReachTheDatabase(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("a due flush did not happen")
+}
+
+// A process that stops loses the counts of its last half second, as a crash would, and
+// says so without an error: the database closing before the last flush is how stopping goes.
+func TestCountsLeftAtShutdownAreNoError(t *testing.T) {
+	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &testkit.SyncBuffer{}
+	k := newCounters(store, slog.New(slog.NewJSONHandler(log, nil)), time.Now)
+	k.add(countCSRF)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), "event counts not saved") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "event counts not saved") || strings.Contains(log.String(), `"level":"ERROR"`) {
+		t.Fatalf("log after the store closed:\n%s", log.String())
+	}
 }
 
 func TestAuditLog(t *testing.T) {

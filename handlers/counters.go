@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,7 +87,13 @@ func (k *counters) flush(ctx context.Context) {
 	if len(pending) == 0 {
 		return
 	}
-	if err := k.db.AddEventCounts(ctx, at, pending); err != nil {
+	err := k.db.AddEventCounts(ctx, at, pending)
+	if errors.Is(err, db.ErrClosed) {
+		// The process is stopping: the last flushEvery of counts goes, as in a crash.
+		k.log.Info("event counts not saved: the database closed first", "counts", pending)
+		return
+	}
+	if err != nil {
 		k.log.Error("saving event counts failed", "err", err)
 		k.mu.Lock()
 		for kind, n := range pending {
