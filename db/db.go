@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -35,6 +36,8 @@ var (
 	// ErrCountChanged aborts a bulk action whose row count grew after the admin saw it: the
 	// admin confirmed a number, and more than that must never be touched.
 	ErrCountChanged = errors.New("db: the number of affected rows changed since it was shown")
+	// ErrClosed refuses a write after Close, as a process that is stopping may still try.
+	ErrClosed = errors.New("db: store closed")
 )
 
 //go:embed migrations/*.sql
@@ -61,10 +64,12 @@ func FromFuture(t, now time.Time) bool { return t.After(now.Add(ClockSkew)) }
 
 // DB is the store. Reads go to read, writes (and read-then-write) through tx on write.
 type DB struct {
-	write *sql.DB
-	read  *sql.DB
-	path  string
-	stmts stmtCache
+	write   *sql.DB
+	read    *sql.DB
+	path    string
+	stmts   stmtCache
+	changes *Changes
+	closed  atomic.Bool
 }
 
 // Path is the database file the store was opened on.
@@ -128,7 +133,8 @@ func open(path string, create bool) (*DB, error) {
 	w.SetMaxOpenConns(1) // writes queue in Go instead of failing with SQLITE_BUSY
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", name+"&_pragma=query_only(1)")
+	readOnly := name + "&_pragma=query_only(1)"
+	r, err := sql.Open("sqlite", readOnly)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
@@ -136,7 +142,8 @@ func open(path string, create bool) (*DB, error) {
 	n := max(4, runtime.NumCPU())
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	d := &DB{write: w, read: r, path: path}
+	d := &DB{write: w, read: r, path: path,
+		changes: newChanges(&dataVersion{dsn: readOnly, every: ChangePollInterval})}
 	// Touch the writer now so a missing directory or unreadable file fails here, clearly.
 	if err := w.PingContext(context.Background()); err != nil {
 		d.Close()
@@ -145,11 +152,16 @@ func open(path string, create bool) (*DB, error) {
 	return d, nil
 }
 
-// Close closes both pools.
+// Close closes both pools and the change signal's connection.
 func (d *DB) Close() error {
+	d.closed.Store(true)
 	d.stmts.close()
-	return errors.Join(d.read.Close(), d.write.Close())
+	return errors.Join(d.changes.close(), d.read.Close(), d.write.Close())
 }
+
+// Changes is the store's change signal, which tells copies of its data kept in memory
+// that they may be stale.
+func (d *DB) Changes() *Changes { return d.changes }
 
 // Ping reports whether the database answers a read; it backs /readyz.
 func (d *DB) Ping(ctx context.Context) error {
@@ -164,6 +176,9 @@ func (d *DB) Ping(ctx context.Context) error {
 // fn returns nil.
 func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil && d.closed.Load() {
+		return ErrClosed
+	}
 	if err != nil {
 		return fmt.Errorf("db: begin: %w", err)
 	}
@@ -174,6 +189,7 @@ func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: commit: %w", err)
 	}
+	d.changes.committed(ctx)
 	return nil
 }
 

@@ -71,6 +71,20 @@ func (d *DB) GroupByID(ctx context.Context, id int64) (Group, error) {
 	return g, nil
 }
 
+// GroupByName returns the group of that name, matched as names are unique (ignoring the
+// case of ASCII letters), or ErrNotFound.
+func (d *DB) GroupByName(ctx context.Context, name string) (Group, error) {
+	g, err := scanGroup(d.queryRow(ctx, `SELECT g.id, g.name, g.created_at,
+		(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) FROM groups g WHERE lower(g.name) = lower(?)`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Group{}, ErrNotFound
+	}
+	if err != nil {
+		return Group{}, fmt.Errorf("db: group %q: %w", name, err)
+	}
+	return g, nil
+}
+
 // GroupMembers returns the users of a group, by username.
 func (d *DB) GroupMembers(ctx context.Context, groupID int64) ([]User, error) {
 	us, err := queryList(ctx, d, scanUser, `SELECT `+userColumns+` FROM users u

@@ -49,3 +49,23 @@ func TestGroupNamesStayWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupByNameMatchesAsNamesAreUnique: a name is found whatever the case of its ASCII
+// letters, which is how the unique index compares names, so at most one group matches.
+func TestGroupByNameMatchesAsNamesAreUnique(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	night, err := d.CreateGroup(ctx, "Night Shift", Event{At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Night Shift", "night shift", "NIGHT SHIFT"} {
+		g, err := d.GroupByName(ctx, name)
+		if err != nil || g.ID != night.ID {
+			t.Errorf("GroupByName(%q) = %+v, %v; want group %d", name, g, err, night.ID)
+		}
+	}
+	if _, err := d.GroupByName(ctx, "night"); err != ErrNotFound {
+		t.Errorf("GroupByName of a prefix: %v, want ErrNotFound", err)
+	}
+}

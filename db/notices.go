@@ -89,6 +89,26 @@ func (n Notice) ackExpiry(at time.Time) string {
 // expired under renew_every. Banners, receipts, must-read counts and reminders all ask it.
 const acknowledgedNow = `k.version = n.version AND k.expires_at > ?`
 
+// State names where the notice is in its life at now: "archived", "scheduled" (not
+// started), "ended", or "showing".
+func (n Notice) State(now time.Time) string {
+	switch {
+	case !n.ArchivedAt.IsZero():
+		return "archived"
+	case now.Before(n.StartsAt):
+		return "scheduled"
+	case !n.EndsAt.IsZero() && !now.Before(n.EndsAt):
+		return "ended"
+	}
+	return "showing"
+}
+
+// ManagedBy reports whether u may edit or archive the notice and see its receipts: its
+// author, or an admin.
+func (n Notice) ManagedBy(u User) bool {
+	return u.IsAdmin() || (n.AuthorID != 0 && n.AuthorID == u.ID)
+}
+
 // NoticeInput is what an author writes.
 type NoticeInput struct {
 	Title    string
@@ -335,6 +355,11 @@ func boundNoticeMail(ctx context.Context, tx *sql.Tx, n Notice, now time.Time) e
 
 func (d *DB) audienceOf(ctx context.Context, id int64) (Audience, error) {
 	return d.storedAudience(ctx, noticeAudience, id)
+}
+
+// NoticeAudience returns the audience stored for notice id.
+func (d *DB) NoticeAudience(ctx context.Context, id int64) (Audience, error) {
+	return d.audienceOf(ctx, id)
 }
 
 // NoticeByID returns a notice with its audience, for its author and admins.
@@ -667,6 +692,19 @@ func (d *DB) NoticeReceipts(ctx context.Context, n Notice, now time.Time) ([]Rec
 		return nil, fmt.Errorf("db: receipts of notice %d: %w", n.ID, err)
 	}
 	return rs, nil
+}
+
+// NoticeProgress counts the active users the notice's audience reaches and how many of
+// them acknowledged its current version: the figures of its receipts page, in one read.
+func (d *DB) NoticeProgress(ctx context.Context, n Notice) (acked, readers int, err error) {
+	cond, args := inAudience(n.Audience)
+	err = d.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM notice_acks k
+		WHERE k.notice_id = ? AND k.user_id = u.id AND k.version = ?) THEN 1 ELSE 0 END), 0)
+		FROM users u WHERE u.disabled = 0 AND `+cond, append([]any{n.ID, n.Version}, args...)...).Scan(&readers, &acked)
+	if err != nil {
+		return 0, 0, fmt.Errorf("db: progress of notice %d: %w", n.ID, err)
+	}
+	return acked, readers, nil
 }
 
 // MustReadOutstanding counts, over every active user, the current must-read notices in

@@ -14,8 +14,16 @@ const (
 
 // addrLimiter counts failed sign-ins per client address in memory. It is a second line
 // behind the per-account throttle (which lives in the database and so survives restarts
-// and is shared with the command line): it slows one address spraying many accounts. Its
-// size is capped, so a flood from many addresses cannot grow it without bound.
+// and is shared with the command line and every other process): it slows one address
+// spraying many accounts. Its size is capped, so a flood from many addresses cannot grow
+// it without bound.
+//
+// It is per process on purpose. Behind a load balancer each of N processes gives an
+// address its own budget, so the address gets N times as many guesses spread over many
+// accounts; every single account still gets no more than its own throttle allows,
+// whichever process a guess reaches, and that is the bound that protects passwords. A
+// shared budget would cost a read of the store at every sign-in and a table to keep
+// bounded, for a bound that only grows with the number of processes.
 type addrLimiter struct {
 	mu      sync.Mutex
 	entries map[string]*addrEntry

@@ -113,7 +113,6 @@ func (h *Handler) adminGroupDelete(c echo.Context) error {
 		return err
 	}
 	err = h.db.DeleteGroup(c.Request().Context(), g.ID, h.event(c, "group.deleted", g.Name))
-	h.live.invalidate() // audiences that named the group changed
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return err
 	}

@@ -49,11 +49,6 @@ func readNoticeForm(c echo.Context, f views.NoticeForm) views.NoticeForm {
 	return f
 }
 
-// canManage reports whether u may edit a notice and see its receipts: its author, or an admin.
-func canManage(u db.User, n db.Notice) bool {
-	return u.IsAdmin() || (n.AuthorID != 0 && n.AuthorID == u.ID)
-}
-
 // adminNoticesIndex handles GET /admin/notices: the write form and the notices posted, all
 // of them for an admin, their own for a publisher.
 func (h *Handler) adminNoticesIndex(c echo.Context) error {
@@ -116,7 +111,6 @@ func (h *Handler) adminNoticesCreate(c echo.Context) error {
 		return h.renderNoticesIndex(c, http.StatusOK, f)
 	}
 	n, err := h.db.CreateNotice(ctx, in, u, h.event(c, "notice.posted", ""))
-	h.live.invalidate()
 	h.mail.Kick()                       // a notice to be mailed that starts now is mailed now
 	if errors.Is(err, db.ErrNotFound) { // a chosen group was deleted meanwhile
 		f.Errors["audience"] = "One of the chosen groups was just deleted. Choose again."
@@ -135,7 +129,7 @@ func (h *Handler) managedNotice(c echo.Context) (db.Notice, error) {
 	if err != nil {
 		return db.Notice{}, err
 	}
-	if u, _ := currentUser(c); !canManage(u, n) {
+	if u, _ := currentUser(c); !n.ManagedBy(u) {
 		return db.Notice{}, errNotFound
 	}
 	return n, nil
@@ -239,7 +233,6 @@ func (h *Handler) adminNoticeUpdate(c echo.Context) error {
 		return render(c, http.StatusOK, views.AdminNoticeEditPage(h.pageFor(c, "Edit notice"), f))
 	}
 	_, err = h.db.UpdateNotice(ctx, n.ID, in, u, f.Minor, h.event(c, "notice.edited", ""))
-	h.live.invalidate()
 	h.mail.Kick() // mailing switched on for a notice that has started goes out now
 	if err != nil {
 		return err
@@ -255,7 +248,6 @@ func (h *Handler) adminNoticeArchive(c echo.Context) error {
 		return err
 	}
 	err = h.db.ArchiveNotice(c.Request().Context(), n.ID, h.event(c, "notice.archived", ""))
-	h.live.invalidate()
 	if err != nil && !errors.Is(err, db.ErrNotFound) { // already archived: nothing to do
 		return err
 	}

@@ -11,13 +11,18 @@ import (
 
 // liveNotices keeps the notices that can be banners (not archived, not ended) in memory, so
 // a page view reads only the reader's own acknowledgements instead of searching every
-// notice. Notices, their audiences and groups change only through this process's handlers,
-// which call invalidate; the copy is also reloaded when a notice starts or ends, and at
-// least every liveNoticesTTL as a backstop.
+// notice. Notices, their audiences and groups may change in any process on the database
+// (another serve, the command line), so the copy is read again once the store's change
+// signal moves past the generation it was read at: at once for this process's writes,
+// within the watcher's poll for anyone else's. It is also read again when a notice
+// starts or ends, and at least every liveNoticesTTL as a backstop.
 type liveNotices struct {
 	db  *db.DB
 	mu  sync.Mutex
 	all []db.Notice
+	// generation is the change signal's generation when the copy was read: taken before
+	// the read, so a change committed during it leaves the copy stale rather than current.
+	generation uint64
 	// validUntil is the earliest of the next start or end among the cached notices and
 	// the backstop TTL; loadedAt is when the copy was read, so a clock that steps back
 	// before it reloads instead of keeping the copy for as long as the clock lags.
@@ -27,16 +32,11 @@ type liveNotices struct {
 
 const liveNoticesTTL = 10 * time.Second
 
-func (l *liveNotices) invalidate() {
-	l.mu.Lock()
-	l.validUntil = time.Time{}
-	l.mu.Unlock()
-}
-
 func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Before(l.validUntil) && !now.Before(l.loadedAt) {
+	generation := l.db.Changes().Generation()
+	if generation == l.generation && now.Before(l.validUntil) && !now.Before(l.loadedAt) {
 		return l.all, nil
 	}
 	all, err := l.db.LiveNotices(ctx, now)
@@ -52,7 +52,7 @@ func (l *liveNotices) get(ctx context.Context, now time.Time) ([]db.Notice, erro
 			until = n.EndsAt
 		}
 	}
-	l.all, l.validUntil, l.loadedAt = all, until, now
+	l.all, l.generation, l.validUntil, l.loadedAt = all, generation, until, now
 	return all, nil
 }
 

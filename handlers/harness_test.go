@@ -45,6 +45,9 @@ type testApp struct {
 	// scheduler and sender, which the test runs itself with deliver.
 	smtp *testkit.SMTPServer
 	mail *mail.Service
+	// clockOf, when set, is the app whose clock this one reads (another process on the
+	// same machine).
+	clockOf *testApp
 }
 
 func newTestApp(tb testing.TB, tweak ...func(*Config)) *testApp {
@@ -113,13 +116,52 @@ func (a *testApp) deliver() int {
 	return sent
 }
 
+// otherProcess is a second portal on the same database file, as another serve process
+// would run it: its own connections, change signal and memory, the same key and clock.
+// The test drives its change signal, which serve's watcher would otherwise poll.
+func (a *testApp) otherProcess() *testApp {
+	a.tb.Helper()
+	store, err := db.Open(context.Background(), a.db.Path())
+	if err != nil {
+		a.tb.Fatal(err)
+	}
+	a.tb.Cleanup(func() { store.Close() })
+	b := &testApp{tb: a.tb, db: store, keys: a.keys, log: &testkit.SyncBuffer{}, cfg: a.cfg, reg: prometheus.NewRegistry(),
+		hasher: auth.NewHasher(testkit.CheapParams, 4), clockOf: a}
+	b.e = New(b.cfg, Deps{
+		Metrics: b.reg,
+		DB:      store,
+		Log:     slog.New(slog.NewJSONHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Hasher:  b.hasher,
+		Keys:    a.keys,
+		Now:     b.clock,
+	})
+	return b
+}
+
+// sync does what serve's change watcher does every poll: it asks the store whether
+// another process committed anything.
+func (a *testApp) sync() {
+	a.tb.Helper()
+	if _, err := a.db.Changes().Check(context.Background()); err != nil {
+		a.tb.Fatal(err)
+	}
+}
+
 func (a *testApp) clock() time.Time {
+	if a.clockOf != nil {
+		return a.clockOf.clock()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.now
 }
 
 func (a *testApp) advance(d time.Duration) {
+	if a.clockOf != nil {
+		a.clockOf.advance(d)
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.now = a.now.Add(d)

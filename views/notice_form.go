@@ -144,12 +144,20 @@ func (f *NoticeForm) ValidateEdit(n db.Notice, now time.Time, loc *time.Location
 	return in, len(f.Errors) == 0
 }
 
+// plainText is text that can be stored and shown: valid UTF-8 without NUL characters. The
+// web refuses anything else before a form sees it; a script's input is checked here.
+func plainText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+const notPlainText = "Use plain text: valid UTF-8, without NUL characters."
+
 func (f *NoticeForm) checkText() {
 	switch n := utf8.RuneCountInString(f.Title); {
 	case n == 0:
 		f.Errors["title"] = "Give the notice a title."
 	case n > MaxTitleLen:
 		f.Errors["title"] = fmt.Sprintf("Use at most %d characters.", MaxTitleLen)
+	case !plainText(f.Title):
+		f.Errors["title"] = notPlainText
 	case !auth.SingleLine(f.Title):
 		f.Errors["title"] = "Keep the title on one line."
 	}
@@ -158,6 +166,8 @@ func (f *NoticeForm) checkText() {
 		f.Errors["body"] = "Write the message."
 	case n > MaxBodyLen:
 		f.Errors["body"] = fmt.Sprintf("Use at most %d characters.", MaxBodyLen)
+	case !plainText(f.Body):
+		f.Errors["body"] = notPlainText
 	}
 }
 

@@ -57,6 +57,36 @@ type mfaRuleJSON struct {
 	Enrolled int     `json:"enrolled"`
 }
 
+type noticeJSON struct {
+	ID         int64    `json:"id"`
+	Title      string   `json:"title"`
+	Kind       string   `json:"kind"`
+	Severity   string   `json:"severity"`
+	Audience   []string `json:"audience"`
+	State      string   `json:"state"`
+	Author     string   `json:"author"`
+	StartsAt   string   `json:"starts_at"`
+	EndsAt     *string  `json:"ends_at"`
+	ArchivedAt *string  `json:"archived_at"`
+	// Acknowledged counts the readers who acknowledged the current version, of Readers,
+	// the active users in the audience.
+	Acknowledged int `json:"acknowledged"`
+	Readers      int `json:"readers"`
+}
+
+func (n listedNotice) json(now time.Time) noticeJSON {
+	return noticeJSON{ID: n.ID, Title: n.Title, Kind: n.Kind, Severity: n.Severity, Audience: n.audience,
+		State: n.State(now), Author: n.AuthorName, StartsAt: jsonTime(n.StartsAt), EndsAt: jsonOptionalTime(n.EndsAt),
+		ArchivedAt: jsonOptionalTime(n.ArchivedAt), Acknowledged: n.acked, Readers: n.readers}
+}
+
+type groupJSON struct {
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Members int    `json:"members"`
+	Created string `json:"created"`
+}
+
 func jsonTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // jsonOptionalTime is null for the zero time.

@@ -78,6 +78,14 @@ func commands() []command {
 		{"mfa pause", "suspend MFA enforcement at once, keeping every rule (the way out of a rollout gone wrong)", cmdMFAPause},
 		{"mfa resume", "enforce the MFA rules again", cmdMFAResume},
 		{"mfa status", "print the MFA rules and enrollment progress [--json]", cmdMFAStatus},
+		{"notice post", "post a notice and print its id: notice post --as U --title T --body-file F --kind normal|must_read --severity info|warning|critical [--audience A]… [--starts-at T] [--ends-at T]", cmdNoticePost},
+		{"notice list", "list notices with their audience and acknowledgements [--json]", cmdNoticeList},
+		{"notice archive", "take a notice off every page: notice archive --as U ID", cmdNoticeArchive},
+		{"group add", "create a group: group add NAME", cmdGroupAdd},
+		{"group list", "list groups [--json]", cmdGroupList},
+		{"group members", "list a group's members: group members NAME", cmdGroupMembers},
+		{"group add-member", "put U in a group: group add-member NAME U", cmdGroupAddMember},
+		{"group remove-member", "take U out of a group: group remove-member NAME U", cmdGroupRemoveMember},
 		{"key rotate", "re-encrypt every TOTP secret under a new key (stop serve first); the old key is kept as a dated backup", cmdKeyRotate},
 		{"mail test", "send one mail now and print the server's answer: mail test --to ADDR", cmdMailTest},
 		{"app add", "register HOST behind forward auth: app add [--audience A]… [--require-mfa] [--must-read-first] HOST", cmdAppAdd},
@@ -120,7 +128,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: gatehouse <command> [flags] [args]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-20s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun gatehouse <command> --help for the flags of a command.")
 }

@@ -30,7 +30,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if builtPath != "" { // the binary the process tests built, once for the whole run
+		os.RemoveAll(filepath.Dir(builtPath))
+	}
+	os.Exit(code)
 }
 
 // fakeHash stands in for a password hash where a test never signs in, so setting up users

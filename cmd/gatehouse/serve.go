@@ -59,6 +59,8 @@ func cmdServe(e env, args []string) error {
 	}
 	mailer := newMailService(cfg, store, log, registry)
 	srv := newServer(cfg, store, keys, log, registry, mailer)
+	stopWatching := watchChanges(ctx, store, log)
+	defer stopWatching()
 	hkCtx, stopHK := context.WithCancel(ctx)
 	defer stopHK()
 	go housekeeping(hkCtx, store, log, cfg)
@@ -190,7 +192,9 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, cfg Config, srv *http
 // newHasher bounds password checks twice: one core is always left free of hashing, and
 // on average at most checksPerSecond run per hashing core, so a flood of sign-in attempts
 // slows sign-ins (429 with Retry-After once it waits too long) and not every other page. A
-// small team signs in far below this rate.
+// small team signs in far below this rate. Both bounds belong to the machine, not to the
+// portal: they protect this machine's cores and memory, which load on other instances
+// does not touch, so they are per process by design and never shared through the store.
 func newHasher() *auth.Hasher {
 	slots := max(1, runtime.NumCPU()-1)
 	h := auth.NewHasher(auth.DefaultParams, slots)
@@ -317,6 +321,28 @@ func purgeMailState(ctx context.Context, store *db.DB, now time.Time) error {
 	_, err3 := store.PurgeRateLimits(ctx, now, 24*time.Hour)
 	_, err4 := store.PurgeMail(ctx, now.Add(-mailKept))
 	return errors.Join(err1, err2, err3, err4)
+}
+
+// watchChanges polls the store's change signal until stop is called (which waits for the
+// poll to end, so the store can close after it): copies the portal keeps in memory then
+// follow what other processes commit within a poll interval.
+func watchChanges(ctx context.Context, store *db.DB, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.Changes().Watch(ctx, func(err error) {
+			if err != nil {
+				log.Error("watching the database for changes failed; copies in memory are read again at every poll meanwhile", "err", err)
+				return
+			}
+			log.Info("watching the database for changes again")
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // housekeeping purges expired sessions and stale throttle entries now and then.
