@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"gatehouse/auth"
 	"gatehouse/db"
 )
 
@@ -91,7 +93,7 @@ func cmdBackup(e env, args []string) error {
 	if _, err := os.Stat(dest + ".key"); err == nil {
 		return fmt.Errorf("%s.key already exists; choose a new DEST", dest)
 	}
-	if err := store.Backup(e.ctx, dest); err != nil {
+	if err := backupStore(e.ctx, store, cfg.DB, dest, keys); err != nil {
 		return err
 	}
 	if err := keys.WriteKeyFile(dest + ".key"); err != nil {
@@ -99,6 +101,18 @@ func cmdBackup(e env, args []string) error {
 		return fmt.Errorf("writing %s.key: %w", dest, err)
 	}
 	abs, _ := filepath.Abs(dest)
-	fmt.Fprintf(e.stdout, "backed up %s to %s and its key to %s.key; store the two apart\n", cfg.DB, abs, abs)
+	fmt.Fprintf(e.stdout, "backed up %s to %s and its key to %s.key; store the two apart\n", redactURL(cfg.DB), abs, abs)
 	return nil
+}
+
+// backupStore writes the store's data to a new SQLite file at dest. A SQLite store is
+// copied with VACUUM INTO; PostgreSQL has no such copy, so its rows are copied (and
+// verified with the key) into a fresh file. Either way the backup is a SQLite file that
+// restores anywhere, on its own or into PostgreSQL with store copy.
+func backupStore(ctx context.Context, store *db.DB, dsn, dest string, keys *auth.Keyring) error {
+	if !isDatabaseURL(dsn) {
+		return store.Backup(ctx, dest)
+	}
+	_, err := copyIntoNewSQLite(ctx, store, dest, keys)
+	return err
 }

@@ -93,6 +93,7 @@ func commands() []command {
 		{"app remove", "remove the app at HOST; requests to it are refused from then on: app remove HOST", cmdAppRemove},
 		{"check", "validate config, key file and database without changing anything", cmdCheck},
 		{"backup", "copy the live database to DEST and its key to DEST.key: backup DEST", cmdBackup},
+		{"store copy", storeCopySummary, cmdStoreCopy},
 		{"version", "print the version", cmdVersion},
 	}
 }
