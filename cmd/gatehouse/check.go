@@ -28,17 +28,18 @@ func cmdCheck(e env, args []string) error {
 	// Looked at before opening, so a -wal or -shm seen belongs to a running serve (or a
 	// crash), not to this check.
 	exposed := filesOthersCanOpen(cfg)
+	shown := redactURL(cfg.DB)
 	store, version, err := db.OpenToInspect(e.ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
+		return fmt.Errorf("cannot open database %s: %w", shown, err)
 	}
 	defer store.Close()
 	if err := store.IntegrityCheck(e.ctx); err != nil {
-		return fmt.Errorf("database %s: %w", cfg.DB, err)
+		return fmt.Errorf("database %s: %w", shown, err)
 	}
 	if version < db.SchemaVersion() {
 		if err := store.UsernameCollisions(e.ctx); err != nil {
-			return fmt.Errorf("database %s cannot be migrated: %w", cfg.DB, err)
+			return fmt.Errorf("database %s cannot be migrated: %w", shown, err)
 		}
 	}
 	_, exists, err := openKeys(e.ctx, store, cfg.KeyFile, false)
@@ -64,7 +65,7 @@ func cmdCheck(e env, args []string) error {
 	if cfg.Mail.Enabled() {
 		mailState = "mail via " + cfg.Mail.Addr + " (" + cfg.Mail.TLS + ")"
 	}
-	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", cfg.DB, schema, keyState, mailState, warnings)
+	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", shown, schema, keyState, mailState, warnings)
 	return nil
 }
 

@@ -37,7 +37,7 @@ func openStore(ctx context.Context, s *settings, existing bool) (*db.DB, Config,
 	}
 	store, err := db.OpenExisting(ctx, cfg.DB)
 	if err != nil {
-		return nil, cfg, fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
+		return nil, cfg, fmt.Errorf("cannot open database %s: %w", redactURL(cfg.DB), err)
 	}
 	return store, cfg, nil
 }
