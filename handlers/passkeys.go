@@ -58,6 +58,7 @@ var (
 		Message: "The browser's answer is too large.", Hint: "Try again, or use another way to sign in."}
 	errPasskeyRefused = &userError{Status: http.StatusUnauthorized,
 		Message: "That passkey did not sign you in.", Hint: "Try again, or use another way to sign in."}
+	errNoPasskey     = &userError{Status: http.StatusConflict, Message: "Your account has no passkey.", Hint: "Enter a code instead."}
 	errPasskeyCloned = &userError{Status: http.StatusUnauthorized,
 		Message: "That passkey was refused: its counter says a copy of it may be in use.",
 		Hint:    "Sign in another way and tell an administrator."}
@@ -176,9 +177,8 @@ func (h *Handler) passkeyRegisterOptions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	name := views.PasskeyNameForm{Name: r.Name}
-	if !name.Validate() {
-		return &userError{Status: http.StatusUnprocessableEntity, Message: name.Error, Hint: "Change the name and try again."}
+	if _, err := checkedPasskeyName(r.Name); err != nil {
+		return err
 	}
 	if u.HasMFA() {
 		ok, err := h.confirmPassword(c, u, r.Password, "passkey.added")
@@ -194,15 +194,31 @@ func (h *Handler) passkeyRegisterOptions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	o, _, err := h.owner(ctx, u, handle)
+	return h.startSessionCeremony(c, u, s, handle, db.PasskeyRegister, h.passkeys.BeginRegistration)
+}
+
+// checkedPasskeyName is the name the passkey form's rule makes of name, or its refusal.
+func checkedPasskeyName(name string) (string, error) {
+	f := views.PasskeyNameForm{Name: name}
+	if !f.Validate() {
+		return "", &userError{Status: http.StatusUnprocessableEntity, Message: f.Error, Hint: "Change the name and try again."}
+	}
+	return f.Name, nil
+}
+
+// startSessionCeremony begins, with begin, a ceremony over u's passkeys under handle, bound
+// to the session s.
+func (h *Handler) startSessionCeremony(c echo.Context, u db.User, s db.Session, handle []byte, purpose string,
+	begin func(auth.PasskeyOwner) (auth.Ceremony, error)) error {
+	o, _, err := h.owner(c.Request().Context(), u, handle)
 	if err != nil {
 		return err
 	}
-	cer, err := h.passkeys.BeginRegistration(o)
+	cer, err := begin(o)
 	if err != nil {
 		return err
 	}
-	return h.startCeremony(c, cer, db.PasskeyRegister, u.ID, db.PasskeyBinding{SessionID: s.ID})
+	return h.startCeremony(c, cer, purpose, u.ID, db.PasskeyBinding{SessionID: s.ID})
 }
 
 // passkeyRegister handles POST /account/passkeys, the end of adding a passkey: the
@@ -254,11 +270,9 @@ func (h *Handler) readRegistration(c echo.Context, u db.User) (passkeyRequest, *
 	if len(r.Credential) > maxCredentialBytes {
 		return r, nil, h.registrationRefused(c, u, errPasskeyTooLarge, fmt.Sprintf("answer of %d bytes", len(r.Credential)))
 	}
-	name := views.PasskeyNameForm{Name: r.Name}
-	if !name.Validate() {
-		return r, nil, &userError{Status: http.StatusUnprocessableEntity, Message: name.Error, Hint: "Change the name and try again."}
+	if r.Name, err = checkedPasskeyName(r.Name); err != nil {
+		return r, nil, err
 	}
-	r.Name = name.Name
 	reg, err := auth.ParseRegistration(r.Credential)
 	if err != nil {
 		return r, nil, h.registrationRefused(c, u, errPasskeyMalformed, err.Error())
@@ -407,37 +421,40 @@ func (h *Handler) passkeyRemove(c echo.Context) error {
 // partial session, the options for navigator.credentials.get naming their passkeys, the
 // ceremony bound to the session.
 func (h *Handler) passkeySecondStepOptions(c echo.Context) error {
-	ctx := c.Request().Context()
-	s, ok := currentSession(c)
-	if !ok || s.Stage != db.StageMFA {
-		return errSessionGone
-	}
-	u, _ := currentUser(c)
-	if h.passkeys == nil {
-		return errPasskeysOff
+	s, u, err := h.passkeyStepSession(c)
+	if err != nil {
+		return err
 	}
 	if _, err := readPasskeyRequest(c); err != nil {
 		return err
 	}
-	handle, err := h.db.PasskeyHandleOf(ctx, u.ID)
+	handle, err := h.db.PasskeyHandleOf(c.Request().Context(), u.ID)
 	if errors.Is(err, db.ErrNotFound) {
-		return &userError{Status: http.StatusConflict, Message: "Your account has no passkey.", Hint: "Enter a code instead."}
+		return errNoPasskey
 	}
 	if err != nil {
 		return err
 	}
-	o, _, err := h.owner(ctx, u, handle)
-	if err != nil {
-		return err
+	return h.startSessionCeremony(c, u, s, handle, db.PasskeySecondStep, func(o auth.PasskeyOwner) (auth.Ceremony, error) {
+		if len(o.Credentials) == 0 {
+			return auth.Ceremony{}, errNoPasskey
+		}
+		return h.passkeys.BeginSecondStep(o)
+	})
+}
+
+// passkeyStepSession is the partial session a passkey's second step completes, and its
+// user; the script is told when there is none, or passkeys are off.
+func (h *Handler) passkeyStepSession(c echo.Context) (db.Session, db.User, error) {
+	s, ok := currentSession(c)
+	if !ok || s.Stage != db.StageMFA {
+		return s, db.User{}, errSessionGone
 	}
-	if len(o.Credentials) == 0 {
-		return &userError{Status: http.StatusConflict, Message: "Your account has no passkey.", Hint: "Enter a code instead."}
+	u, _ := currentUser(c)
+	if h.passkeys == nil {
+		return s, u, errPasskeysOff
 	}
-	cer, err := h.passkeys.BeginSecondStep(o)
-	if err != nil {
-		return err
-	}
-	return h.startCeremony(c, cer, db.PasskeySecondStep, u.ID, db.PasskeyBinding{SessionID: s.ID})
+	return s, u, nil
 }
 
 // passkeySecondStep handles POST /login/mfa/passkey: an answer signed by one of the user's
@@ -445,13 +462,9 @@ func (h *Handler) passkeySecondStepOptions(c echo.Context) error {
 // counts against the account's throttle first, like a code, and a failure stays counted.
 func (h *Handler) passkeySecondStep(c echo.Context) error {
 	ctx := c.Request().Context()
-	s, ok := currentSession(c)
-	if !ok || s.Stage != db.StageMFA {
-		return errSessionGone
-	}
-	u, _ := currentUser(c)
-	if h.passkeys == nil {
-		return errPasskeysOff
+	s, u, err := h.passkeyStepSession(c)
+	if err != nil {
+		return err
 	}
 	now := h.now()
 	if err := h.addressThrottled(c, u.Username, now); err != nil {
