@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -138,26 +139,12 @@ func cmdNoticePost(e env, args []string) error {
 	fs := newFlags("notice post")
 	s := addConfigFlags(fs, e.getenv)
 	var nf noticeFlags
-	fs.StringVar(&nf.as, "as", "", "post in the name of this publisher or admin; the audit log names them")
-	fs.StringVar(&nf.title, "title", "", "the title, one line")
-	fs.StringVar(&nf.bodyFile, "body-file", "", "file holding the message, plain text; - reads standard input (at most 1 MiB)")
-	fs.StringVar(&nf.kind, "kind", "", "normal (readers may dismiss it) or must_read (on every page until acknowledged)")
-	fs.StringVar(&nf.severity, "severity", "", "info, warning or critical")
-	fs.Var(&nf.audience, "audience", "who sees it, repeatable: everyone, role:NAME, group:ID or group:NAME (default everyone)")
-	fs.StringVar(&nf.startsAt, "starts-at", "", "when it starts: RFC 3339 (2026-03-02T09:00:00Z) or 2026-03-02T09:00 in --timezone (default now)")
-	fs.StringVar(&nf.endsAt, "ends-at", "", "when it ends, written the same way (default never)")
-	fs.BoolVar(&nf.email, "email", false, "also mail it to its audience when it starts (needs mail to be configured)")
+	nf.define(fs)
 	if _, err := parse(e, fs, args, "post a notice and print its id", 0); err != nil {
 		return err
 	}
-	for _, req := range []struct{ value, flag, want string }{
-		{nf.as, "--as", "the publisher or admin in whose name to post"}, {nf.title, "--title", "the notice's title"},
-		{nf.bodyFile, "--body-file", "a file holding the message, or - for standard input"},
-		{nf.kind, "--kind", "normal or must_read"}, {nf.severity, "--severity", "info, warning or critical"},
-	} {
-		if req.value == "" {
-			return usageError{fmt.Sprintf("%s is required: %s", req.flag, req.want)}
-		}
+	if err := nf.required(); err != nil {
+		return err
 	}
 	body, err := readBody(e, nf.bodyFile)
 	if err != nil {
@@ -173,34 +160,68 @@ func cmdNoticePost(e env, args []string) error {
 	if nf.email && !cfg.Mail.Enabled() {
 		return errors.New("--email: mail is not configured (--smtp-addr), so nothing was posted")
 	}
-	author, err := publisher(e.ctx, store, nf.as)
+	n, err := postNotice(e.ctx, store, cfg, nf, body)
 	if err != nil {
 		return err
 	}
-	groups, err := groupIDs(e.ctx, store)
-	if err != nil {
-		return err
+	fmt.Fprintln(e.stdout, n.ID)
+	return nil
+}
+
+// define declares notice post's flags on fs.
+func (nf *noticeFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&nf.as, "as", "", "post in the name of this publisher or admin; the audit log names them")
+	fs.StringVar(&nf.title, "title", "", "the title, one line")
+	fs.StringVar(&nf.bodyFile, "body-file", "", "file holding the message, plain text; - reads standard input (at most 1 MiB)")
+	fs.StringVar(&nf.kind, "kind", "", "normal (readers may dismiss it) or must_read (on every page until acknowledged)")
+	fs.StringVar(&nf.severity, "severity", "", "info, warning or critical")
+	fs.Var(&nf.audience, "audience", "who sees it, repeatable: everyone, role:NAME, group:ID or group:NAME (default everyone)")
+	fs.StringVar(&nf.startsAt, "starts-at", "", "when it starts: RFC 3339 (2026-03-02T09:00:00Z) or 2026-03-02T09:00 in --timezone (default now)")
+	fs.StringVar(&nf.endsAt, "ends-at", "", "when it ends, written the same way (default never)")
+	fs.BoolVar(&nf.email, "email", false, "also mail it to its audience when it starts (needs mail to be configured)")
+}
+
+// required refuses, as a usage error, the first flag notice post needs and was not given.
+func (nf noticeFlags) required() error {
+	for _, req := range []struct{ value, flag, want string }{
+		{nf.as, "--as", "the publisher or admin in whose name to post"}, {nf.title, "--title", "the notice's title"},
+		{nf.bodyFile, "--body-file", "a file holding the message, or - for standard input"},
+		{nf.kind, "--kind", "normal or must_read"}, {nf.severity, "--severity", "info, warning or critical"},
+	} {
+		if req.value == "" {
+			return usageError{fmt.Sprintf("%s is required: %s", req.flag, req.want)}
+		}
 	}
-	audience, err := audienceValues(e.ctx, store, nf.audience, groups)
+	return nil
+}
+
+// postNotice checks the notice as the web's form does and stores it in the name of the
+// publisher --as names.
+func postNotice(ctx context.Context, store *db.DB, cfg Config, nf noticeFlags, body string) (db.Notice, error) {
+	author, err := publisher(ctx, store, nf.as)
 	if err != nil {
-		return err
+		return db.Notice{}, err
+	}
+	groups, err := groupIDs(ctx, store)
+	if err != nil {
+		return db.Notice{}, err
+	}
+	audience, err := audienceValues(ctx, store, nf.audience, groups)
+	if err != nil {
+		return db.Notice{}, err
 	}
 	now := time.Now()
 	f := views.NoticeForm{Title: nf.title, Body: body, Kind: nf.kind, Severity: nf.severity,
 		StartsAt: nf.startsAt, EndsAt: nf.endsAt, Audience: audience, Email: nf.email, MailOn: cfg.Mail.Enabled()}
 	in, ok := f.Validate(now, cfg.Location, groups)
 	if !ok {
-		return noticeProblem(f, nf)
+		return db.Notice{}, noticeProblem(f, nf)
 	}
-	n, err := store.CreateNotice(e.ctx, in, author, actorEvent(author, "notice.posted", now))
+	n, err := store.CreateNotice(ctx, in, author, actorEvent(author, "notice.posted", now))
 	if errors.Is(err, db.ErrNotFound) {
-		return errors.New("--audience: a group was deleted meanwhile; nothing was posted")
+		return db.Notice{}, errors.New("--audience: a group was deleted meanwhile; nothing was posted")
 	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, n.ID)
-	return nil
+	return n, err
 }
 
 // noticeProblem words the notice form's first problem for the command line, naming the
