@@ -131,6 +131,7 @@ func audienceGroup(ctx context.Context, store *db.DB, arg string, groups map[int
 // noticeFlags are notice post's flags as typed.
 type noticeFlags struct {
 	as, title, bodyFile, kind, severity, startsAt, endsAt string
+	remind, dueAt, renewEvery                             string
 	audience                                              repeated
 	email                                                 bool
 }
@@ -160,6 +161,9 @@ func cmdNoticePost(e env, args []string) error {
 	if nf.email && !cfg.Mail.Enabled() {
 		return errors.New("--email: mail is not configured (--smtp-addr), so nothing was posted")
 	}
+	if r := strings.TrimSpace(nf.remind); r != "" && r != db.RemindNone && !cfg.Mail.Enabled() {
+		return errors.New("--remind: reminders go by mail, which is not configured (--smtp-addr), so nothing was posted")
+	}
 	n, err := postNotice(e.ctx, store, cfg, nf, body)
 	if err != nil {
 		return err
@@ -179,6 +183,9 @@ func (nf *noticeFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&nf.startsAt, "starts-at", "", "when it starts: RFC 3339 (2026-03-02T09:00:00Z) or 2026-03-02T09:00 in --timezone (default now)")
 	fs.StringVar(&nf.endsAt, "ends-at", "", "when it ends, written the same way (default never)")
 	fs.BoolVar(&nf.email, "email", false, "also mail it to its audience when it starts (needs mail to be configured)")
+	fs.StringVar(&nf.remind, "remind", "", "must-read only: none, daily or weekly, mail readers who have not acknowledged it (default none)")
+	fs.StringVar(&nf.dueAt, "due-at", "", "must-read only: when it is due, written like --starts-at; later readers are overdue")
+	fs.StringVar(&nf.renewEvery, "renew-every", "", "must-read only: how long an acknowledgement lasts, such as 365d (at least 1d)")
 }
 
 // required refuses, as a usage error, the first flag notice post needs and was not given.
@@ -212,7 +219,8 @@ func postNotice(ctx context.Context, store *db.DB, cfg Config, nf noticeFlags, b
 	}
 	now := time.Now()
 	f := views.NoticeForm{Title: nf.title, Body: body, Kind: nf.kind, Severity: nf.severity,
-		StartsAt: nf.startsAt, EndsAt: nf.endsAt, Audience: audience, Email: nf.email, MailOn: cfg.Mail.Enabled()}
+		StartsAt: nf.startsAt, EndsAt: nf.endsAt, Audience: audience, Email: nf.email, MailOn: cfg.Mail.Enabled(),
+		Remind: nf.remind, DueAt: nf.dueAt, Renew: nf.renewEvery}
 	in, ok := f.Validate(now, cfg.Location, groups)
 	if !ok {
 		return db.Notice{}, noticeProblem(f, nf)
@@ -229,12 +237,15 @@ func postNotice(ctx context.Context, store *db.DB, cfg Config, nf noticeFlags, b
 // what the web refuses; only flag values that are not a choice the flag offers are worded
 // anew, since the form's words name buttons.
 func noticeProblem(f views.NoticeForm, nf noticeFlags) error {
-	for _, field := range []string{"kind", "severity", "title", "body", "audience", "starts_at", "ends_at"} {
+	for _, field := range []string{"kind", "severity", "title", "body", "audience", "starts_at", "ends_at",
+		"remind", "due_at", "renew_every"} {
 		msg, bad := f.Errors[field]
 		if !bad {
 			continue
 		}
 		switch field {
+		case "remind", "due_at", "renew_every":
+			return followUpProblem(f, nf, field, msg)
 		case "kind":
 			return usageError{fmt.Sprintf("--kind %q: want normal or must_read", f.Kind)}
 		case "severity":
@@ -256,6 +267,26 @@ func noticeProblem(f views.NoticeForm, nf noticeFlags) error {
 		return fmt.Errorf("%s %q: %s", name, value, msg)
 	}
 	return errors.New("the notice was refused") // the form always names a field
+}
+
+// followUpProblem words a problem with a must-read notice's follow-up (reminders, due
+// date, renewal) for the command line.
+func followUpProblem(f views.NoticeForm, nf noticeFlags, field, msg string) error {
+	flags := map[string][2]string{"remind": {"--remind", nf.remind}, "due_at": {"--due-at", nf.dueAt},
+		"renew_every": {"--renew-every", nf.renewEvery}}
+	name, value := flags[field][0], flags[field][1]
+	if f.Kind != db.NoticeMustRead {
+		return usageError{fmt.Sprintf("%s: only a must-read notice has it (--kind must_read)", name)}
+	}
+	switch field {
+	case "remind":
+		return usageError{fmt.Sprintf("--remind %q: want none, daily or weekly", value)}
+	case "due_at":
+		if _, err := views.ParseFormTime(value, time.UTC); err != nil {
+			return usageError{fmt.Sprintf("--due-at %q: want an RFC 3339 time such as 2026-03-02T09:00:00Z, or 2026-03-02T09:00 in --timezone", value)}
+		}
+	}
+	return fmt.Errorf("%s %q: %s", name, value, msg)
 }
 
 func cmdNoticeList(e env, args []string) error {
