@@ -65,7 +65,9 @@ type Handler struct {
 	counts  *counters
 	metrics *metrics
 	live    *liveNotices
-	mail    *mail.Service
+	// sessions keeps validated session lookups; nil when the store cannot keep them exact.
+	sessions *sessionCache
+	mail     *mail.Service
 	// passkeys runs the WebAuthn ceremonies; nil when the base URL is an IP address, which
 	// browsers do not accept for passkeys.
 	passkeys *auth.RelyingParty

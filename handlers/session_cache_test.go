@@ -1,0 +1,135 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"gatehouse/auth"
+	"gatehouse/db"
+)
+
+// warm asks for the dashboard twice, so the session of c is kept by its portal.
+func warm(t *testing.T, c *client) {
+	t.Helper()
+	for range 2 {
+		wantStatus(t, c.get("/"), http.StatusOK)
+	}
+}
+
+func TestSessionCacheKeepsALookupUntilAnythingIsCommitted(t *testing.T) {
+	store, err := db.Open(context.Background(), t.TempDir()+"/g.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h := &Handler{db: store, sessions: newSessionCache(store)}
+	if h.sessions == nil {
+		t.Fatal("SQLite's change signal is exact, yet no cache was made")
+	}
+	ctx := context.Background()
+	u, err := store.CreateUser(ctx, db.NewUser{Username: "sam", Role: db.RoleStaff, PasswordHash: "x"}, db.Event{At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := auth.HashToken("tok")
+	s, err := store.StartSession(ctx, db.NewSession{TokenHash: hash, UserID: u.ID, Stage: db.StageFull}, db.Event{At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := h.lookupSessions(ctx, [][]byte{hash})
+	if err != nil || len(found) != 1 || found[0].Session.ID != s.ID {
+		t.Fatalf("first lookup: %+v, %v", found, err)
+	}
+	if len(h.sessions.entries) != 1 {
+		t.Fatalf("%d entries kept after a lookup, want 1", len(h.sessions.entries))
+	}
+
+	// Another process ends the session: the next lookup must not answer from memory.
+	other, err := db.Open(ctx, store.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.RevokeSessions(ctx, u.ID, 0, db.Event{At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	found, err = h.lookupSessions(ctx, [][]byte{hash})
+	if err != nil || len(found) != 0 {
+		t.Fatalf("lookup after another process revoked the session: %+v, %v; want none", found, err)
+	}
+}
+
+func TestSessionCacheHonoursChangesAtTheNextRequest(t *testing.T) {
+	a := newTestApp(t)
+	a.createUser("root", db.RoleAdmin, "correct horse battery")
+	sam := a.createUser("sam", db.RoleStaff, "correct horse battery")
+	uid := strconv.FormatInt(sam.ID, 10)
+	admin := a.client()
+	admin.login("root", "correct horse battery")
+	admin.get("/admin/users/" + uid)
+
+	t.Run("a role change applies at the next request", func(t *testing.T) {
+		c := a.client()
+		c.login("sam", "correct horse battery")
+		warm(t, c)
+		wantStatus(t, c.get("/admin/users"), http.StatusForbidden)
+		wantStatus(t, admin.post("/admin/users/"+uid+"/role", map[string][]string{"role": {db.RoleAdmin}}), http.StatusSeeOther)
+		wantStatus(t, c.get("/admin/users"), http.StatusOK)
+		wantStatus(t, admin.post("/admin/users/"+uid+"/role", map[string][]string{"role": {db.RoleStaff}}), http.StatusSeeOther)
+		wantStatus(t, c.get("/admin/users"), http.StatusForbidden)
+	})
+	t.Run("signing out ends the session at its next request", func(t *testing.T) {
+		c := a.client()
+		c.login("sam", "correct horse battery")
+		warm(t, c)
+		stolen := a.client()
+		stolen.jar.SetCookies(baseURL, c.jar.Cookies(baseURL))
+		wantStatus(t, stolen.get("/"), http.StatusOK)
+		wantStatus(t, c.post("/logout", nil), http.StatusSeeOther)
+		wantRedirect(t, stolen.get("/"), "/login?ended=1")
+	})
+	t.Run("revoking another session ends it at its next request", func(t *testing.T) {
+		c, other := a.client(), a.client()
+		c.login("sam", "correct horse battery")
+		other.login("sam", "correct horse battery")
+		warm(t, other)
+		c.get("/account/sessions")
+		wantStatus(t, c.post("/account/sessions/revoke-others", nil), http.StatusSeeOther)
+		wantRedirect(t, other.get("/"), "/login?ended=1")
+		wantStatus(t, c.get("/"), http.StatusOK)
+	})
+	t.Run("disabling the account ends its sessions at their next request", func(t *testing.T) {
+		c := a.client()
+		c.login("sam", "correct horse battery")
+		warm(t, c)
+		wantStatus(t, admin.post("/admin/users/"+uid+"/disable", nil), http.StatusSeeOther)
+		wantRedirect(t, c.get("/"), "/login?ended=1")
+		wantStatus(t, admin.post("/admin/users/"+uid+"/enable", nil), http.StatusSeeOther)
+	})
+	t.Run("an MFA reset ends the sessions at their next request", func(t *testing.T) {
+		c := a.client()
+		c.login("sam", "correct horse battery")
+		warm(t, c)
+		wantStatus(t, admin.post("/admin/users/"+uid+"/reset-mfa", nil), http.StatusSeeOther)
+		wantRedirect(t, c.get("/"), "/login?ended=1")
+	})
+}
+
+// The idle limit is applied to every answer, kept or read, and the once-a-minute
+// last-seen write lets a kept session live on while it is used.
+func TestSessionCacheKeepsTheIdleLimit(t *testing.T) {
+	a := newTestApp(t) // idle limit: one hour
+	a.createUser("sam", db.RoleStaff, "correct horse battery")
+	c := a.client()
+	c.login("sam", "correct horse battery")
+	warm(t, c)
+	for range 3 { // two hours in all, never an hour idle
+		a.advance(40 * time.Minute)
+		warm(t, c)
+	}
+	a.advance(61 * time.Minute)
+	wantRedirect(t, c.get("/"), "/login?ended=1")
+}
