@@ -14,7 +14,8 @@ import (
 // preflight checks, before the first measurement of a case, that its requests get what
 // the benchmark claims to measure: the dashboard with banners, a check that lets the
 // user pass, or hello.
-func preflight(ctx context.Context, addr string, c benchCase) error {
+func preflight(ctx context.Context, o options, addr string, c benchCase) error {
+	sessions := c.sessions(o)
 	client := newClient(newTransport(1), 30*time.Second)
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
 	var remoteUser string
@@ -29,9 +30,9 @@ func preflight(ctx context.Context, addr string, c benchCase) error {
 		return resp.StatusCode, string(b), err
 	}
 	if c.verify {
-		n := min(len(c.data.tokens), 50)
+		n := min(len(sessions), 50)
 		for i := range n {
-			status, _, err := get(c.data.tokens[i*len(c.data.tokens)/n])
+			status, _, err := get(sessions[i*len(sessions)/n])
 			if err != nil || status != http.StatusOK || remoteUser == "" {
 				return fmt.Errorf("preflight: /auth/verify answered %d with Remote-User %q (%v)", status, remoteUser, err)
 			}
@@ -40,16 +41,16 @@ func preflight(ctx context.Context, addr string, c benchCase) error {
 		return nil
 	}
 	if c.hello {
-		status, body, err := get(c.data.tokens[0])
+		status, body, err := get(sessions[0])
 		if err != nil || status != http.StatusOK || body != "hello" {
 			return fmt.Errorf("preflight: hello answered %d %q (%v)", status, body, err)
 		}
 		return nil
 	}
-	n := min(len(c.data.tokens), 50)
+	n := min(len(sessions), 50)
 	banners, size := 0, 0
 	for i := range n {
-		status, body, err := get(c.data.tokens[i*len(c.data.tokens)/n])
+		status, body, err := get(sessions[i*len(sessions)/n])
 		if err != nil || status != http.StatusOK || !strings.Contains(body, "Dashboard") {
 			return fmt.Errorf("preflight: GET / answered %d (%v); body starts %.300q", status, err, body)
 		}
