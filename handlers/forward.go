@@ -270,7 +270,7 @@ func (h *Handler) fillForwardSession(c echo.Context, in *forwardInput, host stri
 	}
 	in.StepPending = step != ""
 	if in.App.MustReadFirst {
-		if in.MustReadDue, err = h.mustReadOutstanding(c.Request().Context(), r.user, h.now()); err != nil {
+		if in.MustReadDue, err = h.mustReadOutstanding(c, r.user, h.now()); err != nil {
 			return err
 		}
 	}

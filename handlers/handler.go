@@ -65,9 +65,9 @@ type Handler struct {
 	counts  *counters
 	metrics *metrics
 	live    *liveNotices
-	// sessions keeps validated session lookups; nil when the store cannot keep them exact.
-	sessions *sessionCache
-	mail     *mail.Service
+	// exact keeps what most requests read; nil when the store cannot keep it exact.
+	exact *exactCaches
+	mail  *mail.Service
 	// passkeys runs the WebAuthn ceremonies; nil when the base URL is an IP address, which
 	// browsers do not accept for passkeys.
 	passkeys *auth.RelyingParty

@@ -26,7 +26,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		mail:    deps.Mail,
 	}
 	h.live = &liveNotices{db: deps.DB}
-	h.sessions = newSessionCache(deps.DB)
+	h.exact = newExactCaches(deps.DB)
 	h.passkeys = relyingParty(cfg, deps.Log)
 	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)
 	h.counts = newCounters(deps.DB, deps.Log, deps.Now)

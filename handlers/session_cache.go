@@ -1,63 +1,122 @@
 package handlers
 
 import (
-	"context"
 	"crypto/sha256"
+	"slices"
 	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"gatehouse/db"
 )
 
-// sessionCache keeps the sessions (with their users) that recent requests looked up, so a
-// page view or a forward-auth check usually reads no session row. It is exact, not merely
-// fresh: every lookup first asks the store's change signal (db.Changes.Check) whether
-// anything was committed, by any process, and uses a kept entry only while the generation
-// is the one the entry was read at. A revoke, a sign-out, a disabled account, a role, group,
-// password or second-factor change from the command line or another instance is therefore
-// seen by the very next request, as without a cache. The limits of a session (idle,
-// absolute, a partial session's deadline) are applied to every answer, kept or read, by
-// the caller; the once-a-minute last-seen write is a commit, so the next request reads the
-// new time.
+// exactCaches keep what nearly every request reads from the store (its session and user,
+// the reader's acknowledgements, the dashboard's counts), so a page view usually reads no
+// row at all. They are exact, not merely fresh: before a request uses any kept value it
+// asks the store's change signal once (db.Changes.Check) whether anything was committed,
+// by any process, and a value is used only while the generation is the one it was read at.
+// A revoke, a sign-out, a disabled account, a role, group, password or second-factor
+// change from the command line or another instance is therefore seen by the very next
+// request, as without a cache. Limits that pass with time are applied to every answer,
+// kept or read: a session's idle and absolute limits by the caller, an acknowledgement's
+// expiry by readerEntry. The once-a-minute last-seen write is a commit like any other.
 //
 // The store decides whether this holds: a store whose signal cannot answer Check exactly
-// (db.Changes.Exact) gets no cache, and every lookup reads.
-type sessionCache struct {
-	store *db.DB
-	mu    sync.Mutex
-	// generation is the change signal's generation every entry was read at: once it moves
-	// on, every entry is stale at once, so they are dropped together.
-	generation uint64
-	entries    map[[sha256.Size]byte]db.SessionWithUser
+// (db.Changes.Exact) gets no caches, and every request reads.
+type exactCaches struct {
+	sessions *exactCache[[sha256.Size]byte, db.SessionWithUser]
+	readers  *exactCache[int64, readerEntry]
+	counts   *exactCache[int64, accountCounts]
 }
 
-// sessionCacheSize bounds the entries: a few hundred bytes each, for many more browsers
-// than a staff portal has signed in at once. When full, it starts over empty.
-const sessionCacheSize = 4096
-
-// newSessionCache returns a cache for store, or nil when its change signal is not exact.
-func newSessionCache(store *db.DB) *sessionCache {
+// newExactCaches returns the caches for store, or nil when its change signal is not exact.
+func newExactCaches(store *db.DB) *exactCaches {
 	if store == nil || !store.Changes().Exact() {
 		return nil
 	}
-	return &sessionCache{store: store, entries: map[[sha256.Size]byte]db.SessionWithUser{}}
+	return &exactCaches{sessions: newExactCache[[sha256.Size]byte, db.SessionWithUser](),
+		readers: newExactCache[int64, readerEntry](), counts: newExactCache[int64, accountCounts]()}
+}
+
+// changesCheckedKey marks a request whose change check has been made.
+const changesCheckedKey = "gatehouse.changes_checked"
+
+// checkedGeneration is the generation a request may use kept values at: the store is asked
+// once per request, so every value used holds every change committed before that ask.
+// ok is false when there are no caches, or the ask failed: then everything is read.
+func (h *Handler) checkedGeneration(c echo.Context) (generation uint64, ok bool) {
+	if h.exact == nil {
+		return 0, false
+	}
+	if _, checked := c.Get(changesCheckedKey).(bool); !checked {
+		if _, err := h.db.Changes().Check(c.Request().Context()); err != nil {
+			// Whether anything changed is unknown, so nothing kept is used; the reads that
+			// follow fail too if the store is down. The watcher logs the signal's trouble.
+			return 0, false
+		}
+		c.Set(changesCheckedKey, true)
+	}
+	// Later than the ask, never earlier: a value read at it holds at least as much.
+	return h.db.Changes().Generation(), true
+}
+
+// exactCache is one kind of kept value, by key, all read at one generation: once the
+// generation moves on, every entry is stale at once, so they are dropped together.
+type exactCache[K comparable, V any] struct {
+	mu         sync.Mutex
+	generation uint64
+	entries    map[K]V
+}
+
+// exactCacheSize bounds each cache: a few hundred bytes an entry, for many more browsers
+// than a staff portal has signed in at once. When full, it starts over empty.
+const exactCacheSize = 4096
+
+func newExactCache[K comparable, V any]() *exactCache[K, V] {
+	return &exactCache[K, V]{entries: map[K]V{}}
+}
+
+func (x *exactCache[K, V]) get(key K, generation uint64) (V, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if generation != x.generation {
+		var zero V
+		return zero, false
+	}
+	v, ok := x.entries[key]
+	return v, ok
+}
+
+// put keeps v, read at generation. A read begun at an older generation than the kept ones
+// is not kept: a commit may have overtaken it.
+func (x *exactCache[K, V]) put(key K, generation uint64, v V) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	switch {
+	case generation < x.generation:
+		return
+	case generation > x.generation || len(x.entries) >= exactCacheSize:
+		clear(x.entries)
+		x.generation = generation
+	}
+	x.entries[key] = v
 }
 
 // lookupSessions is db.SessionsByTokenHashes through the cache. Only a request with one
 // session token (what a browser sends) is kept; a crowd of cookies is read every time.
-func (h *Handler) lookupSessions(ctx context.Context, hashes [][]byte) ([]db.SessionWithUser, error) {
-	sc := h.sessions
-	if sc == nil || len(hashes) != 1 || len(hashes[0]) != sha256.Size {
+// Kept entries are shared by the requests that use them: nothing writes to their slices.
+func (h *Handler) lookupSessions(c echo.Context, hashes [][]byte) ([]db.SessionWithUser, error) {
+	ctx := c.Request().Context()
+	if len(hashes) != 1 || len(hashes[0]) != sha256.Size {
 		return h.db.SessionsByTokenHashes(ctx, hashes)
 	}
-	generation, err := sc.store.Changes().Check(ctx)
-	if err != nil {
-		// Whether anything changed is unknown, so nothing kept may be used; the read below
-		// fails too if the store is down, and then the request does. The watcher logs the
-		// signal's own trouble.
+	generation, ok := h.checkedGeneration(c)
+	if !ok {
 		return h.db.SessionsByTokenHashes(ctx, hashes)
 	}
 	key := [sha256.Size]byte(hashes[0])
-	if e, ok := sc.get(key, generation); ok {
+	if e, ok := h.exact.sessions.get(key, generation); ok {
 		return []db.SessionWithUser{e}, nil
 	}
 	found, err := h.db.SessionsByTokenHashes(ctx, hashes)
@@ -65,33 +124,54 @@ func (h *Handler) lookupSessions(ctx context.Context, hashes [][]byte) ([]db.Ses
 		return nil, err
 	}
 	if len(found) == 1 {
-		sc.put(key, generation, found[0])
+		h.exact.sessions.put(key, generation, found[0])
 	}
 	return found, nil
 }
 
-func (sc *sessionCache) get(key [sha256.Size]byte, generation uint64) (db.SessionWithUser, bool) {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if generation != sc.generation {
-		return db.SessionWithUser{}, false
-	}
-	e, ok := sc.entries[key]
-	return e, ok
+// readerEntry is a reader's state for some notices, read at readAt and true until
+// state.Until (the first of its acknowledgements to expire).
+type readerEntry struct {
+	ids    []int64
+	readAt time.Time
+	state  db.ReaderState
 }
 
-// put keeps e, read after Check answered generation. A read that an older generation
-// started is never kept over newer ones: a commit may have overtaken it.
-func (sc *sessionCache) put(key [sha256.Size]byte, generation uint64, e db.SessionWithUser) {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	switch {
-	case generation < sc.generation:
-		return
-	case generation > sc.generation || len(sc.entries) >= sessionCacheSize:
-		clear(sc.entries)
-		sc.generation = generation
+// readerState is db.ReaderStateOf through the cache. A kept state is used for the same
+// notices, from its read until its first acknowledgement expires; a clock that stepped
+// back before the read reads again.
+func (h *Handler) readerState(c echo.Context, userID int64, ids []int64, now time.Time) (db.ReaderState, error) {
+	generation, ok := h.checkedGeneration(c)
+	if ok {
+		e, hit := h.exact.readers.get(userID, generation)
+		if hit && slices.Equal(e.ids, ids) && !now.Before(e.readAt) && (e.state.Until.IsZero() || now.Before(e.state.Until)) {
+			return e.state, nil
+		}
 	}
-	// The entry is shared by the requests that hit it: its one slice is never written.
-	sc.entries[key] = e
+	st, err := h.db.ReaderStateOf(c.Request().Context(), userID, ids, now)
+	if err != nil {
+		return db.ReaderState{}, err
+	}
+	if ok {
+		h.exact.readers.put(userID, generation, readerEntry{ids: ids, readAt: now, state: st})
+	}
+	return st, nil
+}
+
+// accountCounts is what the dashboard counts for a user: sessions and unused recovery codes.
+type accountCounts struct{ sessions, recoveryLeft int }
+
+// accountCountsOf is db.AccountCounts through the cache.
+func (h *Handler) accountCountsOf(c echo.Context, userID int64) (sessions, recoveryLeft int, err error) {
+	generation, ok := h.checkedGeneration(c)
+	if ok {
+		if e, hit := h.exact.counts.get(userID, generation); hit {
+			return e.sessions, e.recoveryLeft, nil
+		}
+	}
+	sessions, recoveryLeft, err = h.db.AccountCounts(c.Request().Context(), userID)
+	if err == nil && ok {
+		h.exact.counts.put(userID, generation, accountCounts{sessions, recoveryLeft})
+	}
+	return sessions, recoveryLeft, err
 }

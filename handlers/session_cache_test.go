@@ -25,8 +25,8 @@ func TestSessionCacheKeepsALookupUntilAnythingIsCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	h := &Handler{db: store, sessions: newSessionCache(store)}
-	if h.sessions == nil {
+	h := &Handler{db: store, exact: newExactCaches(store)}
+	if h.exact == nil {
 		t.Fatal("SQLite's change signal is exact, yet no cache was made")
 	}
 	ctx := context.Background()
@@ -39,12 +39,12 @@ func TestSessionCacheKeepsALookupUntilAnythingIsCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found, err := h.lookupSessions(ctx, [][]byte{hash})
+	found, err := h.lookupSessions(echoContext(), [][]byte{hash})
 	if err != nil || len(found) != 1 || found[0].Session.ID != s.ID {
 		t.Fatalf("first lookup: %+v, %v", found, err)
 	}
-	if len(h.sessions.entries) != 1 {
-		t.Fatalf("%d entries kept after a lookup, want 1", len(h.sessions.entries))
+	if len(h.exact.sessions.entries) != 1 {
+		t.Fatalf("%d entries kept after a lookup, want 1", len(h.exact.sessions.entries))
 	}
 
 	// Another process ends the session: the next lookup must not answer from memory.
@@ -56,7 +56,7 @@ func TestSessionCacheKeepsALookupUntilAnythingIsCommitted(t *testing.T) {
 	if _, err := other.RevokeSessions(ctx, u.ID, 0, db.Event{At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	found, err = h.lookupSessions(ctx, [][]byte{hash})
+	found, err = h.lookupSessions(echoContext(), [][]byte{hash})
 	if err != nil || len(found) != 0 {
 		t.Fatalf("lookup after another process revoked the session: %+v, %v; want none", found, err)
 	}
@@ -132,4 +132,35 @@ func TestSessionCacheKeepsTheIdleLimit(t *testing.T) {
 	}
 	a.advance(61 * time.Minute)
 	wantRedirect(t, c.get("/"), "/login?ended=1")
+}
+
+// A kept acknowledgement lasts only until it expires: with no commit in between (no
+// last-seen write is due), the must-read banner is back at the first request after.
+func TestKeptAcknowledgementsExpireOnTime(t *testing.T) {
+	a := newTestApp(t)
+	root := a.createUser("root", db.RoleAdmin, "correct horse battery")
+	a.createUser("sam", db.RoleStaff, "correct horse battery")
+	n, err := a.db.CreateNotice(context.Background(), db.NoticeInput{Title: "House rules", Body: "Read them hourly.",
+		Kind: db.NoticeMustRead, Severity: db.SeverityInfo, Audience: db.Audience{Everyone: true}, Renew: time.Hour},
+		root, db.Event{At: a.clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(n.ID, 10)
+	c := a.client()
+	c.login("sam", "correct horse battery")
+	if banners(t, c.get("/"))[id] != "true" {
+		t.Fatal("no must-read banner before acknowledging")
+	}
+	wantStatus(t, c.post("/notices/"+id+"/ack", map[string][]string{"return": {"/"}}), http.StatusSeeOther)
+	a.advance(59*time.Minute + 30*time.Second) // this request's last-seen write is the last commit
+	for range 2 {
+		if _, shown := banners(t, c.get("/"))[id]; shown {
+			t.Fatal("the banner is back before the acknowledgement expired")
+		}
+	}
+	a.advance(45 * time.Second) // past the expiry, not yet a minute since the last-seen write
+	if banners(t, c.get("/"))[id] != "true" {
+		t.Fatal("the acknowledgement expired, yet the must-read banner is not back")
+	}
 }
