@@ -69,8 +69,8 @@ func (h *Handler) bannersFor(c echo.Context, u db.User, now time.Time) ([]db.Not
 	if err != nil {
 		return nil, err
 	}
-	var mine []db.Notice
-	var ids []int64
+	mine := make([]db.Notice, 0, len(all))
+	ids := make([]int64, 0, len(all))
 	for _, n := range all {
 		if n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
 			mine = append(mine, n)
@@ -84,7 +84,7 @@ func (h *Handler) bannersFor(c echo.Context, u db.User, now time.Time) ([]db.Not
 	if err != nil {
 		return nil, err
 	}
-	out := mine[:0:0]
+	out := mine[:0] // filtered in place: mine is this request's own
 	for _, n := range mine {
 		if n.MustRead() && !st.MustReadNow(n) || !n.MustRead() && st.Dismissed[n.ID] {
 			continue

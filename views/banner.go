@@ -5,7 +5,6 @@ import (
 	"html"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/a-h/templ"
 
@@ -17,15 +16,17 @@ import (
 // allocations; every value is escaped as a template would escape it.
 func Banner(p Page, n db.Notice) templ.Component {
 	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
-		var b strings.Builder
-		b.Grow(512 + len(n.Title)*2 + len(n.Body)*2)
-		b.WriteString(`<section class="banner ` + html.EscapeString(n.Severity) + `" aria-label="` +
-			html.EscapeString(bannerLabel(n)) + `" data-notice-id="` + strconv.FormatInt(n.ID, 10) +
-			`" data-must-read="` + strconv.FormatBool(n.MustRead()) + `">`)
-		writeBannerContent(&b, p, n, true)
-		b.WriteString(`</section>`)
-		_, err := io.WriteString(w, b.String())
-		return err
+		bw := bannerWriter{w: w, id: strconv.FormatInt(n.ID, 10)}
+		bw.put(`<section class="banner `, html.EscapeString(n.Severity), `" aria-label="`)
+		if n.MustRead() {
+			bw.put("Must read: ", html.EscapeString(n.Title))
+		} else {
+			bw.put("Notice: ", html.EscapeString(n.Title))
+		}
+		bw.put(`" data-notice-id="`, bw.id, `" data-must-read="`, strconv.FormatBool(n.MustRead()), `">`)
+		bw.content(p, n, true)
+		bw.put(`</section>`)
+		return bw.err
 	})
 }
 
@@ -33,25 +34,39 @@ func Banner(p Page, n db.Notice) templ.Component {
 // banner, the form that acknowledges or dismisses it.
 func bannerContent(p Page, n db.Notice, live bool) templ.Component {
 	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
-		var b strings.Builder
-		writeBannerContent(&b, p, n, live)
-		_, err := io.WriteString(w, b.String())
-		return err
+		bw := bannerWriter{w: w, id: strconv.FormatInt(n.ID, 10)}
+		bw.content(p, n, live)
+		return bw.err
 	})
 }
 
-func writeBannerContent(b *strings.Builder, p Page, n db.Notice, live bool) {
-	b.WriteString(`<h2>`)
+// bannerWriter writes the pieces of one notice's markup, keeping the first error.
+type bannerWriter struct {
+	w   io.Writer
+	id  string // the notice's
+	err error
+}
+
+func (bw *bannerWriter) put(pieces ...string) {
+	for _, s := range pieces {
+		if bw.err == nil {
+			_, bw.err = io.WriteString(bw.w, s)
+		}
+	}
+}
+
+func (bw *bannerWriter) content(p Page, n db.Notice, live bool) {
+	bw.put(`<h2>`)
 	if n.MustRead() {
-		b.WriteString(`<span class="tag">Must read</span> `)
+		bw.put(`<span class="tag">Must read</span> `)
 	}
 	title := html.EscapeString(n.Title)
 	if live {
-		b.WriteString(`<a href="` + string(noticeURL(n.ID, "")) + `">` + title + `</a>`)
+		bw.put(`<a href="/notices/`, bw.id, `">`, title, `</a>`)
 	} else {
-		b.WriteString(title)
+		bw.put(title)
 	}
-	b.WriteString(`</h2><div class="notice-body">` + renderedBodies.html(n.Body) + `</div>`)
+	bw.put(`</h2><div class="notice-body">`, renderedBodies.html(n.Body), `</div>`)
 	if !live {
 		return
 	}
@@ -59,7 +74,7 @@ func writeBannerContent(b *strings.Builder, p Page, n db.Notice, live bool) {
 	if n.MustRead() {
 		action, button = "ack", `<button type="submit">I have read this</button>`
 	}
-	b.WriteString(`<form method="post" action="` + string(noticeURL(n.ID, action)) + `"><input type="hidden" name="_csrf" value="` +
-		html.EscapeString(p.CSRF) + `"><input type="hidden" name="return" value="` + html.EscapeString(p.Path) + `"> ` +
-		button + `</form>`)
+	bw.put(`<form method="post" action="/notices/`, bw.id, `/`, action, `"><input type="hidden" name="_csrf" value="`,
+		html.EscapeString(p.CSRF), `"><input type="hidden" name="return" value="`, html.EscapeString(p.Path), `"> `,
+		button, `</form>`)
 }
