@@ -75,21 +75,50 @@ const benchAppHost = "localhost:9000"
 // the app.
 func (c benchCase) target() (path string, headers [][2]string) {
 	if !c.verify {
-		return "/", nil
+		return "/", [][2]string{{"Sec-Fetch-Site", "same-origin"}} // a link of the portal's, followed
 	}
 	return "/auth/verify", [][2]string{{"X-Forwarded-Method", http.MethodGet}, {"X-Forwarded-Proto", "http"},
 		{"X-Forwarded-Host", benchAppHost}, {"X-Forwarded-Uri", "/wiki/Start"}}
 }
 
-// pageRequest is the request of case c with session token tok.
-func pageRequest(ctx context.Context, addr string, c benchCase, tok string) *http.Request {
+// pageRequest is the request of case c with a browser's Cookie header.
+func pageRequest(ctx context.Context, addr string, c benchCase, cookie string) *http.Request {
 	path, headers := c.target()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	req.Header.Set("Cookie", "gatehouse_session="+tok)
+	req.Header.Set("Cookie", cookie)
 	for _, h := range headers {
 		req.Header.Set(h[0], h[1])
 	}
 	return req
+}
+
+// browserCookies are the Cookie headers of the browsers a case's load stands for, one per
+// session token. A browser keeps the form token cookie the portal's first page gives it
+// and sends it back with every page after, as it does Sec-Fetch-Site; so for the
+// dashboard each browser's first page is fetched here, unmeasured. A proxy's check of an
+// app's request carries only the session cookie, which reaches the app.
+func browserCookies(ctx context.Context, addr string, c benchCase, tokens []string) ([]string, error) {
+	out := make([]string, len(tokens))
+	for i, tok := range tokens {
+		out[i] = "gatehouse_session=" + tok
+	}
+	if c.verify || c.hello {
+		return out, nil
+	}
+	client := newClient(newTransport(1), 30*time.Second)
+	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	for i := range out {
+		resp, status, err := send(client, pageRequest(ctx, addr, c, out[i]))
+		if err != nil || status != http.StatusOK {
+			return nil, fmt.Errorf("first page of a browser: %d (%v)", status, err)
+		}
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "_csrf" {
+				out[i] += "; _csrf=" + ck.Value
+			}
+		}
+	}
+	return out, nil
 }
 
 // sessions are the session tokens a case's load sends: one per connection (o.sessions
@@ -125,18 +154,17 @@ func share(tokens []string, i, n int) []string {
 
 // pageLoad is the Go generator: conns closed-loop workers, each sending the case's request
 // with its share of the case's session cookies in turn, from now until w.end.
-func pageLoad(ctx context.Context, o options, addr string, c benchCase, w window) loadResult {
+func pageLoad(ctx context.Context, o options, addr string, c benchCase, cookies []string, w window) loadResult {
 	conns := o.conns
 	tr := newTransport(conns)
 	defer tr.CloseIdleConnections()
 	client := newClient(tr, 10*time.Second)
-	sessions := c.sessions(o)
 	results := make([]loadResult, conns)
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
 			r := loadResult{statuses: map[int]int{}, lat: make([]time.Duration, 0, 1<<14)}
-			mine := share(sessions, i, conns)
+			mine := share(cookies, i, conns)
 			for n := 0; n < maxPerWorker && ctx.Err() == nil && time.Now().Before(w.end); n++ {
 				tok := mine[n%len(mine)]
 				req := pageRequest(ctx, addr, c, tok)

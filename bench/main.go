@@ -45,7 +45,7 @@ type options struct {
 	// Set by run: wrk's path when it generates the page load ("" for the Go client), the
 	// script it runs, the temporary directory and the machine's cores.
 	wrk, wrkScript string
-	dir            string
+	dir, root      string // the temporary directory, the module's
 	cores          int
 }
 
@@ -139,7 +139,7 @@ func run(ctx context.Context, o options) (missed int, err error) {
 		return 0, err
 	}
 	printMachine(o)
-	if err := buildServers(ctx, o, dir); err != nil {
+	if err := buildServers(ctx, &o, dir); err != nil {
 		return 0, err
 	}
 	cases, err := seedCases(ctx, o, dir)
@@ -150,7 +150,11 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	return report(o, cases, results), nil
+	micro, err := runMicro(ctx, o.root)
+	if err != nil {
+		return 0, err
+	}
+	return report(o, cases, results, micro), nil
 }
 
 // chooseGenerator finds wrk for the page loads, as -generator asks, and writes its script.
@@ -181,12 +185,13 @@ func (o options) generatorName() string {
 // buildServers builds both servers into dir first, so compiling never competes with a
 // measurement, with the flags of make build, from the module root wherever bench was
 // started; -bin replaces the gatehouse build.
-func buildServers(ctx context.Context, o options, dir string) error {
+func buildServers(ctx context.Context, o *options, dir string) error {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil || len(strings.TrimSpace(string(gomod))) == 0 {
 		return fmt.Errorf("cannot find the module root (go env GOMOD): %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	o.root = root
 	gatehouseBin, helloBin := filepath.Join(dir, "gatehouse"), filepath.Join(dir, "hello")
 	builds := [][2]string{{gatehouseBin, "./cmd/gatehouse"}, {helloBin, "./bench/hello"}}
 	if o.bin != "" {
@@ -283,6 +288,10 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 		}
 	}
 
+	cookies, err := browserCookies(ctx, srv.addr, c, c.sessions(o))
+	if err != nil {
+		return sample{}, err
+	}
 	t0 := time.Now()
 	warmup, duration := o.warmup, o.duration
 	if o.wrk != "" {
@@ -295,9 +304,9 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 	var loadErr, cpuErr error
 	var wg sync.WaitGroup
 	if o.wrk != "" {
-		wg.Go(func() { load, cpu, loadErr = wrkLoad(ctx, o, srv, c) })
+		wg.Go(func() { load, cpu, loadErr = wrkLoad(ctx, o, srv, c, cookies) })
 	} else {
-		wg.Go(func() { load = pageLoad(ctx, o, srv.addr, c, w) })
+		wg.Go(func() { load = pageLoad(ctx, o, srv.addr, c, cookies, w) })
 	}
 	if c.flood {
 		wg.Go(func() { fl = loginFlood(ctx, srv.addr, c.data.usernames, o.flooders, w) })

@@ -29,9 +29,9 @@ func wholeSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 // wrkLoad loads a case's server with wrk: an unmeasured warm-up run, then the measured one,
 // with the server's CPU read right before it starts and right after it ends. wrk's own
 // CPU is the load generator's.
-func wrkLoad(ctx context.Context, o options, srv *server, c benchCase) (loadResult, cpuWindow, error) {
-	tokens := filepath.Join(o.dir, "tokens-"+strconv.Itoa(srv.pid))
-	if err := os.WriteFile(tokens, []byte(strings.Join(c.sessions(o), "\n")+"\n"), 0o600); err != nil {
+func wrkLoad(ctx context.Context, o options, srv *server, c benchCase, cookies []string) (loadResult, cpuWindow, error) {
+	tokens := filepath.Join(o.dir, "cookies-"+strconv.Itoa(srv.pid))
+	if err := os.WriteFile(tokens, []byte(strings.Join(cookies, "\n")+"\n"), 0o600); err != nil {
 		return loadResult{}, cpuWindow{}, err
 	}
 	defer os.Remove(tokens)

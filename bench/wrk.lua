@@ -1,9 +1,9 @@
 -- The bench's page load for wrk: each thread sends the case's request with its own share
--- of the session cookies, in turn, and counts every answer but a 200 (wrk itself would
+-- of the browsers' cookies, in turn, and counts every answer but a 200 (wrk itself would
 -- count a redirect to the sign-in page as a success). done prints one line for bench.
 --
--- Arguments: tokens file (one per line), number of threads, path, then header name and
--- value pairs.
+-- Arguments: a file of Cookie headers (one browser's a line), number of threads, path, then
+-- header name and value pairs.
 
 local threads = {}
 local next_id = 0
@@ -22,15 +22,15 @@ function init(args)
   end
   prepared, turn, bad, first_bad = {}, 0, 0, 0
   local i = 0
-  for tok in io.lines(file) do
+  for cookie in io.lines(file) do
     if i % count == id then
-      headers["Cookie"] = "gatehouse_session=" .. tok
+      headers["Cookie"] = cookie
       table.insert(prepared, wrk.format("GET", path, headers))
     end
     i = i + 1
   end
   if #prepared == 0 then
-    error("no session token for thread " .. id)
+    error("no browser for thread " .. id)
   end
 end
 

@@ -80,6 +80,7 @@ func BenchmarkDashboard(b *testing.B) {
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodGet, testBase+"/", nil)
 				req.RemoteAddr = "192.0.2.10:5555"
+				req.Header.Set("Sec-Fetch-Site", "same-origin") // as browsers send it, following a link of the portal
 				for _, ck := range s.cookies {
 					req.AddCookie(ck)
 				}
