@@ -4,6 +4,7 @@ package handlers
 import (
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -67,7 +68,9 @@ type Handler struct {
 	live    *liveNotices
 	// exact keeps what most requests read; nil when the store cannot keep it exact.
 	exact *exactCaches
-	mail  *mail.Service
+	// fixedHeaders are the security headers of every response.
+	fixedHeaders http.Header
+	mail         *mail.Service
 	// passkeys runs the WebAuthn ceremonies; nil when the base URL is an IP address, which
 	// browsers do not accept for passkeys.
 	passkeys *auth.RelyingParty

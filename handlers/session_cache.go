@@ -12,8 +12,8 @@ import (
 )
 
 // exactCaches keep what nearly every request reads from the store (its session and user,
-// the reader's acknowledgements, the dashboard's counts), so a page view usually reads no
-// row at all. They are exact, not merely fresh: before a request uses any kept value it
+// the reader's acknowledgements, the dashboard's counts, the app a proxy asks about), so a
+// page view or a forward-auth check usually reads no row at all. They are exact, not merely fresh: before a request uses any kept value it
 // asks the store's change signal once (db.Changes.Check) whether anything was committed,
 // by any process, and a value is used only while the generation is the one it was read at.
 // A revoke, a sign-out, a disabled account, a role, group, password or second-factor
@@ -28,6 +28,8 @@ type exactCaches struct {
 	sessions *exactCache[[sha256.Size]byte, db.SessionWithUser]
 	readers  *exactCache[int64, readerEntry]
 	counts   *exactCache[int64, accountCounts]
+	apps     *exactCache[string, db.App]
+	groups   *exactCache[int64, []string]
 }
 
 // newExactCaches returns the caches for store, or nil when its change signal is not exact.
@@ -36,7 +38,8 @@ func newExactCaches(store *db.DB) *exactCaches {
 		return nil
 	}
 	return &exactCaches{sessions: newExactCache[[sha256.Size]byte, db.SessionWithUser](),
-		readers: newExactCache[int64, readerEntry](), counts: newExactCache[int64, accountCounts]()}
+		readers: newExactCache[int64, readerEntry](), counts: newExactCache[int64, accountCounts](),
+		apps: newExactCache[string, db.App](), groups: newExactCache[int64, []string]()}
 }
 
 // changesCheckedKey marks a request whose change check has been made.
@@ -174,4 +177,34 @@ func (h *Handler) accountCountsOf(c echo.Context, userID int64) (sessions, recov
 		h.exact.counts.put(userID, generation, accountCounts{sessions, recoveryLeft})
 	}
 	return sessions, recoveryLeft, err
+}
+
+// appByHost is db.AppByHost through the cache; an unknown host is read every time.
+func (h *Handler) appByHost(c echo.Context, host string) (db.App, error) {
+	generation, ok := h.checkedGeneration(c)
+	if ok {
+		if app, hit := h.exact.apps.get(host, generation); hit {
+			return app, nil
+		}
+	}
+	app, err := h.db.AppByHost(c.Request().Context(), host)
+	if err == nil && ok {
+		h.exact.apps.put(host, generation, app)
+	}
+	return app, err
+}
+
+// groupNamesOf is db.GroupNamesOf through the cache, for the Remote-Groups header.
+func (h *Handler) groupNamesOf(c echo.Context, userID int64) ([]string, error) {
+	generation, ok := h.checkedGeneration(c)
+	if ok {
+		if names, hit := h.exact.groups.get(userID, generation); hit {
+			return names, nil
+		}
+	}
+	names, err := h.db.GroupNamesOf(c.Request().Context(), userID)
+	if err == nil && ok {
+		h.exact.groups.put(userID, generation, names)
+	}
+	return names, err
 }
