@@ -455,18 +455,18 @@ func printMachine(o options) {
 	fmt.Printf("machine: %d CPUs (%s), %s/%s, %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Printf("load: %d connections, %d rounds of %v warm-up + %v measured per case; flood: %d clients\n",
 		o.conns, o.rounds, o.warmup, o.duration, o.flooders)
-	sessions := fmt.Sprint(o.sessions)
+	sessions := fmt.Sprintf("%d sessions shared by the connections", o.sessions)
 	switch o.sessions {
 	case -1:
-		sessions = "one per connection"
+		sessions = "a browser with a session of its own per connection"
 	case 0:
-		sessions = "every seeded one"
+		sessions = "every seeded session in turn"
 	}
 	if o.wrk != "" {
-		fmt.Printf("page load generator: wrk (%s), %d threads; login flood: Go client; session cookies: %s\n\n",
+		fmt.Printf("page load generator: wrk (%s), %d threads; login flood: Go client; %s\n\n",
 			o.wrk, wrkThreads(o), sessions)
 	} else {
-		fmt.Printf("page load generator: Go client (wrk %s); session cookies: %s\n\n",
+		fmt.Printf("page load generator: Go client (wrk %s); %s\n\n",
 			map[bool]string{true: "not asked for", false: "not found on PATH"}[o.generator == "go"], sessions)
 	}
 }

@@ -164,3 +164,36 @@ func TestKeptAcknowledgementsExpireOnTime(t *testing.T) {
 		t.Fatal("the acknowledgement expired, yet the must-read banner is not back")
 	}
 }
+
+// The forward-auth check keeps the app and the user's group names too; another process's
+// commit is seen at the very next check.
+func TestKeptAppsAndGroupsFollowAnotherProcess(t *testing.T) {
+	w := newForwardWorld(t)
+	other := w.a.otherProcess()
+	ctx := context.Background()
+	amy, err := w.a.db.UserByUsername(ctx, "amy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		resp := w.verify(w.amy, appURL, nil)
+		wantStatus(t, resp, http.StatusOK)
+		if got := resp.Header.Get("Remote-Groups"); got != "ops" {
+			t.Fatalf("Remote-Groups %q, want ops", got)
+		}
+	}
+	if err := other.db.RemoveGroupMember(ctx, w.ops, amy.ID, db.Event{At: other.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.verify(w.amy, appURL, nil).Header.Get("Remote-Groups"); got != "" {
+		t.Fatalf("after leaving ops elsewhere, Remote-Groups %q, want none", got)
+	}
+	app, err := other.db.AppByHost(ctx, appHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.db.DeleteApp(ctx, app.ID, db.Event{At: other.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, w.verify(w.amy, appURL, nil), http.StatusForbidden)
+}
