@@ -42,6 +42,7 @@ type options struct {
 	// sessions is how many session cookies a page load sends (see benchCase.sessions).
 	sessions  int
 	generator string
+	micro     bool
 	// Set by run: wrk's path when it generates the page load ("" for the Go client), the
 	// script it runs, the temporary directory and the machine's cores.
 	wrk, wrkScript string
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "measure this gatehouse binary instead of building ./cmd/gatehouse")
 	flag.IntVar(&o.sessions, "sessions", -1, "session cookies each page load sends, spread over the seeded sessions: "+
 		"-1 one per connection (a browser each), 0 every seeded session")
+	flag.BoolVar(&o.micro, "micro", true, "run the handlers' in-process benchmarks after the load cases (the allocation and forward-auth targets)")
 	flag.StringVar(&o.generator, "generator", "auto", "page load generator: wrk, go (the Go client), or auto (wrk when on PATH)")
 	flag.Parse()
 	if o.rounds < 1 || o.rounds > 20 || o.conns < 1 || o.conns > 1000 || o.flooders < 0 || o.flooders > 1000 ||
@@ -150,9 +152,11 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	micro, err := runMicro(ctx, o.root)
-	if err != nil {
-		return 0, err
+	micro := map[string]microResult{}
+	if o.micro {
+		if micro, err = runMicro(ctx, o.root); err != nil {
+			return 0, err
+		}
 	}
 	return report(o, cases, results, micro), nil
 }
