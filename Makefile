@@ -50,7 +50,6 @@ lint:
 # in-process micro-benchmarks. About three minutes; go run ./bench -h lists its knobs.
 bench:
 	$(GO) run ./bench
-	$(GO) test -run '^$$' -bench 'BenchmarkBannersFor' -benchmem ./handlers/
 	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./db/ ./views/
 
 # Each fuzz target runs for FUZZTIME (CI uses a few seconds); seeds live in testdata/fuzz.

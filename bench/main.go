@@ -60,7 +60,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 6*time.Minute, "give up (and stop every server) after this long, builds included")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, binaries)")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
-	flag.DurationVar(&o.quiet, "quiet-wait", time.Minute, "before each case wait (at most 10s each, this long in all) "+
+	flag.DurationVar(&o.quiet, "quiet-wait", 30*time.Second, "before each case wait (at most 10s each, this long in all) "+
 		"until other processes use under 0.15 cores")
 	flag.StringVar(&o.bin, "bin", "", "measure this gatehouse binary instead of building ./cmd/gatehouse")
 	flag.IntVar(&o.sessions, "sessions", -1, "session cookies each page load sends, spread over the seeded sessions: "+
