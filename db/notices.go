@@ -454,6 +454,9 @@ func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 type ReaderState struct {
 	Acked     map[int64]bool // acknowledged now, by the one rule (acknowledgedNow)
 	Dismissed map[int64]bool
+	// Until is when the first of those acknowledgements expires (zero: none does), so the
+	// state read at now holds, as far as time goes, until then.
+	Until time.Time
 }
 
 // MustReadNow reports whether n is a must-read notice the reader has still to acknowledge
@@ -474,9 +477,9 @@ func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64, now t
 	args := append(append([]any{userID}, idArgs...), FormatTime(now), userID)
 	args = append(args, idArgs...)
 	in := placeholders(len(ids))
-	rows, err := d.query(ctx, `SELECT k.notice_id, 0 FROM notice_acks k JOIN notices n ON n.id = k.notice_id
+	rows, err := d.query(ctx, `SELECT k.notice_id, 0, k.expires_at FROM notice_acks k JOIN notices n ON n.id = k.notice_id
 		WHERE k.user_id = ? AND k.notice_id IN (`+in+`) AND `+acknowledgedNow+`
-		UNION ALL SELECT notice_id, 1 FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
+		UNION ALL SELECT notice_id, 1, '' FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
 	if err != nil {
 		return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
 	}
@@ -484,13 +487,21 @@ func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64, now t
 	for rows.Next() {
 		var id int64
 		var dismissed bool
-		if err := rows.Scan(&id, &dismissed); err != nil {
+		var expires string
+		if err := rows.Scan(&id, &dismissed, &expires); err != nil {
 			return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
 		}
 		if dismissed {
 			st.Dismissed[id] = true
-		} else {
-			st.Acked[id] = true
+			continue
+		}
+		st.Acked[id] = true
+		until, err := ParseTime(expires)
+		if err != nil {
+			return ReaderState{}, fmt.Errorf("db: reader state of %d: acknowledgement expiry: %w", userID, err)
+		}
+		if st.Until.IsZero() || until.Before(st.Until) {
+			st.Until = until
 		}
 	}
 	return st, rows.Err()
