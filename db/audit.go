@@ -97,7 +97,7 @@ func (f AuditFilter) where() (string, []any) {
 	add := func(cond string, arg any) { conds = append(conds, cond); args = append(args, arg) }
 	if f.Kind != "" {
 		if strings.HasSuffix(f.Kind, ".*") {
-			add("event LIKE ? ESCAPE '\\'", escapeLike(strings.TrimSuffix(f.Kind, "*"))+"%")
+			add("lower(event) LIKE lower(?) ESCAPE '\\'", escapeLike(strings.TrimSuffix(f.Kind, "*"))+"%")
 		} else {
 			add("event = ?", f.Kind)
 		}
@@ -109,10 +109,10 @@ func (f AuditFilter) where() (string, []any) {
 		}
 	}
 	if f.Actor != "" {
-		add("actor = ? COLLATE NOCASE", f.Actor)
+		add("lower(actor) = lower(?)", f.Actor)
 	}
 	if f.Subject != "" {
-		add("subject LIKE ? ESCAPE '\\'", "%"+escapeLike(f.Subject)+"%")
+		add("lower(subject) LIKE lower(?) ESCAPE '\\'", "%"+escapeLike(f.Subject)+"%")
 	}
 	if f.Outcome != "" {
 		add("outcome = ?", f.Outcome)

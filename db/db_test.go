@@ -44,7 +44,7 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 	}
 
 	want := SchemaVersion()
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := fs.Glob(migrationFS, "migrations/sqlite/*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
