@@ -194,7 +194,7 @@ func (d *DB) AddEventCounts(ctx context.Context, hour time.Time, counts map[stri
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO event_counts (kind, hour, n) VALUES (?, ?, ?)
-				ON CONFLICT (kind, hour) DO UPDATE SET n = n + excluded.n`, kind, h, n); err != nil {
+				ON CONFLICT (kind, hour) DO UPDATE SET n = event_counts.n + excluded.n`, kind, h, n); err != nil {
 				return fmt.Errorf("db: event counts: %w", err)
 			}
 		}

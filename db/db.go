@@ -545,21 +545,26 @@ func newRowID() (int64, error) {
 var drawRowID = newRowID
 
 // insertRandomID runs an INSERT whose first parameter is the new row's id, drawing again on
-// the rare collision, and returns the id.
+// the rare collision, and returns the id. A collision inserts nothing rather than failing,
+// since on PostgreSQL a failed statement would end the transaction.
 func insertRandomID(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
 		id, err := drawRowID()
 		if err != nil {
 			return 0, err
 		}
-		_, err = tx.ExecContext(ctx, query, append([]any{id}, args...)...)
-		if isPrimaryKeyViolation(err) && attempt < 3 {
-			continue
-		}
+		res, err := tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, append([]any{id}, args...)...)
 		if err != nil {
 			return 0, err
 		}
-		return id, nil
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, err
+		} else if n == 1 {
+			return id, nil
+		}
+		if attempt == 3 {
+			return 0, fmt.Errorf("db: no free random id after %d draws", attempt)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"gatehouse/internal/dbtest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,6 +70,7 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 }
 
 func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	d := openTest(t)
 	ctx := context.Background()
 
@@ -382,6 +384,7 @@ func assertNoTables(t *testing.T, path string) {
 }
 
 func TestBackup(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	d := openTest(t)
 	u := mkUser(t, d, "alice")

@@ -10,7 +10,7 @@ type dialect struct {
 	id dialectID
 	// hasTable counts the tables named by its one parameter in the store's schema.
 	hasTable string
-	// listTables lists the store's tables by name.
+	// listTables lists the store's tables by name (the data's and schema_migrations).
 	listTables string
 	// writeLock, when set, runs first in every write transaction: it makes writers of
 	// every process on the database take turns, as SQLite's BEGIN IMMEDIATE does.
@@ -49,7 +49,8 @@ var postgresDialect = &dialect{
 	hasTable: `SELECT COUNT(*) FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name = ?`,
 	listTables: `SELECT table_name FROM information_schema.tables
-		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`,
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name != 'change_revision'
+		ORDER BY table_name`,
 	writeLock: `SELECT pg_advisory_xact_lock(` + itoa(pgWriteLockKey) + `)`,
 	// One round trip: the simple protocol carries both statements; the notification is
 	// delivered when the transaction commits, and not at all if it rolls back.

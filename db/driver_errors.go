@@ -47,6 +47,15 @@ func isPrimaryKeyViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == pgUniqueViolation && strings.HasSuffix(pe.ConstraintName, "_pkey")
 }
 
+// violatedIndex names the unique index or constraint a PostgreSQL error reports, or is "".
+func violatedIndex(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.ConstraintName
+	}
+	return ""
+}
+
 func sqliteCode(err error) int {
 	var se *sqlite.Error
 	if errors.As(err, &se) {

@@ -174,7 +174,8 @@ func (t *roundTripTx) Rollback() error {
 	return t.c.classify(t.ctx, t.inner.Rollback())
 }
 
-// dollarPlaceholders rewrites each ? of query to $1, $2, … in order, leaving alone those
+// dollarPlaceholders rewrites each ? of query to $1, $2, … in order (and ?NNN to $NNN),
+// leaving alone those
 // inside quoted strings and identifiers, dollar-quoted bodies and comments. Results are
 // kept: the store sends the same few hundred statements over and over.
 type dollarPlaceholders struct{ cache sync.Map }
@@ -198,10 +199,19 @@ func rewritePlaceholders(q string) string {
 	for i := 0; i < len(q); {
 		switch c := q[i]; {
 		case c == '?':
-			n++
+			// ?NNN names its argument, as $NNN does; a bare ? takes the next one.
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
+			}
 			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			i++
+			if j > i+1 {
+				b.WriteString(q[i+1 : j])
+			} else {
+				n++
+				b.WriteString(strconv.Itoa(n))
+			}
+			i = j
 		case c == '\'' || c == '"':
 			end := quotedEnd(q, i, c)
 			b.WriteString(q[i:end])

@@ -147,7 +147,9 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 		name, auth.UsernameKey(name), nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword),
 		email, emailKey, ts, ts).Scan(&id)
 	if isUniqueViolation(err) {
-		if emailKey != nil && emailTaken(ctx, tx, nu.Email, 0) {
+		// PostgreSQL names the index, and has aborted the transaction, so it cannot be asked;
+		// SQLite is asked.
+		if emailKey != nil && (violatedIndex(err) == "users_email_key" || emailTaken(ctx, tx, nu.Email, 0)) {
 			return 0, ErrEmailTaken
 		}
 		return 0, ErrDuplicate
