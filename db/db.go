@@ -631,3 +631,13 @@ func BackupFile(ctx context.Context, path, dest string) error {
 	defer d.Close()
 	return d.Backup(ctx, dest)
 }
+
+// Tables lists the tables of the store's schema by name: the data's and schema_migrations
+// (not PostgreSQL's change revision, which is no data).
+func (d *DB) Tables(ctx context.Context) ([]string, error) {
+	names, err := queryList(ctx, d, scanOne[string], d.dl.listTables)
+	if err != nil {
+		return nil, fmt.Errorf("db: list tables: %w", err)
+	}
+	return names, nil
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -117,4 +118,22 @@ func (d *DB) readEveryTable(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// OpenSQL opens a plain database/sql pool on the PostgreSQL database dsn names, taking the
+// same SQL as the store (? placeholders), without the store's write lock or change signal:
+// for looking at what is stored, as a database shell would.
+func OpenSQL(dsn string) (*sql.DB, error) {
+	if !IsPostgresURL(dsn) {
+		return nil, fmt.Errorf("db: %s is not a postgres:// address", dsn)
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: %s: %w", redactURL(dsn), err)
+	}
+	inner := stdlib.GetConnector(*cfg)
+	rewrite := &dollarPlaceholders{}
+	var trips atomic.Uint64
+	return sql.OpenDB(&roundTripConnector{connect: inner.Connect, drv: inner.Driver(),
+		rewrite: rewrite.rewrite, classify: classifyPostgres, trips: &trips}), nil
 }

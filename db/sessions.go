@@ -355,7 +355,7 @@ type SessionStats struct {
 func (d *DB) SessionCounts(ctx context.Context) (SessionStats, error) {
 	var s SessionStats
 	err := d.queryRow(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id),
-		COALESCE(SUM(stage = 'mfa'), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
+		COALESCE(SUM(CASE WHEN stage = 'mfa' THEN 1 ELSE 0 END), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
 	if err != nil {
 		return SessionStats{}, fmt.Errorf("db: session counts: %w", err)
 	}
