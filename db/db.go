@@ -208,8 +208,14 @@ func (d *DB) Close() error {
 // that they may be stale.
 func (d *DB) Changes() *Changes { return d.changes }
 
+// pingTimeout bounds Ping, so that a server that does not answer at all is not ready,
+// rather than a probe left waiting.
+const pingTimeout = 5 * time.Second
+
 // Ping reports whether the database answers a read; it backs /readyz.
 func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
 	var one int
 	if err := d.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("db: ping: %w", err)

@@ -83,7 +83,12 @@ func migrateStore(dsn string) error {
 
 func buildTestApp(tb testing.TB, withMail bool, tweak ...func(*Config)) *testApp {
 	tb.Helper()
-	store := openStore(tb)
+	return buildTestAppOn(tb, openStore(tb), withMail, tweak...)
+}
+
+// buildTestAppOn is buildTestApp on a store the test opened.
+func buildTestAppOn(tb testing.TB, store *db.DB, withMail bool, tweak ...func(*Config)) *testApp {
+	tb.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, err := auth.NewKeyring(key)
