@@ -20,6 +20,15 @@ func IsPostgresURL(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// Describe is how dsn is shown in logs and messages: an SQLite path as it is, a URL with
+// its password hidden.
+func Describe(dsn string) string {
+	if IsPostgresURL(dsn) {
+		return redactURL(dsn)
+	}
+	return dsn
+}
+
 // redactURL is dsn with any password replaced, for logs and messages.
 func redactURL(dsn string) string {
 	u, err := url.Parse(dsn)
