@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql/driver"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +20,10 @@ type roundTripConnector struct {
 	drv      driver.Driver
 	rewrite  func(query string) string
 	classify func(ctx context.Context, err error) error
-	trips    *atomic.Uint64
+	// classifyRows has classify also read the errors met while reading rows, where a
+	// server can go away half-way through an answer.
+	classifyRows bool
+	trips        *atomic.Uint64
 }
 
 func (c *roundTripConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -31,6 +35,13 @@ func (c *roundTripConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 func (c *roundTripConnector) Driver() driver.Driver { return c.drv }
+
+func (c *roundTripConnector) rows(ctx context.Context, rows driver.Rows) driver.Rows {
+	if !c.classifyRows {
+		return rows
+	}
+	return &classifiedRows{Rows: rows, ctx: ctx, classify: c.classify}
+}
 
 func (c *roundTripConnector) sql(query string) string {
 	if c.rewrite == nil {
@@ -89,7 +100,7 @@ func (w *roundTripConn) QueryContext(ctx context.Context, query string, args []d
 	if err != nil {
 		return nil, w.c.classify(ctx, err)
 	}
-	return rows, nil
+	return w.c.rows(ctx, rows), nil
 }
 
 func (w *roundTripConn) Ping(ctx context.Context) error {
@@ -155,7 +166,7 @@ func (s *roundTripStmt) QueryContext(ctx context.Context, args []driver.NamedVal
 	if err != nil {
 		return nil, s.c.classify(ctx, err)
 	}
-	return rows, nil
+	return s.c.rows(ctx, rows), nil
 }
 
 type roundTripTx struct {
@@ -172,6 +183,22 @@ func (t *roundTripTx) Commit() error {
 func (t *roundTripTx) Rollback() error {
 	t.c.trips.Add(1)
 	return t.c.classify(t.ctx, t.inner.Rollback())
+}
+
+// classifiedRows passes the rows' errors through classify; the end of the rows (io.EOF)
+// passes as it is, as database/sql compares it.
+type classifiedRows struct {
+	driver.Rows
+	ctx      context.Context
+	classify func(ctx context.Context, err error) error
+}
+
+func (r *classifiedRows) Next(dest []driver.Value) error {
+	err := r.Rows.Next(dest)
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return r.classify(r.ctx, err)
 }
 
 // dollarPlaceholders rewrites each ? of query to $1, $2, … in order (and ?NNN to $NNN),

@@ -51,7 +51,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	d := &DB{path: shown, dsn: dsn, dl: postgresDialect}
 	rewrite := &dollarPlaceholders{}
 	pool := sql.OpenDB(&roundTripConnector{connect: inner.Connect, drv: inner.Driver(),
-		rewrite: rewrite.rewrite, classify: classifyPostgres, trips: &d.trips})
+		rewrite: rewrite.rewrite, classify: classifyPostgres, classifyRows: true, trips: &d.trips})
 	n := 2*runtime.NumCPU() + 2
 	pool.SetMaxOpenConns(n)
 	pool.SetMaxIdleConns(n)
@@ -144,5 +144,5 @@ func OpenSQL(dsn string) (*sql.DB, error) {
 	rewrite := &dollarPlaceholders{}
 	var trips atomic.Uint64
 	return sql.OpenDB(&roundTripConnector{connect: inner.Connect, drv: inner.Driver(),
-		rewrite: rewrite.rewrite, classify: classifyPostgres, trips: &trips}), nil
+		rewrite: rewrite.rewrite, classify: classifyPostgres, classifyRows: true, trips: &trips}), nil
 }
