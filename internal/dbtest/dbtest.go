@@ -101,7 +101,9 @@ func EmptyDSN(tb testing.TB) string {
 	if !Postgres() {
 		return filepath.Join(tb.TempDir(), "gatehouse.db")
 	}
-	return createDatabase(tb, "")
+	name := createDatabase(tb, "")
+	tb.Cleanup(func() { dropDatabase(tb, name) })
+	return URLFor(name)
 }
 
 var (
@@ -109,10 +111,15 @@ var (
 	admin     *sql.DB
 	adminErr  error
 
-	tmplOnce sync.Once
-	tmplErr  error
-	tmplMade atomic.Bool
-	serial   atomic.Int64
+	tmplOnce  sync.Once
+	tmplErr   error
+	tmplMade  atomic.Bool
+	tmplPrint string // the template's schema and bookkeeping, as fingerprint reads them
+	tmplReset string // what makes a used copy of the template equal to it again
+	serial    atomic.Int64
+
+	freeMu sync.Mutex
+	free   []string // used copies of the template, emptied again, ready for another test
 )
 
 func templateName() string { return fmt.Sprintf("gatehouse_tmpl_%d", os.Getpid()) }
@@ -158,16 +165,121 @@ func freshDatabase(tb testing.TB, migrate func(dsn string) error) string {
 			return
 		}
 		tmplMade.Store(true)
-		tmplErr = migrate(URLFor(name))
+		if tmplErr = migrate(URLFor(name)); tmplErr == nil {
+			tmplPrint, tmplReset, tmplErr = describeTemplate(URLFor(name))
+		}
 	})
 	if tmplErr != nil {
 		tb.Fatalf("PostgreSQL template database: %v", tmplErr)
 	}
-	return createDatabase(tb, templateName())
+	if name, ok := takeFree(); ok {
+		tb.Cleanup(func() { recycle(tb, name) })
+		return URLFor(name)
+	}
+	name := createDatabase(tb, templateName())
+	tb.Cleanup(func() { recycle(tb, name) })
+	return URLFor(name)
 }
 
-// createDatabase makes a new database, a copy of template when one is named, and drops it
-// when the test ends.
+// Creating a database costs most of a second; emptying one a test used costs a few
+// milliseconds. So a copy of the template whose schema the test left as it was is emptied
+// and kept for the next test; any other is dropped.
+
+// fingerprint reads what a test could change besides rows: the schema's tables, columns,
+// indexes, constraints, triggers and functions, and the versions recorded.
+const fingerprint = `SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+	SELECT 'c:' || c.relname || ':' || CAST(c.relkind AS TEXT) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+	UNION ALL SELECT 'a:' || a.attrelid::regclass || '.' || a.attname || ':' || CAST(a.atttypid AS TEXT) || ':' || CAST(a.attnotnull AS TEXT)
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	UNION ALL SELECT 'k:' || conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+	UNION ALL SELECT 't:' || tgname FROM pg_trigger WHERE NOT tgisinternal
+	UNION ALL SELECT 'p:' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+	UNION ALL SELECT 'v:' || CAST(version AS TEXT) FROM schema_migrations) s (x)`
+
+func describeTemplate(dsn string) (print, reset string, err error) {
+	conn, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return "", "", err
+	}
+	defer conn.Close()
+	if err := conn.QueryRow(fingerprint).Scan(&print); err != nil {
+		return "", "", err
+	}
+	var tables string
+	err = conn.QueryRow(`SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables
+		WHERE schemaname = 'public' AND tablename NOT IN ('schema_migrations', 'change_revision')`).Scan(&tables)
+	if err != nil {
+		return "", "", err
+	}
+	var rev int64
+	if err := conn.QueryRow(`SELECT n FROM change_revision`).Scan(&rev); err != nil {
+		return "", "", err
+	}
+	return print, fmt.Sprintf(`TRUNCATE %s RESTART IDENTITY CASCADE; UPDATE change_revision SET n = %d`, tables, rev), nil
+}
+
+func takeFree() (string, bool) {
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	if len(free) == 0 {
+		return "", false
+	}
+	name := free[len(free)-1]
+	free = free[:len(free)-1]
+	return name, true
+}
+
+// recycle empties the database name for another test, or drops it if the test changed
+// more than its rows or left a connection open on it.
+func recycle(tb testing.TB, name string) {
+	if err := empty(name); err != nil {
+		dropDatabase(tb, name)
+		return
+	}
+	freeMu.Lock()
+	free = append(free, name)
+	freeMu.Unlock()
+}
+
+func empty(name string) error {
+	a, err := adminDB()
+	if err != nil {
+		return err
+	}
+	// A closed connection's server process takes a moment to go.
+	for attempt := 1; ; attempt++ {
+		var others int
+		if err := a.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1`, name).Scan(&others); err != nil {
+			return err
+		}
+		if others == 0 {
+			break
+		}
+		if attempt == 20 {
+			return fmt.Errorf("%d connections still open", others)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	conn, err := sql.Open("pgx", URLFor(name))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetMaxOpenConns(1)
+	var print string
+	if err := conn.QueryRow(fingerprint).Scan(&print); err != nil {
+		return err
+	}
+	if print != tmplPrint {
+		return fmt.Errorf("schema changed")
+	}
+	_, err = conn.Exec(tmplReset)
+	return err
+}
+
+// createDatabase makes a new database, a copy of template when one is named, and returns
+// its name.
 func createDatabase(tb testing.TB, template string) string {
 	tb.Helper()
 	a, err := adminDB()
@@ -191,19 +303,33 @@ func createDatabase(tb testing.TB, template string) string {
 	if err != nil {
 		tb.Fatalf("create test database: %v", err)
 	}
-	tb.Cleanup(func() {
-		if _, err := a.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	return URLFor(name)
+	return name
 }
 
+func dropDatabase(tb testing.TB, name string) {
+	a, err := adminDB()
+	if err == nil {
+		_, err = a.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`)
+	}
+	if err != nil {
+		tb.Errorf("drop test database %s: %v", name, err)
+	}
+}
+
+// dropTemplate drops the template and the emptied copies kept for tests that never came.
 func dropTemplate() {
 	if !tmplMade.Load() {
 		return
 	}
-	if a, err := adminDB(); err == nil {
-		_, _ = a.Exec(`DROP DATABASE IF EXISTS ` + templateName() + ` WITH (FORCE)`)
+	a, err := adminDB()
+	if err != nil {
+		return
+	}
+	freeMu.Lock()
+	names := append(free, templateName())
+	free = nil
+	freeMu.Unlock()
+	for _, name := range names {
+		_, _ = a.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`)
 	}
 }
