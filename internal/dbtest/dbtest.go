@@ -47,7 +47,9 @@ func SQLiteOnly(tb testing.TB) {
 // with the same flags, on PostgreSQL, and exits with the first failure's status. Listing,
 // fuzzing and benchmarking run once, on SQLite.
 func RunBoth(m *testing.M) {
+	start := time.Now()
 	code := m.Run()
+	fmt.Fprintf(os.Stdout, "dbtest: %s pass took %v\n", storeName(), time.Since(start).Round(100*time.Millisecond))
 	if Postgres() {
 		dropTemplate()
 		os.Exit(code)
@@ -72,6 +74,13 @@ func RunBoth(m *testing.M) {
 		code = 1
 	}
 	os.Exit(code)
+}
+
+func storeName() string {
+	if Postgres() {
+		return "PostgreSQL"
+	}
+	return "SQLite"
 }
 
 func onceOnly() bool {
