@@ -84,8 +84,8 @@ func storeName() string {
 }
 
 func onceOnly() bool {
-	for _, name := range []string{"test.list", "test.fuzz", "test.bench"} {
-		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+	for _, name := range []string{"test.list", "test.fuzz", "test.fuzzworker", "test.bench"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
 			return true
 		}
 	}
