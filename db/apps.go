@@ -43,6 +43,14 @@ const hostExample = " (for example wiki.example.com)"
 // maxHostLen bounds a host name (RFC 1035), before any port.
 const maxHostLen = 253
 
+// MaxAppHostLen is the longest host ParseAppHost returns: the longest name with the longest
+// port. MaxAppHostInput is the longest it reads, the name's trailing dot included; forms
+// bound the host field by it.
+const (
+	MaxAppHostLen   = maxHostLen + len(":65535")
+	MaxAppHostInput = MaxAppHostLen + len(".")
+)
+
 // ParseAppHost reads the host an app is registered under, the way browsers send it in the
 // Host header: a host name of letters, digits and hyphens in dot-separated labels, with an
 // optional port, lower-cased, without a trailing dot. The default ports 80 and 443 are

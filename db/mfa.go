@@ -216,39 +216,41 @@ func passkeyCount(userID string) string {
 	return `(SELECT COUNT(*) FROM passkeys sp WHERE sp.user_id = ` + userID + `)`
 }
 
-// removeFactor deletes everything that is a user's second factor: the authenticator app and
-// its enrollment in progress, every passkey and passkey ceremony in progress, and the
-// recovery codes. It reports whether there was a factor. Every way of removing all of a
-// user's factors goes through here, so a new kind of factor is removed by adding its table
-// once; removing one factor of several goes through dropCodesWithoutFactor.
-func removeFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
-	removed := int64(0)
-	for _, q := range []string{
-		`DELETE FROM mfa_factors WHERE user_id = ?`,
-		`DELETE FROM passkeys WHERE user_id = ?`,
-	} {
-		res, err := tx.ExecContext(ctx, q, userID)
+// factorKind is one kind of second factor: the table of the factors themselves and the
+// table of what is under way toward one (an enrollment or a ceremony). Adding a kind of
+// factor is adding it here and to hasSecondFactor.
+type factorKind struct{ held, underWay string }
+
+var (
+	appFactor     = factorKind{held: "mfa_factors", underWay: "mfa_pending"}
+	passkeyFactor = factorKind{held: "passkeys", underWay: "passkey_challenges"}
+	everyFactor   = []factorKind{appFactor, passkeyFactor}
+)
+
+// removeFactors is the one place that decides what removing factors deletes: the user's
+// factors of the given kinds, what is under way toward them, and the recovery codes once no
+// factor of any kind is left. It reports whether there was a factor of those kinds and
+// whether none of any kind is left.
+func removeFactors(ctx context.Context, tx *sql.Tx, userID int64, kinds ...factorKind) (hadFactor, noneLeft bool, err error) {
+	for _, k := range kinds {
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+k.held+` WHERE user_id = ?`, userID)
 		if err != nil {
-			return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+			return false, false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
 		}
-		n, _ := res.RowsAffected()
-		removed += n
-	}
-	for _, q := range []string{
-		`DELETE FROM mfa_pending WHERE user_id = ?`,
-		`DELETE FROM passkey_challenges WHERE user_id = ?`,
-		`DELETE FROM recovery_codes WHERE user_id = ?`,
-	} {
-		if _, err := tx.ExecContext(ctx, q, userID); err != nil {
-			return false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
+		if n, _ := res.RowsAffected(); n > 0 {
+			hadFactor = true
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+k.underWay+` WHERE user_id = ?`, userID); err != nil {
+			return false, false, fmt.Errorf("db: remove factor of %d: %w", userID, err)
 		}
 	}
-	return removed > 0, nil
+	noneLeft, err = dropCodesWithoutFactor(ctx, tx, userID)
+	return hadFactor, noneLeft, err
 }
 
 // dropCodesWithoutFactor deletes the user's recovery codes once no factor of any kind is
 // left: they stand in for a factor and must not outlive the last one. It reports whether no
-// factor is left.
+// factor is left. removeFactors ends with it, and so does removing a single passkey.
 func dropCodesWithoutFactor(ctx context.Context, tx *sql.Tx, userID int64) (noneLeft bool, err error) {
 	var has bool
 	if err := tx.QueryRowContext(ctx, `SELECT `+hasSecondFactor("u.id")+` FROM users u WHERE u.id = ?`,
@@ -267,7 +269,7 @@ func dropCodesWithoutFactor(ctx context.Context, tx *sql.Tx, userID int64) (none
 // resetFactor is an admin's or the command line's reset: the factor goes, every session of
 // the user ends, and the user must enroll again at the next sign-in.
 func resetFactor(ctx context.Context, tx *sql.Tx, userID int64) (hadFactor bool, err error) {
-	if hadFactor, err = removeFactor(ctx, tx, userID); err != nil {
+	if hadFactor, _, err = removeFactors(ctx, tx, userID, everyFactor...); err != nil {
 		return false, err
 	}
 	for _, q := range []string{
@@ -336,12 +338,7 @@ func (d *DB) HasSealedData(ctx context.Context) (bool, error) {
 // but keepSessionID ends.
 func (d *DB) DisableMFA(ctx context.Context, userID, keepSessionID int64, ev Event) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{`DELETE FROM mfa_factors WHERE user_id = ?`, `DELETE FROM mfa_pending WHERE user_id = ?`} {
-			if _, err := tx.ExecContext(ctx, q, userID); err != nil {
-				return fmt.Errorf("db: disable mfa of %d: %w", userID, err)
-			}
-		}
-		if _, err := dropCodesWithoutFactor(ctx, tx, userID); err != nil {
+		if _, _, err := removeFactors(ctx, tx, userID, appFactor); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepSessionID); err != nil {

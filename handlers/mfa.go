@@ -226,6 +226,10 @@ func (h *Handler) mfaShow(c echo.Context) error {
 			return err
 		}
 		e.RecoveryLeft = left
+	case u.HasMFA():
+		// Passkeys only: an app beside them is a change of factor, so it waits for the
+		// password instead of starting on a visit.
+		e.AddApp = true
 	case c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site":
 		e.CrossSite = true
 	default:
@@ -321,12 +325,16 @@ func (h *Handler) mfaConfirm(c echo.Context) error {
 }
 
 // enrollmentGone answers a confirmation whose pending key expired or was replaced. For a
-// user whose factor is on, a new key is a change of factor: it takes the password again,
-// so nothing posted here can start one. Anyone else gets a new key to add.
+// user who has a factor (an app or passkeys), a new key is a change of factor: it takes the
+// password again, so nothing posted here can start one. Anyone else gets a new key to add.
 func (h *Handler) enrollmentGone(c echo.Context, u db.User, s db.Session) error {
 	if u.HasTOTP {
 		return h.renderMFAStatus(c, u, http.StatusConflict,
 			"That change of authenticator expired or was replaced. To move to a new authenticator, give your password again.")
+	}
+	if u.HasMFA() {
+		return h.renderMFAStatus(c, u, http.StatusConflict,
+			"That setup expired or was replaced. To add an authenticator app, give your password again.")
 	}
 	enc, err := h.startEnrollment(c.Request().Context(), u, s)
 	if err != nil {
@@ -361,14 +369,19 @@ func (h *Handler) hashCodes(ctx context.Context, codes []string) ([]string, erro
 }
 
 // mfaRestart handles POST /account/mfa/restart: it replaces this session's pending key with
-// a new one. For a user whose factor is on, a new key is a change of factor, so it asks for
-// the password like mfaReplace.
+// a new one. For a user who has a factor, a new key is a change of factor (moving to a new
+// app, or adding one beside passkeys), so it asks for the password like mfaReplace.
 func (h *Handler) mfaRestart(c echo.Context) error {
 	u, _ := currentUser(c)
 	if u.HasTOTP {
 		return h.mfaReplace(c)
 	}
 	s, _ := currentSession(c)
+	if u.HasMFA() {
+		if ok, err := h.factorPasswordConfirmed(c, u, "mfa.enrolled"); !ok {
+			return err
+		}
+	}
 	return h.newEnrollment(c, u, s)
 }
 
@@ -442,13 +455,18 @@ func (h *Handler) factorPasswordConfirmed(c echo.Context, u db.User, kind string
 	return true, nil
 }
 
-// renderMFAStatus shows the page of an active factor with a refusal above its forms.
+// renderMFAStatus shows the page of an active factor with a refusal above its forms: the
+// app's status, or for a user with passkeys only, the offer to add an app.
 func (h *Handler) renderMFAStatus(c echo.Context, u db.User, status int, problem string) error {
-	_, left, err := h.db.AccountCounts(c.Request().Context(), u.ID)
-	if err != nil {
-		return err
+	e := views.Enrollment{Active: u.HasTOTP, AddApp: !u.HasTOTP, Username: u.Username, PasswordError: problem,
+		Passkeys: u.Passkeys}
+	if u.HasTOTP {
+		_, left, err := h.db.AccountCounts(c.Request().Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		e.RecoveryLeft = left
 	}
-	e := views.Enrollment{Active: true, Username: u.Username, RecoveryLeft: left, PasswordError: problem, Passkeys: u.Passkeys}
 	return render(c, status, views.MFAPage(h.pageWithStatus(c, "Two-step verification", status), e))
 }
 

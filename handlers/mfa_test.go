@@ -429,3 +429,51 @@ func TestResetMFAEndsSessionsAndReenrolls(t *testing.T) {
 		}
 	})
 }
+
+// A stolen session of a user who signs in with passkeys cannot bind an authenticator app of
+// its own: a visit starts nothing, and a new key, like a key confirmed, takes the password.
+func TestAddingAnAppBesidePasskeysTakesThePassword(t *testing.T) {
+	a := newTestApp(t)
+	alice := a.createUser("alice", db.RoleStaff, "correct horse battery")
+	owner := a.client()
+	owner.login("alice", "correct horse battery")
+	key := newKey()
+	owner.mustRegisterPasskey(t, key, "Laptop", "")
+	thief := a.client()
+	wantSignedInTo(t, thief.passkeyLogin(t, key), "/")
+	ctx := context.Background()
+	_, codesBefore, _ := a.db.AccountCounts(ctx, alice.ID)
+
+	b := body(t, thief.get("/account/mfa"))
+	if secretRe.MatchString(b) || !strings.Contains(b, `id="add-app-password"`) {
+		t.Fatalf("a visit started an enrollment or offered no password form:\n%s", b)
+	}
+	wantStatus(t, thief.post("/account/mfa", url.Values{"code": {"123456"}}), http.StatusConflict)
+	wantStatus(t, thief.post("/account/mfa/restart", nil), http.StatusUnprocessableEntity)
+	wantStatus(t, thief.post("/account/mfa/restart", url.Values{"password": {"wrong horse battery"}}), http.StatusUnprocessableEntity)
+	thief.get("/account/mfa")
+	if b := body(t, thief.get("/account/mfa")); secretRe.MatchString(b) {
+		t.Fatal("a refused restart left a key to confirm")
+	}
+	if u, _ := a.db.UserByUsername(ctx, "alice"); u.HasTOTP {
+		t.Fatal("an app was bound without the password")
+	}
+	if _, left, _ := a.db.AccountCounts(ctx, alice.ID); left != codesBefore {
+		t.Fatalf("recovery codes changed: %d, were %d", left, codesBefore)
+	}
+	wantStatus(t, owner.get("/"), http.StatusOK)
+
+	t.Run("with the password the app is added", func(t *testing.T) {
+		owner.get("/account/mfa")
+		wantRedirect(t, owner.post("/account/mfa/restart", url.Values{"password": {"correct horse battery"}}), "/account/mfa")
+		m := secretRe.FindStringSubmatch(body(t, owner.get("/account/mfa")))
+		if m == nil {
+			t.Fatal("no key shown after the password")
+		}
+		wantRedirect(t, owner.post("/account/mfa", url.Values{"code": {auth.TOTPCode(m[1], a.clock())}}), "/account/mfa")
+		if u, _ := a.db.UserByUsername(ctx, "alice"); !u.HasTOTP || u.Passkeys != 1 {
+			t.Fatalf("app %v, passkeys %d", u.HasTOTP, u.Passkeys)
+		}
+		wantRedirect(t, thief.get("/"), "/login")
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -57,6 +58,7 @@ var (
 		Message: "The browser's answer is too large.", Hint: "Try again, or use another way to sign in."}
 	errPasskeyRefused = &userError{Status: http.StatusUnauthorized,
 		Message: "That passkey did not sign you in.", Hint: "Try again, or use another way to sign in."}
+	errNoPasskey     = &userError{Status: http.StatusConflict, Message: "Your account has no passkey.", Hint: "Enter a code instead."}
 	errPasskeyCloned = &userError{Status: http.StatusUnauthorized,
 		Message: "That passkey was refused: its counter says a copy of it may be in use.",
 		Hint:    "Sign in another way and tell an administrator."}
@@ -175,9 +177,8 @@ func (h *Handler) passkeyRegisterOptions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	name := views.PasskeyNameForm{Name: r.Name}
-	if !name.Validate() {
-		return &userError{Status: http.StatusUnprocessableEntity, Message: name.Error, Hint: "Change the name and try again."}
+	if _, err := checkedPasskeyName(r.Name); err != nil {
+		return err
 	}
 	if u.HasMFA() {
 		ok, err := h.confirmPassword(c, u, r.Password, "passkey.added")
@@ -193,15 +194,31 @@ func (h *Handler) passkeyRegisterOptions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	o, _, err := h.owner(ctx, u, handle)
+	return h.startSessionCeremony(c, u, s, handle, db.PasskeyRegister, h.passkeys.BeginRegistration)
+}
+
+// checkedPasskeyName is the name the passkey form's rule makes of name, or its refusal.
+func checkedPasskeyName(name string) (string, error) {
+	f := views.PasskeyNameForm{Name: name}
+	if !f.Validate() {
+		return "", &userError{Status: http.StatusUnprocessableEntity, Message: f.Error, Hint: "Change the name and try again."}
+	}
+	return f.Name, nil
+}
+
+// startSessionCeremony begins, with begin, a ceremony over u's passkeys under handle, bound
+// to the session s.
+func (h *Handler) startSessionCeremony(c echo.Context, u db.User, s db.Session, handle []byte, purpose string,
+	begin func(auth.PasskeyOwner) (auth.Ceremony, error)) error {
+	o, _, err := h.owner(c.Request().Context(), u, handle)
 	if err != nil {
 		return err
 	}
-	cer, err := h.passkeys.BeginRegistration(o)
+	cer, err := begin(o)
 	if err != nil {
 		return err
 	}
-	return h.startCeremony(c, cer, db.PasskeyRegister, u.ID, db.PasskeyBinding{SessionID: s.ID})
+	return h.startCeremony(c, cer, purpose, u.ID, db.PasskeyBinding{SessionID: s.ID})
 }
 
 // passkeyRegister handles POST /account/passkeys, the end of adding a passkey: the
@@ -209,70 +226,21 @@ func (h *Handler) passkeyRegisterOptions(c echo.Context) error {
 // credential no account holds yet. The first factor of any kind issues the recovery codes,
 // which the passkeys page then shows once.
 func (h *Handler) passkeyRegister(c echo.Context) error {
-	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	s, _ := currentSession(c)
 	if h.passkeys == nil {
 		return errPasskeysOff
 	}
-	refuse := func(e *userError, why string) error {
-		h.audit(c, h.failure(c, "passkey.added", u.Username, why))
-		return withCause(e, "passkey registration refused: "+why)
-	}
-	r, err := readPasskeyRequest(c)
+	r, reg, err := h.readRegistration(c, u)
 	if err != nil {
 		return err
 	}
-	if len(r.Credential) > maxCredentialBytes {
-		return refuse(errPasskeyTooLarge, fmt.Sprintf("answer of %d bytes", len(r.Credential)))
-	}
-	name := views.PasskeyNameForm{Name: r.Name}
-	if !name.Validate() {
-		return &userError{Status: http.StatusUnprocessableEntity, Message: name.Error, Hint: "Change the name and try again."}
-	}
-	reg, err := auth.ParseRegistration(r.Credential)
-	if err != nil {
-		return refuse(errPasskeyMalformed, err.Error())
-	}
-	ch, err := h.db.TakePasskeyChallenge(ctx, reg.ChallengeKey(), db.PasskeyRegister, db.PasskeyBinding{SessionID: s.ID}, h.now())
-	if err := ceremonyGone(err); err != nil {
-		return refuse(errPasskeyAgain, err.Error())
-	}
-	if ch.UserID != u.ID {
-		return refuse(errPasskeyAgain, "the ceremony was begun for another account")
-	}
-	handle, err := h.db.PasskeyHandleOf(ctx, u.ID)
+	cred, err := h.finishRegistration(c, u, s, reg)
 	if err != nil {
 		return err
 	}
-	o, _, err := h.owner(ctx, u, handle)
-	if err != nil {
+	if err := h.storePasskey(c, u, s, r.Name, cred); err != nil {
 		return err
-	}
-	cred, err := h.passkeys.FinishRegistration(o, ch.State, reg)
-	if err != nil {
-		return refuse(&userError{Status: http.StatusBadRequest, Message: "The passkey could not be added.",
-			Hint: "Try again, or use another authenticator."}, err.Error())
-	}
-	codes := auth.NewRecoveryCodes(recoveryCodeCount)
-	hashes, err := h.hashCodes(ctx, codes)
-	if err != nil {
-		return err
-	}
-	ev := h.event(c, "passkey.added", u.Username)
-	ev.Detail = "passkey " + name.Name
-	_, first, err := h.db.AddPasskey(ctx, db.NewPasskey{UserID: u.ID, Name: name.Name, Credential: cred}, hashes, s.ID, ev)
-	if errors.Is(err, db.ErrDuplicate) {
-		return refuse(&userError{Status: http.StatusConflict, Message: "This passkey is already registered.",
-			Hint: "Use another authenticator, or keep the one you have."}, "credential already registered")
-	}
-	if err != nil {
-		return err
-	}
-	if first {
-		if err := h.revealCodes(c, s.ID, codes, passkeysPage); err != nil {
-			return err
-		}
 	}
 	// The codes come first; the page that shows them links on to where the user was going.
 	next, err := h.nextOf(c, r.Next)
@@ -284,6 +252,81 @@ func (h *Handler) passkeyRegister(c echo.Context) error {
 		q.Set("next", next)
 	}
 	return c.JSON(http.StatusOK, map[string]string{"redirect": passkeysPage + "?" + q.Encode()})
+}
+
+// registrationRefused audits a refused registration of u's and answers the script with e.
+func (h *Handler) registrationRefused(c echo.Context, u db.User, e *userError, why string) error {
+	h.audit(c, h.failure(c, "passkey.added", u.Username, why))
+	return withCause(e, "passkey registration refused: "+why)
+}
+
+// readRegistration reads the browser's answer to a registration and the passkey's name,
+// refusing one too large or malformed; the request it returns carries the checked name.
+func (h *Handler) readRegistration(c echo.Context, u db.User) (passkeyRequest, *auth.Registration, error) {
+	r, err := readPasskeyRequest(c)
+	if err != nil {
+		return r, nil, err
+	}
+	if len(r.Credential) > maxCredentialBytes {
+		return r, nil, h.registrationRefused(c, u, errPasskeyTooLarge, fmt.Sprintf("answer of %d bytes", len(r.Credential)))
+	}
+	if r.Name, err = checkedPasskeyName(r.Name); err != nil {
+		return r, nil, err
+	}
+	reg, err := auth.ParseRegistration(r.Credential)
+	if err != nil {
+		return r, nil, h.registrationRefused(c, u, errPasskeyMalformed, err.Error())
+	}
+	return r, reg, nil
+}
+
+// finishRegistration checks that reg answers this session's ceremony for u, once and in
+// time, and returns the new credential.
+func (h *Handler) finishRegistration(c echo.Context, u db.User, s db.Session, reg *auth.Registration) (auth.PasskeyCredential, error) {
+	ctx := c.Request().Context()
+	ch, err := h.db.TakePasskeyChallenge(ctx, reg.ChallengeKey(), db.PasskeyRegister, db.PasskeyBinding{SessionID: s.ID}, h.now())
+	if err := ceremonyGone(err); err != nil {
+		return auth.PasskeyCredential{}, h.registrationRefused(c, u, errPasskeyAgain, err.Error())
+	}
+	if ch.UserID != u.ID {
+		return auth.PasskeyCredential{}, h.registrationRefused(c, u, errPasskeyAgain, "the ceremony was begun for another account")
+	}
+	handle, err := h.db.PasskeyHandleOf(ctx, u.ID)
+	if err != nil {
+		return auth.PasskeyCredential{}, err
+	}
+	o, _, err := h.owner(ctx, u, handle)
+	if err != nil {
+		return auth.PasskeyCredential{}, err
+	}
+	cred, err := h.passkeys.FinishRegistration(o, ch.State, reg)
+	if err != nil {
+		return auth.PasskeyCredential{}, h.registrationRefused(c, u, &userError{Status: http.StatusBadRequest,
+			Message: "The passkey could not be added.", Hint: "Try again, or use another authenticator."}, err.Error())
+	}
+	return cred, nil
+}
+
+// storePasskey adds the credential under name, with recovery codes that are kept, and
+// shown once on the passkeys page, only when it is the user's first factor.
+func (h *Handler) storePasskey(c echo.Context, u db.User, s db.Session, name string, cred auth.PasskeyCredential) error {
+	ctx := c.Request().Context()
+	codes := auth.NewRecoveryCodes(recoveryCodeCount)
+	hashes, err := h.hashCodes(ctx, codes)
+	if err != nil {
+		return err
+	}
+	ev := h.event(c, "passkey.added", u.Username)
+	ev.Detail = "passkey " + name
+	_, first, err := h.db.AddPasskey(ctx, db.NewPasskey{UserID: u.ID, Name: name, Credential: cred}, hashes, s.ID, ev)
+	if errors.Is(err, db.ErrDuplicate) {
+		return h.registrationRefused(c, u, &userError{Status: http.StatusConflict, Message: "This passkey is already registered.",
+			Hint: "Use another authenticator, or keep the one you have."}, "credential already registered")
+	}
+	if err != nil || !first {
+		return err
+	}
+	return h.revealCodes(c, s.ID, codes, passkeysPage)
 }
 
 // ceremonyGone words what TakePasskeyChallenge refused for the audit log, or is nil.
@@ -378,37 +421,40 @@ func (h *Handler) passkeyRemove(c echo.Context) error {
 // partial session, the options for navigator.credentials.get naming their passkeys, the
 // ceremony bound to the session.
 func (h *Handler) passkeySecondStepOptions(c echo.Context) error {
-	ctx := c.Request().Context()
-	s, ok := currentSession(c)
-	if !ok || s.Stage != db.StageMFA {
-		return errSessionGone
-	}
-	u, _ := currentUser(c)
-	if h.passkeys == nil {
-		return errPasskeysOff
+	s, u, err := h.passkeyStepSession(c)
+	if err != nil {
+		return err
 	}
 	if _, err := readPasskeyRequest(c); err != nil {
 		return err
 	}
-	handle, err := h.db.PasskeyHandleOf(ctx, u.ID)
+	handle, err := h.db.PasskeyHandleOf(c.Request().Context(), u.ID)
 	if errors.Is(err, db.ErrNotFound) {
-		return &userError{Status: http.StatusConflict, Message: "Your account has no passkey.", Hint: "Enter a code instead."}
+		return errNoPasskey
 	}
 	if err != nil {
 		return err
 	}
-	o, _, err := h.owner(ctx, u, handle)
-	if err != nil {
-		return err
+	return h.startSessionCeremony(c, u, s, handle, db.PasskeySecondStep, func(o auth.PasskeyOwner) (auth.Ceremony, error) {
+		if len(o.Credentials) == 0 {
+			return auth.Ceremony{}, errNoPasskey
+		}
+		return h.passkeys.BeginSecondStep(o)
+	})
+}
+
+// passkeyStepSession is the partial session a passkey's second step completes, and its
+// user; the script is told when there is none, or passkeys are off.
+func (h *Handler) passkeyStepSession(c echo.Context) (db.Session, db.User, error) {
+	s, ok := currentSession(c)
+	if !ok || s.Stage != db.StageMFA {
+		return s, db.User{}, errSessionGone
 	}
-	if len(o.Credentials) == 0 {
-		return &userError{Status: http.StatusConflict, Message: "Your account has no passkey.", Hint: "Enter a code instead."}
+	u, _ := currentUser(c)
+	if h.passkeys == nil {
+		return s, u, errPasskeysOff
 	}
-	cer, err := h.passkeys.BeginSecondStep(o)
-	if err != nil {
-		return err
-	}
-	return h.startCeremony(c, cer, db.PasskeySecondStep, u.ID, db.PasskeyBinding{SessionID: s.ID})
+	return s, u, nil
 }
 
 // passkeySecondStep handles POST /login/mfa/passkey: an answer signed by one of the user's
@@ -416,29 +462,17 @@ func (h *Handler) passkeySecondStepOptions(c echo.Context) error {
 // counts against the account's throttle first, like a code, and a failure stays counted.
 func (h *Handler) passkeySecondStep(c echo.Context) error {
 	ctx := c.Request().Context()
-	s, ok := currentSession(c)
-	if !ok || s.Stage != db.StageMFA {
-		return errSessionGone
-	}
-	u, _ := currentUser(c)
-	if h.passkeys == nil {
-		return errPasskeysOff
-	}
-	now := h.now()
-	if wait := h.addrs.wait(c.RealIP(), now); wait > 0 {
-		h.throttled(c, "passkey")
-		h.audit(c, h.failure(c, "signin.throttled", u.Username, "client address throttled"))
-		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
-	}
-	key := auth.UsernameKey(u.Username)
-	attempt, err := h.db.BeginSignInAttempt(ctx, key, now, signInBackoff)
+	s, u, err := h.passkeyStepSession(c)
 	if err != nil {
 		return err
 	}
-	if attempt.Wait > 0 {
-		h.throttled(c, "passkey")
-		h.audit(c, h.failure(c, "signin.throttled", u.Username, "second step throttled"))
-		return tooMany(c, attempt.Wait, "Too many failed attempts for this account.")
+	now := h.now()
+	if err := h.addressThrottled(c, u.Username, now); err != nil {
+		return err
+	}
+	attempt, err := h.beginPasskeyAttempt(c, u, now, "second step throttled", "Too many failed attempts for this account.")
+	if err != nil {
+		return err
 	}
 	r, err := readPasskeyRequest(c)
 	if err != nil {
@@ -459,14 +493,24 @@ func (h *Handler) passkeySecondStep(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.db.ClearThrottle(ctx, key, db.Event{}); err != nil {
+	if err := h.completeSecondStep(c, s, u, attempt, name); err != nil {
+		return err
+	}
+	return h.signedIn(c, u, r.Next)
+}
+
+// completeSecondStep promotes the partial session s to a full one under a new token, once
+// a passkey of u's answered: the account's failures are forgotten, as after a code.
+func (h *Handler) completeSecondStep(c echo.Context, s db.Session, u db.User, attempt db.Attempt, passkey string) error {
+	ctx := c.Request().Context()
+	if _, err := h.db.ClearThrottle(ctx, attempt.Username, db.Event{}); err != nil {
 		return err
 	}
 	h.metrics.signin("passkey", "success")
 	ev := h.event(c, "signin.passkey", u.Username)
-	ev.Detail = "second step; passkey " + name
+	ev.Detail = "second step; passkey " + passkey
 	token := auth.NewToken()
-	_, err = h.db.PromoteSession(ctx, s.ID, h.newSession(c, u, token, db.StageFull), ev)
+	_, err := h.db.PromoteSession(ctx, s.ID, h.newSession(c, u, token, db.StageFull), ev)
 	if errors.Is(err, db.ErrNotFound) {
 		h.clearSessionCookies(c)
 		return errSessionGone
@@ -475,7 +519,34 @@ func (h *Handler) passkeySecondStep(c echo.Context) error {
 		return err
 	}
 	h.setSessionCookie(c, token)
-	return h.signedIn(c, u, r.Next)
+	return nil
+}
+
+// addressThrottled refuses a passkey step from an address that failed too often, naming
+// subject in the audit log when the account is known.
+func (h *Handler) addressThrottled(c echo.Context, subject string, now time.Time) error {
+	if wait := h.addrs.wait(c.RealIP(), now); wait > 0 {
+		h.throttled(c, "passkey")
+		h.audit(c, h.failure(c, "signin.throttled", subject, "client address throttled"))
+		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
+	}
+	return nil
+}
+
+// beginPasskeyAttempt counts a passkey answer against u's account like a password or a
+// code, refusing it, with why in the audit log and what for the user, while the account
+// waits out earlier failures.
+func (h *Handler) beginPasskeyAttempt(c echo.Context, u db.User, now time.Time, why, what string) (db.Attempt, error) {
+	attempt, err := h.db.BeginSignInAttempt(c.Request().Context(), auth.UsernameKey(u.Username), now, signInBackoff)
+	if err != nil {
+		return db.Attempt{}, err
+	}
+	if attempt.Wait > 0 {
+		h.throttled(c, "passkey")
+		h.audit(c, h.failure(c, "signin.throttled", u.Username, why))
+		return db.Attempt{}, tooMany(c, attempt.Wait, what)
+	}
+	return attempt, nil
 }
 
 // signedIn tells the script where a complete sign-in goes: a pending step first, as after
@@ -500,10 +571,8 @@ func (h *Handler) passkeySignInOptions(c echo.Context) error {
 	if h.passkeys == nil {
 		return errPasskeysOff
 	}
-	if wait := h.addrs.wait(c.RealIP(), h.now()); wait > 0 {
-		h.throttled(c, "passkey")
-		h.audit(c, h.failure(c, "signin.throttled", "", "client address throttled"))
-		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
+	if err := h.addressThrottled(c, "", h.now()); err != nil {
+		return err
 	}
 	if _, err := readPasskeyRequest(c); err != nil {
 		return err
@@ -552,10 +621,8 @@ func (h *Handler) passkeySignIn(c echo.Context) error {
 		return errPasskeysOff
 	}
 	now := h.now()
-	if wait := h.addrs.wait(c.RealIP(), now); wait > 0 {
-		h.throttled(c, "passkey")
-		h.audit(c, h.failure(c, "signin.throttled", "", "client address throttled"))
-		return tooMany(c, wait, "Too many failed sign-in attempts from your network.")
+	if err := h.addressThrottled(c, "", now); err != nil {
+		return err
 	}
 	browser := h.passkeyBrowser(c)
 	r, err := readPasskeyRequest(c)
@@ -570,28 +637,9 @@ func (h *Handler) passkeySignIn(c echo.Context) error {
 	if err := ceremonyGone(err); err != nil {
 		return h.passkeyFailed(c, "", err.Error(), errPasskeyAgain)
 	}
-	k, err := h.db.PasskeyByCredentialID(ctx, a.CredentialID())
-	if errors.Is(err, db.ErrNotFound) {
-		return h.passkeyFailed(c, "", "unknown credential", errPasskeyRefused)
-	}
+	u, attempt, err := h.passkeyAccount(c, a, now)
 	if err != nil {
 		return err
-	}
-	u, err := h.db.UserByID(ctx, k.UserID)
-	if err != nil {
-		return err
-	}
-	attempt, err := h.db.BeginSignInAttempt(ctx, auth.UsernameKey(u.Username), now, signInBackoff)
-	if err != nil {
-		return err
-	}
-	if attempt.Wait > 0 {
-		h.throttled(c, "passkey")
-		h.audit(c, h.failure(c, "signin.throttled", u.Username, "account throttled"))
-		return tooMany(c, attempt.Wait, "Too many failed sign-in attempts for this account.")
-	}
-	if u.Disabled {
-		return h.passkeyFailed(c, u.Username, "account disabled", errPasskeyRefused)
 	}
 	name, err := h.verifyAssertion(c, u, ch.State, a)
 	if err != nil {
@@ -607,6 +655,31 @@ func (h *Handler) passkeySignIn(c echo.Context) error {
 		return err
 	}
 	return h.signedIn(c, u, r.Next)
+}
+
+// passkeyAccount is the account whose passkey made the answer a, once the attempt counts
+// against it; an unknown credential, a throttled account or a disabled one is refused.
+func (h *Handler) passkeyAccount(c echo.Context, a *auth.Assertion, now time.Time) (db.User, db.Attempt, error) {
+	ctx := c.Request().Context()
+	k, err := h.db.PasskeyByCredentialID(ctx, a.CredentialID())
+	if errors.Is(err, db.ErrNotFound) {
+		return db.User{}, db.Attempt{}, h.passkeyFailed(c, "", "unknown credential", errPasskeyRefused)
+	}
+	if err != nil {
+		return db.User{}, db.Attempt{}, err
+	}
+	u, err := h.db.UserByID(ctx, k.UserID)
+	if err != nil {
+		return db.User{}, db.Attempt{}, err
+	}
+	attempt, err := h.beginPasskeyAttempt(c, u, now, "account throttled", "Too many failed sign-in attempts for this account.")
+	if err != nil {
+		return db.User{}, db.Attempt{}, err
+	}
+	if u.Disabled {
+		return db.User{}, db.Attempt{}, h.passkeyFailed(c, u.Username, "account disabled", errPasskeyRefused)
+	}
+	return u, attempt, nil
 }
 
 // parseAssertion reads the browser's answer to a sign-in, refusing one too large or

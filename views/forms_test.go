@@ -246,10 +246,16 @@ func TestFieldLimitsAreTheValidationLimits(t *testing.T) {
 		"notices":    AdminNoticesPage(Page{Location: time.UTC}, NoticeForm{}, nil),
 		"two-step":   MFAPage(Page{}, Enrollment{Active: true}),
 		"enrollment": MFAPage(Page{}, Enrollment{}),
+		"apps":       AdminAppsPage(Page{}, AppForm{}, nil, CookieScope{}),
+		"sessions":   AdminSessionsPage(Page{}, AdminSessions{}),
+		"audit":      AdminAuditPage(Page{Location: time.UTC}, AuditView{}),
+		"users":      AdminUsersPage(Page{}, nil, ""),
 	}
 	limits := map[string]int{"username": auth.MaxUsernameLen, "display_name": auth.MaxDisplayNameLen,
 		"password": auth.MaxPasswordLen, "current_password": auth.MaxPasswordLen, "new_password": auth.MaxPasswordLen,
-		"title": MaxTitleLen, "body": MaxBodyLen, "name": MaxGroupNameLen}
+		"title": MaxTitleLen, "body": MaxBodyLen, "name": MaxGroupNameLen, "host": db.MaxAppHostInput,
+		"user": auth.MaxUsernameLen, "actor": auth.MaxUsernameLen, "subject": db.MaxAppHostLen,
+		"q": auth.MaxDisplayNameLen}
 	field := regexp.MustCompile(`<(?:input|textarea)[^>]*>`)
 	attr := func(tag, name string) string {
 		m := regexp.MustCompile(` ` + name + `="([^"]*)"`).FindStringSubmatch(tag)

@@ -104,8 +104,19 @@ func invalid(flagName, value, why string) error {
 // config validates every setting, returning the first problem in one line.
 func (s *settings) config() (Config, error) {
 	c := Config{DB: s.db, Addr: s.addr, KeyFile: s.keyFile}
+	for _, step := range []func(*Config) error{s.storeConfig, s.webConfig, s.sessionConfig, s.proxyConfig,
+		s.operationsConfig, s.localConfig} {
+		if err := step(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// storeConfig checks where the data lives and where the portal listens.
+func (s *settings) storeConfig(c *Config) error {
 	if strings.TrimSpace(c.DB) == "" {
-		return c, invalid("db", s.db, "must not be empty")
+		return invalid("db", s.db, "must not be empty")
 	}
 	if c.KeyFile == "" && db.IsPostgresURL(c.DB) {
 		// Every instance on the database needs the same key, so it cannot live beside the
@@ -116,57 +127,77 @@ func (s *settings) config() (Config, error) {
 		c.KeyFile = c.DB + ".key"
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
-		return c, invalid("addr", s.addr, "want host:port, for example 127.0.0.1:8080")
+		return invalid("addr", s.addr, "want host:port, for example 127.0.0.1:8080")
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return c, invalid("addr", s.addr, "the port must be a number from 0 to 65535")
+		return invalid("addr", s.addr, "the port must be a number from 0 to 65535")
 	}
-	var err error
-	if c.BaseURL, err = parseBaseURL(s.baseURL); err != nil {
-		return c, err
-	}
+	return nil
+}
+
+// webConfig reads the address people reach the portal at.
+func (s *settings) webConfig(c *Config) (err error) {
+	c.BaseURL, err = parseBaseURL(s.baseURL)
+	return err
+}
+
+// sessionConfig reads how long a session lasts idle and at most.
+func (s *settings) sessionConfig(c *Config) (err error) {
 	if c.SessionIdle, err = parseDuration(s.idle); err != nil {
-		return c, invalid("session-idle", s.idle, err.Error())
+		return invalid("session-idle", s.idle, err.Error())
 	}
 	if c.SessionMax, err = parseDuration(s.max); err != nil {
-		return c, invalid("session-max", s.max, err.Error())
+		return invalid("session-max", s.max, err.Error())
 	}
 	if c.SessionIdle > c.SessionMax {
-		return c, invalid("session-idle", s.idle, "must not be longer than --session-max ("+s.max+")")
+		return invalid("session-idle", s.idle, "must not be longer than --session-max ("+s.max+")")
 	}
+	return nil
+}
+
+// proxyConfig reads the log format, the proxies whose headers are trusted and the domain
+// session cookies are set for.
+func (s *settings) proxyConfig(c *Config) (err error) {
 	switch s.logFormat {
 	case "", "text", "json":
 		c.LogFormat = s.logFormat
 	default:
-		return c, invalid("log-format", s.logFormat, "want text or json")
+		return invalid("log-format", s.logFormat, "want text or json")
 	}
 	if c.TrustedProxies, err = parseTrustedProxies(s.trustedProxies); err != nil {
-		return c, err
+		return err
 	}
-	if c.CookieDomain, err = parseCookieDomain(s.cookieDomain, c.BaseURL); err != nil {
-		return c, err
-	}
+	c.CookieDomain, err = parseCookieDomain(s.cookieDomain, c.BaseURL)
+	return err
+}
+
+// operationsConfig reads how long audit rows are kept, where metrics are served and how
+// mail is sent.
+func (s *settings) operationsConfig(c *Config) (err error) {
 	if c.AuditRetention, err = parseDuration(s.auditRetention); err != nil {
-		return c, invalid("audit-retention", s.auditRetention, err.Error())
+		return invalid("audit-retention", s.auditRetention, err.Error())
 	}
 	if c.AuditRetention < 24*time.Hour {
-		return c, invalid("audit-retention", s.auditRetention, "keep audit rows for at least a day")
+		return invalid("audit-retention", s.auditRetention, "keep audit rows for at least a day")
 	}
 	if s.metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(s.metricsAddr); err != nil {
-			return c, invalid("metrics-addr", s.metricsAddr, "want host:port, for example 127.0.0.1:9090")
+			return invalid("metrics-addr", s.metricsAddr, "want host:port, for example 127.0.0.1:9090")
 		}
 		c.MetricsAddr = s.metricsAddr
 	}
-	if c.Mail, err = s.mailConfig(); err != nil {
-		return c, err
-	}
+	c.Mail, err = s.mailConfig()
+	return err
+}
+
+// localConfig reads the time zone times are shown and read in.
+func (s *settings) localConfig(c *Config) (err error) {
 	c.Location = time.Local
 	if s.timezone != "" {
 		if c.Location, err = time.LoadLocation(s.timezone); err != nil {
-			return c, invalid("timezone", s.timezone, "not a known IANA time zone such as Europe/Berlin")
+			return invalid("timezone", s.timezone, "not a known IANA time zone such as Europe/Berlin")
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // mailConfig reads the SMTP settings. Without --smtp-addr there is no mail, and a setting

@@ -92,10 +92,13 @@ func memberNamed(ctx context.Context, store *db.DB, username string) (db.User, e
 	return u, err
 }
 
-func cmdGroupMembers(e env, args []string) error {
-	fs := newFlags("group members")
+// groupCommand is the shape of the commands that act on one group named first among n
+// arguments: it finds the group and hands act the store, the group and the other arguments.
+func groupCommand(e env, args []string, name, summary string, n int,
+	act func(store *db.DB, g db.Group, rest []string) error) error {
+	fs := newFlags(name)
 	s := addConfigFlags(fs, e.getenv)
-	rest, err := parse(e, fs, args, "list the members of a group: group members NAME", 1)
+	rest, err := parse(e, fs, args, summary, n)
 	if err != nil {
 		return err
 	}
@@ -108,6 +111,15 @@ func cmdGroupMembers(e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	return act(store, g, rest[1:])
+}
+
+func cmdGroupMembers(e env, args []string) error {
+	return groupCommand(e, args, "group members", "list the members of a group: group members NAME", 1,
+		func(store *db.DB, g db.Group, _ []string) error { return printMembers(e, store, g) })
+}
+
+func printMembers(e env, store *db.DB, g db.Group) error {
 	members, err := store.GroupMembers(e.ctx, g.ID)
 	if err != nil {
 		return err
@@ -128,31 +140,18 @@ func cmdGroupMembers(e env, args []string) error {
 // name, and a change audited like the web's, with the command line as the actor.
 func memberCommand(e env, args []string, name, summary string,
 	act func(store *db.DB, g db.Group, u db.User) (string, error)) error {
-	fs := newFlags(name)
-	s := addConfigFlags(fs, e.getenv)
-	rest, err := parse(e, fs, args, summary, 2)
-	if err != nil {
-		return err
-	}
-	store, _, err := openStore(e.ctx, s, true)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	g, err := groupNamed(e.ctx, store, rest[0])
-	if err != nil {
-		return err
-	}
-	u, err := memberNamed(e.ctx, store, rest[1])
-	if err != nil {
-		return err
-	}
-	msg, err := act(store, g, u)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, msg)
-	return nil
+	return groupCommand(e, args, name, summary, 2, func(store *db.DB, g db.Group, rest []string) error {
+		u, err := memberNamed(e.ctx, store, rest[0])
+		if err != nil {
+			return err
+		}
+		msg, err := act(store, g, u)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, msg)
+		return nil
+	})
 }
 
 func cmdGroupAddMember(e env, args []string) error {

@@ -78,7 +78,7 @@ func commands() []command {
 		{"mfa pause", "suspend MFA enforcement at once, keeping every rule (the way out of a rollout gone wrong)", cmdMFAPause},
 		{"mfa resume", "enforce the MFA rules again", cmdMFAResume},
 		{"mfa status", "print the MFA rules and enrollment progress [--json]", cmdMFAStatus},
-		{"notice post", "post a notice and print its id: notice post --as U --title T --body-file F --kind normal|must_read --severity info|warning|critical [--audience A]… [--starts-at T] [--ends-at T]", cmdNoticePost},
+		{"notice post", "post a notice and print its id: notice post --as U --title T --body-file F --kind normal|must_read --severity info|warning|critical [--audience A]… [--starts-at T] [--ends-at T] [--email] [--remind R] [--due-at T] [--renew-every D]", cmdNoticePost},
 		{"notice list", "list notices with their audience and acknowledgements [--json]", cmdNoticeList},
 		{"notice archive", "take a notice off every page: notice archive --as U ID", cmdNoticeArchive},
 		{"group add", "create a group: group add NAME", cmdGroupAdd},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -130,6 +131,7 @@ func audienceGroup(ctx context.Context, store *db.DB, arg string, groups map[int
 // noticeFlags are notice post's flags as typed.
 type noticeFlags struct {
 	as, title, bodyFile, kind, severity, startsAt, endsAt string
+	remind, dueAt, renewEvery                             string
 	audience                                              repeated
 	email                                                 bool
 }
@@ -138,26 +140,12 @@ func cmdNoticePost(e env, args []string) error {
 	fs := newFlags("notice post")
 	s := addConfigFlags(fs, e.getenv)
 	var nf noticeFlags
-	fs.StringVar(&nf.as, "as", "", "post in the name of this publisher or admin; the audit log names them")
-	fs.StringVar(&nf.title, "title", "", "the title, one line")
-	fs.StringVar(&nf.bodyFile, "body-file", "", "file holding the message, plain text; - reads standard input (at most 1 MiB)")
-	fs.StringVar(&nf.kind, "kind", "", "normal (readers may dismiss it) or must_read (on every page until acknowledged)")
-	fs.StringVar(&nf.severity, "severity", "", "info, warning or critical")
-	fs.Var(&nf.audience, "audience", "who sees it, repeatable: everyone, role:NAME, group:ID or group:NAME (default everyone)")
-	fs.StringVar(&nf.startsAt, "starts-at", "", "when it starts: RFC 3339 (2026-03-02T09:00:00Z) or 2026-03-02T09:00 in --timezone (default now)")
-	fs.StringVar(&nf.endsAt, "ends-at", "", "when it ends, written the same way (default never)")
-	fs.BoolVar(&nf.email, "email", false, "also mail it to its audience when it starts (needs mail to be configured)")
+	nf.define(fs)
 	if _, err := parse(e, fs, args, "post a notice and print its id", 0); err != nil {
 		return err
 	}
-	for _, req := range []struct{ value, flag, want string }{
-		{nf.as, "--as", "the publisher or admin in whose name to post"}, {nf.title, "--title", "the notice's title"},
-		{nf.bodyFile, "--body-file", "a file holding the message, or - for standard input"},
-		{nf.kind, "--kind", "normal or must_read"}, {nf.severity, "--severity", "info, warning or critical"},
-	} {
-		if req.value == "" {
-			return usageError{fmt.Sprintf("%s is required: %s", req.flag, req.want)}
-		}
+	if err := nf.required(); err != nil {
+		return err
 	}
 	body, err := readBody(e, nf.bodyFile)
 	if err != nil {
@@ -173,29 +161,10 @@ func cmdNoticePost(e env, args []string) error {
 	if nf.email && !cfg.Mail.Enabled() {
 		return errors.New("--email: mail is not configured (--smtp-addr), so nothing was posted")
 	}
-	author, err := publisher(e.ctx, store, nf.as)
-	if err != nil {
-		return err
+	if r := strings.TrimSpace(nf.remind); r != "" && r != db.RemindNone && !cfg.Mail.Enabled() {
+		return errors.New("--remind: reminders go by mail, which is not configured (--smtp-addr), so nothing was posted")
 	}
-	groups, err := groupIDs(e.ctx, store)
-	if err != nil {
-		return err
-	}
-	audience, err := audienceValues(e.ctx, store, nf.audience, groups)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	f := views.NoticeForm{Title: nf.title, Body: body, Kind: nf.kind, Severity: nf.severity,
-		StartsAt: nf.startsAt, EndsAt: nf.endsAt, Audience: audience, Email: nf.email, MailOn: cfg.Mail.Enabled()}
-	in, ok := f.Validate(now, cfg.Location, groups)
-	if !ok {
-		return noticeProblem(f, nf)
-	}
-	n, err := store.CreateNotice(e.ctx, in, author, actorEvent(author, "notice.posted", now))
-	if errors.Is(err, db.ErrNotFound) {
-		return errors.New("--audience: a group was deleted meanwhile; nothing was posted")
-	}
+	n, err := postNotice(e.ctx, store, cfg, nf, body)
 	if err != nil {
 		return err
 	}
@@ -203,17 +172,80 @@ func cmdNoticePost(e env, args []string) error {
 	return nil
 }
 
+// define declares notice post's flags on fs.
+func (nf *noticeFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&nf.as, "as", "", "post in the name of this publisher or admin; the audit log names them")
+	fs.StringVar(&nf.title, "title", "", "the title, one line")
+	fs.StringVar(&nf.bodyFile, "body-file", "", "file holding the message, plain text; - reads standard input (at most 1 MiB)")
+	fs.StringVar(&nf.kind, "kind", "", "normal (readers may dismiss it) or must_read (on every page until acknowledged)")
+	fs.StringVar(&nf.severity, "severity", "", "info, warning or critical")
+	fs.Var(&nf.audience, "audience", "who sees it, repeatable: everyone, role:NAME, group:ID or group:NAME (default everyone)")
+	fs.StringVar(&nf.startsAt, "starts-at", "", "when it starts: RFC 3339 (2026-03-02T09:00:00Z) or 2026-03-02T09:00 in --timezone (default now)")
+	fs.StringVar(&nf.endsAt, "ends-at", "", "when it ends, written the same way (default never)")
+	fs.BoolVar(&nf.email, "email", false, "also mail it to its audience when it starts (needs mail to be configured)")
+	fs.StringVar(&nf.remind, "remind", "", "must-read only: none, daily or weekly, mail readers who have not acknowledged it (default none)")
+	fs.StringVar(&nf.dueAt, "due-at", "", "must-read only: when it is due, written like --starts-at; later readers are overdue")
+	fs.StringVar(&nf.renewEvery, "renew-every", "", "must-read only: how long an acknowledgement lasts, such as 365d (at least 1d)")
+}
+
+// required refuses, as a usage error, the first flag notice post needs and was not given.
+func (nf noticeFlags) required() error {
+	for _, req := range []struct{ value, flag, want string }{
+		{nf.as, "--as", "the publisher or admin in whose name to post"}, {nf.title, "--title", "the notice's title"},
+		{nf.bodyFile, "--body-file", "a file holding the message, or - for standard input"},
+		{nf.kind, "--kind", "normal or must_read"}, {nf.severity, "--severity", "info, warning or critical"},
+	} {
+		if req.value == "" {
+			return usageError{fmt.Sprintf("%s is required: %s", req.flag, req.want)}
+		}
+	}
+	return nil
+}
+
+// postNotice checks the notice as the web's form does and stores it in the name of the
+// publisher --as names.
+func postNotice(ctx context.Context, store *db.DB, cfg Config, nf noticeFlags, body string) (db.Notice, error) {
+	author, err := publisher(ctx, store, nf.as)
+	if err != nil {
+		return db.Notice{}, err
+	}
+	groups, err := groupIDs(ctx, store)
+	if err != nil {
+		return db.Notice{}, err
+	}
+	audience, err := audienceValues(ctx, store, nf.audience, groups)
+	if err != nil {
+		return db.Notice{}, err
+	}
+	now := time.Now()
+	f := views.NoticeForm{Title: nf.title, Body: body, Kind: nf.kind, Severity: nf.severity,
+		StartsAt: nf.startsAt, EndsAt: nf.endsAt, Audience: audience, Email: nf.email, MailOn: cfg.Mail.Enabled(),
+		Remind: nf.remind, DueAt: nf.dueAt, Renew: nf.renewEvery}
+	in, ok := f.Validate(now, cfg.Location, groups)
+	if !ok {
+		return db.Notice{}, noticeProblem(f, nf)
+	}
+	n, err := store.CreateNotice(ctx, in, author, actorEvent(author, "notice.posted", now))
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Notice{}, errors.New("--audience: a group was deleted meanwhile; nothing was posted")
+	}
+	return n, err
+}
+
 // noticeProblem words the notice form's first problem for the command line, naming the
 // flag it came from. The form decides what is wrong, so the command line refuses exactly
 // what the web refuses; only flag values that are not a choice the flag offers are worded
 // anew, since the form's words name buttons.
 func noticeProblem(f views.NoticeForm, nf noticeFlags) error {
-	for _, field := range []string{"kind", "severity", "title", "body", "audience", "starts_at", "ends_at"} {
+	for _, field := range []string{"kind", "severity", "title", "body", "audience", "starts_at", "ends_at",
+		"remind", "due_at", "renew_every"} {
 		msg, bad := f.Errors[field]
 		if !bad {
 			continue
 		}
 		switch field {
+		case "remind", "due_at", "renew_every":
+			return followUpProblem(f, nf, field, msg)
 		case "kind":
 			return usageError{fmt.Sprintf("--kind %q: want normal or must_read", f.Kind)}
 		case "severity":
@@ -235,6 +267,26 @@ func noticeProblem(f views.NoticeForm, nf noticeFlags) error {
 		return fmt.Errorf("%s %q: %s", name, value, msg)
 	}
 	return errors.New("the notice was refused") // the form always names a field
+}
+
+// followUpProblem words a problem with a must-read notice's follow-up (reminders, due
+// date, renewal) for the command line.
+func followUpProblem(f views.NoticeForm, nf noticeFlags, field, msg string) error {
+	flags := map[string][2]string{"remind": {"--remind", nf.remind}, "due_at": {"--due-at", nf.dueAt},
+		"renew_every": {"--renew-every", nf.renewEvery}}
+	name, value := flags[field][0], flags[field][1]
+	if f.Kind != db.NoticeMustRead {
+		return usageError{fmt.Sprintf("%s: only a must-read notice has it (--kind must_read)", name)}
+	}
+	switch field {
+	case "remind":
+		return usageError{fmt.Sprintf("--remind %q: want none, daily or weekly", value)}
+	case "due_at":
+		if _, err := views.ParseFormTime(value, time.UTC); err != nil {
+			return usageError{fmt.Sprintf("--due-at %q: want an RFC 3339 time such as 2026-03-02T09:00:00Z, or 2026-03-02T09:00 in --timezone", value)}
+		}
+	}
+	return fmt.Errorf("%s %q: %s", name, value, msg)
 }
 
 func cmdNoticeList(e env, args []string) error {

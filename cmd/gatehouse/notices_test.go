@@ -97,6 +97,25 @@ func TestNoticePost(t *testing.T) {
 			t.Errorf("notice %+v was stored without its mail flag", n)
 		}
 	})
+	t.Run("reminders, a due date and renewal, as the form takes them", func(t *testing.T) {
+		out, err := w.post(t, "Read and confirm.\n", "--remind", "weekly", "--due-at", "2031-03-09T17:00:00Z",
+			"--renew-every", "365d", "--smtp-addr", "127.0.0.1:2525", "--smtp-from", "portal@example.com", "--smtp-tls", "none")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := w.notice(t, out)
+		if n.Remind != db.RemindWeekly || !n.DueAt.Equal(time.Date(2031, 3, 9, 17, 0, 0, 0, time.UTC)) ||
+			n.RenewEvery != 365*24*time.Hour {
+			t.Errorf("remind %q, due %v, renew %v", n.Remind, n.DueAt, n.RenewEvery)
+		}
+		out, err = w.post(t, "No mail needed.\n", "--due-at", "2031-03-09T17:00:00Z", "--renew-every", "30d")
+		if err != nil {
+			t.Fatalf("a due date and renewal need no mail: %v", err)
+		}
+		if n := w.notice(t, out); n.Remind != db.RemindNone || n.RenewEvery != 30*24*time.Hour {
+			t.Errorf("remind %q, renew %v", n.Remind, n.RenewEvery)
+		}
+	})
 	t.Run("the body comes from a file", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "body.txt")
 		if err := os.WriteFile(file, []byte("From a file.\n"), 0o600); err != nil {
@@ -194,6 +213,16 @@ func TestNoticePostRefusals(t *testing.T) {
 		{"no author", "b", []string{"--as", ""}, []string{"--as is required"}, true},
 		{"no kind", "b", []string{"--kind", ""}, []string{"--kind is required"}, true},
 		{"email without mail", "b", []string{"--email"}, []string{"mail is not configured"}, false},
+		{"reminders without mail", "b", []string{"--remind", "daily"}, []string{"--remind", "mail", "not configured"}, false},
+		{"a bad reminder", "b", []string{"--remind", "hourly", "--smtp-addr", "127.0.0.1:2525", "--smtp-from", "p@example.com",
+			"--smtp-tls", "none"}, []string{`--remind "hourly"`, "none, daily or weekly"}, true},
+		{"reminders on a normal notice", "b", []string{"--kind", "normal", "--renew-every", "30d"},
+			[]string{"--renew-every", "only a must-read notice"}, true},
+		{"a due date that is no time", "b", []string{"--due-at", "friday"}, []string{`--due-at "friday"`, "RFC 3339"}, true},
+		{"a due date before the start", "b", []string{"--starts-at", "2031-03-02T12:00:00Z", "--due-at", "2031-03-01T12:00:00Z"},
+			[]string{"--due-at", "after the start"}, false},
+		{"a renewal under a day", "b", []string{"--renew-every", "2h"}, []string{`--renew-every "2h"`, "at most once a day"}, false},
+		{"a renewal that is no duration", "b", []string{"--renew-every", "yearly"}, []string{`--renew-every "yearly"`, "365d"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := w.post(t, tc.stdin, tc.args...)
