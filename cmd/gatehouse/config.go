@@ -121,7 +121,7 @@ func (s *settings) storeConfig(c *Config) error {
 	if c.KeyFile == "" && db.IsPostgresURL(c.DB) {
 		// Every instance on the database needs the same key, so it cannot live beside the
 		// database: it is given, and shared, on purpose.
-		return c, fmt.Errorf("%s is required with a PostgreSQL --db: every instance must use the same key file", settingName("key-file"))
+		return fmt.Errorf("%s is required with a PostgreSQL --db: every instance must use the same key file", settingName("key-file"))
 	}
 	if c.KeyFile == "" {
 		c.KeyFile = c.DB + ".key"
