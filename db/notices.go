@@ -212,16 +212,16 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 
 // insertNotice stores n as it is, with its audience, and returns its id.
 func insertNotice(ctx context.Context, tx *sql.Tx, n Notice) (int64, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
 		starts_at, ends_at, version, revision, archived_at, created_at, updated_at, email, remind, due_at, renew_every,
-		mailed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		mailed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		n.AuthorID, n.AuthorName, n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt),
 		n.Version, n.Revision, nullTime(n.ArchivedAt), FormatTime(n.CreatedAt), FormatTime(n.UpdatedAt),
-		boolInt(n.Email), remindValue(n.Remind), nullTime(n.DueAt), int64(n.RenewEvery/time.Second), nullTime(n.MailedAt))
+		boolInt(n.Email), remindValue(n.Remind), nullTime(n.DueAt), int64(n.RenewEvery/time.Second), nullTime(n.MailedAt)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("db: create notice: %w", err)
 	}
-	id, _ := res.LastInsertId()
 	return id, writeAudience(ctx, tx, id, n.Audience)
 }
 

@@ -28,15 +28,15 @@ func cmdCheck(e env, args []string) error {
 	exposed := filesOthersCanOpen(cfg)
 	store, version, err := db.OpenToInspect(e.ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("cannot open database %s: %w", cfg.DB, err)
+		return fmt.Errorf("cannot open database %s: %w", db.Describe(cfg.DB), err)
 	}
 	defer store.Close()
 	if err := store.IntegrityCheck(e.ctx); err != nil {
-		return fmt.Errorf("database %s: %w", cfg.DB, err)
+		return fmt.Errorf("database %s: %w", db.Describe(cfg.DB), err)
 	}
 	if version < db.SchemaVersion() {
 		if err := store.UsernameCollisions(e.ctx); err != nil {
-			return fmt.Errorf("database %s cannot be migrated: %w", cfg.DB, err)
+			return fmt.Errorf("database %s cannot be migrated: %w", db.Describe(cfg.DB), err)
 		}
 	}
 	_, exists, err := openKeys(e.ctx, store, cfg.KeyFile, false)
@@ -62,7 +62,7 @@ func cmdCheck(e env, args []string) error {
 	if cfg.Mail.Enabled() {
 		mailState = "mail via " + cfg.Mail.Addr + " (" + cfg.Mail.TLS + ")"
 	}
-	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", cfg.DB, schema, keyState, mailState, warnings)
+	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", db.Describe(cfg.DB), schema, keyState, mailState, warnings)
 	return nil
 }
 
@@ -99,6 +99,6 @@ func cmdBackup(e env, args []string) error {
 		return fmt.Errorf("writing %s.key: %w", dest, err)
 	}
 	abs, _ := filepath.Abs(dest)
-	fmt.Fprintf(e.stdout, "backed up %s to %s and its key to %s.key; store the two apart\n", cfg.DB, abs, abs)
+	fmt.Fprintf(e.stdout, "backed up %s to %s and its key to %s.key; store the two apart\n", db.Describe(cfg.DB), abs, abs)
 	return nil
 }
