@@ -45,11 +45,12 @@ lint:
 	 after=$$(git status --porcelain -- '*_templ.go'); \
 	 if [ "$$before" != "$$after" ]; then echo "generated templ files are stale: run make generate and commit"; exit 1; fi
 
-# Load test of the real binary against an echo hello server (see README: Benchmarks), then
-# the in-process micro-benchmarks. About two minutes; go run ./bench -h lists its knobs.
+# Load test of the real binary against an echo hello server, with wrk when it is installed
+# (see README: Benchmarks), and the handlers' benchmarks its targets read; then the other
+# in-process micro-benchmarks. About three minutes; go run ./bench -h lists its knobs.
 bench:
 	$(GO) run ./bench
-	$(GO) test -run '^$$' -bench . -benchmem ./handlers/ ./auth/ ./db/ ./views/
+	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./db/ ./views/
 
 # Each fuzz target runs for FUZZTIME (CI uses a few seconds); seeds live in testdata/fuzz.
 FUZZTIME ?= 30s

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +23,10 @@ const maxPerWorker = 2_000_000
 // loadResult is what one closed-loop client saw in the window: every response that
 // completed inside it.
 type loadResult struct {
-	lat      []time.Duration // of the 200s
+	lat []time.Duration // of the 200s, from the Go generator
+	// From wrk, which measures its own run and reports its quantiles instead of latencies.
+	elapsed  time.Duration
+	p50, p99 time.Duration
 	ok       int
 	errs     int
 	statuses map[int]int // non-200 statuses; 0 counts transport errors
@@ -68,39 +70,103 @@ func newClient(tr *http.Transport, timeout time.Duration) *http.Client {
 // benchAppHost is the app every seeded portal has behind forward auth.
 const benchAppHost = "localhost:9000"
 
-// pageRequest is the request of case c with session token tok: GET / (the dashboard, or
-// hello's page), or the forward-auth check a proxy sends for a page of the app.
-func pageRequest(ctx context.Context, addr string, c benchCase, tok string) *http.Request {
-	target := "http://" + addr + "/"
-	if c.verify {
-		target += "auth/verify"
+// target is the path and headers (besides the session cookie) of case c's request: GET /
+// (the dashboard, or hello's page), or the forward-auth check a proxy sends for a page of
+// the app.
+func (c benchCase) target() (path string, headers [][2]string) {
+	if !c.verify {
+		return "/", [][2]string{{"Sec-Fetch-Site", "same-origin"}} // a link of the portal's, followed
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	req.Header.Set("Cookie", "gatehouse_session="+tok)
-	if c.verify {
-		req.Header.Set("X-Forwarded-Method", http.MethodGet)
-		req.Header.Set("X-Forwarded-Proto", "http")
-		req.Header.Set("X-Forwarded-Host", benchAppHost)
-		req.Header.Set("X-Forwarded-Uri", "/wiki/Start")
+	return "/auth/verify", [][2]string{{"X-Forwarded-Method", http.MethodGet}, {"X-Forwarded-Proto", "http"},
+		{"X-Forwarded-Host", benchAppHost}, {"X-Forwarded-Uri", "/wiki/Start"}}
+}
+
+// pageRequest is the request of case c with a browser's Cookie header.
+func pageRequest(ctx context.Context, addr string, c benchCase, cookie string) *http.Request {
+	path, headers := c.target()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req.Header.Set("Cookie", cookie)
+	for _, h := range headers {
+		req.Header.Set(h[0], h[1])
 	}
 	return req
 }
 
-// pageLoad runs conns closed-loop workers, each sending the case's request with the next
-// session cookie in round-robin order, from now until w.end.
-func pageLoad(ctx context.Context, addr string, c benchCase, conns int, w window) loadResult {
+// browserCookies are the Cookie headers of the browsers a case's load stands for, one per
+// session token. A browser keeps the form token cookie the portal's first page gives it
+// and sends it back with every page after, as it does Sec-Fetch-Site; so for the
+// dashboard each browser's first page is fetched here, unmeasured. A proxy's check of an
+// app's request carries only the session cookie, which reaches the app.
+func browserCookies(ctx context.Context, addr string, c benchCase, tokens []string) ([]string, error) {
+	out := make([]string, len(tokens))
+	for i, tok := range tokens {
+		out[i] = "gatehouse_session=" + tok
+	}
+	if c.verify || c.hello {
+		return out, nil
+	}
+	client := newClient(newTransport(1), 30*time.Second)
+	defer client.Transport.(*http.Transport).CloseIdleConnections()
+	for i := range out {
+		resp, status, err := send(client, pageRequest(ctx, addr, c, out[i]))
+		if err != nil || status != http.StatusOK {
+			return nil, fmt.Errorf("first page of a browser: %d (%v)", status, err)
+		}
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "_csrf" {
+				out[i] += "; _csrf=" + ck.Value
+			}
+		}
+	}
+	return out, nil
+}
+
+// sessions are the session tokens a case's load sends: one per connection (o.sessions
+// < 0), every seeded one (0) or o.sessions, spread evenly over the seeded ones, so
+// consecutive ones belong to different users and the large case reaches all over its
+// tables.
+func (c benchCase) sessions(o options) []string {
+	all := c.data.tokens
+	n := o.sessions
+	switch {
+	case n < 0:
+		n = o.conns
+	case n == 0:
+		n = len(all)
+	}
+	n = min(n, len(all))
+	out := make([]string, n)
+	for i := range n {
+		out[i] = all[i*len(all)/n]
+	}
+	return out
+}
+
+// share is worker i's part of tokens when n workers divide them: every n-th one, so with as
+// many tokens as workers each worker keeps one cookie, like a browser.
+func share(tokens []string, i, n int) []string {
+	var out []string
+	for j := i % len(tokens); j < len(tokens); j += n {
+		out = append(out, tokens[j])
+	}
+	return out
+}
+
+// pageLoad is the Go generator: conns closed-loop workers, each sending the case's request
+// with its share of the case's session cookies in turn, from now until w.end.
+func pageLoad(ctx context.Context, o options, addr string, c benchCase, cookies []string, w window) loadResult {
+	conns := o.conns
 	tr := newTransport(conns)
 	defer tr.CloseIdleConnections()
 	client := newClient(tr, 10*time.Second)
-	tokens := c.data.tokens
-	var next atomic.Uint64
 	results := make([]loadResult, conns)
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
 			r := loadResult{statuses: map[int]int{}, lat: make([]time.Duration, 0, 1<<14)}
+			mine := share(cookies, i, conns)
 			for n := 0; n < maxPerWorker && ctx.Err() == nil && time.Now().Before(w.end); n++ {
-				tok := tokens[next.Add(1)%uint64(len(tokens))]
+				tok := mine[n%len(mine)]
 				req := pageRequest(ctx, addr, c, tok)
 				t0 := time.Now()
 				resp, status, err := send(client, req)

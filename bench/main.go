@@ -39,6 +39,15 @@ type options struct {
 	strict   bool
 	bin      string
 	quiet    time.Duration
+	// sessions is how many session cookies a page load sends (see benchCase.sessions).
+	sessions  int
+	generator string
+	micro     bool
+	// Set by run: wrk's path when it generates the page load ("" for the Go client), the
+	// script it runs, the temporary directory and the machine's cores.
+	wrk, wrkScript string
+	dir, root      string // the temporary directory, the module's
+	cores          int
 }
 
 func main() {
@@ -48,16 +57,22 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured window per case and round")
 	flag.IntVar(&o.conns, "conns", 50, "concurrent keep-alive connections of the dashboard load")
 	flag.IntVar(&o.flooders, "flooders", 50, "concurrent clients of the login flood")
-	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "give up (and stop every server) after this long")
+	flag.DurationVar(&o.timeout, "timeout", 6*time.Minute, "give up (and stop every server) after this long, builds included")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, binaries)")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
-	flag.DurationVar(&o.quiet, "quiet-wait", time.Minute, "before each case wait (at most 10s each, this long in all) "+
+	flag.DurationVar(&o.quiet, "quiet-wait", 30*time.Second, "before each case wait (at most 10s each, this long in all) "+
 		"until other processes use under 0.15 cores")
 	flag.StringVar(&o.bin, "bin", "", "measure this gatehouse binary instead of building ./cmd/gatehouse")
+	flag.IntVar(&o.sessions, "sessions", -1, "session cookies each page load sends, spread over the seeded sessions: "+
+		"-1 one per connection (a browser each), 0 every seeded session")
+	flag.BoolVar(&o.micro, "micro", true, "run the handlers' in-process benchmarks after the load cases (the allocation and forward-auth targets)")
+	flag.StringVar(&o.generator, "generator", "auto", "page load generator: wrk, go (the Go client), or auto (wrk when on PATH)")
 	flag.Parse()
 	if o.rounds < 1 || o.rounds > 20 || o.conns < 1 || o.conns > 1000 || o.flooders < 0 || o.flooders > 1000 ||
-		o.duration <= 0 || o.duration > time.Minute || o.warmup < 0 || o.warmup > time.Minute {
-		fmt.Fprintln(os.Stderr, "bench: a flag is out of range (rounds 1-20, conns 1-1000, flooders 0-1000, durations up to 1m)")
+		o.duration <= 0 || o.duration > time.Minute || o.warmup < 0 || o.warmup > time.Minute || o.sessions < -1 ||
+		!slices.Contains([]string{"auto", "wrk", "go"}, o.generator) {
+		fmt.Fprintln(os.Stderr, "bench: a flag is out of range (rounds 1-20, conns 1-1000, flooders 0-1000, durations up to 1m, "+
+			"sessions -1 or more, generator auto, wrk or go)")
 		os.Exit(2)
 	}
 
@@ -121,8 +136,12 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
+	o.dir, o.cores = dir, runtime.NumCPU()
+	if err := chooseGenerator(&o); err != nil {
+		return 0, err
+	}
 	printMachine(o)
-	if err := buildServers(ctx, o, dir); err != nil {
+	if err := buildServers(ctx, &o, dir); err != nil {
 		return 0, err
 	}
 	cases, err := seedCases(ctx, o, dir)
@@ -133,18 +152,50 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	return report(o, cases, results), nil
+	micro := map[string]microResult{}
+	if o.micro {
+		if micro, err = runMicro(ctx, o.root); err != nil {
+			return 0, err
+		}
+	}
+	return report(o, cases, results, micro), nil
+}
+
+// chooseGenerator finds wrk for the page loads, as -generator asks, and writes its script.
+// The login flood always runs on the Go client: it posts forms with fresh values each time.
+func chooseGenerator(o *options) error {
+	if o.generator == "go" {
+		return nil
+	}
+	path, err := exec.LookPath("wrk")
+	switch {
+	case err != nil && o.generator == "wrk":
+		return fmt.Errorf("-generator wrk: %w (Debian: apt-get install wrk)", err)
+	case err != nil:
+		return nil
+	}
+	o.wrk, o.wrkScript = path, filepath.Join(o.dir, "wrk.lua")
+	return os.WriteFile(o.wrkScript, wrkScript, 0o600)
+}
+
+// generatorName says which generator sends the page loads, for the report.
+func (o options) generatorName() string {
+	if o.wrk != "" {
+		return "wrk"
+	}
+	return "go"
 }
 
 // buildServers builds both servers into dir first, so compiling never competes with a
 // measurement, with the flags of make build, from the module root wherever bench was
 // started; -bin replaces the gatehouse build.
-func buildServers(ctx context.Context, o options, dir string) error {
+func buildServers(ctx context.Context, o *options, dir string) error {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil || len(strings.TrimSpace(string(gomod))) == 0 {
 		return fmt.Errorf("cannot find the module root (go env GOMOD): %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	o.root = root
 	gatehouseBin, helloBin := filepath.Join(dir, "gatehouse"), filepath.Join(dir, "hello")
 	builds := [][2]string{{gatehouseBin, "./cmd/gatehouse"}, {helloBin, "./bench/hello"}}
 	if o.bin != "" {
@@ -185,8 +236,8 @@ func seedCases(ctx context.Context, o options, dir string) ([]benchCase, error) 
 	// The flood gets its own copy of the large database and its own process, so neither
 	// its writes nor its memory touch the no-flood measurement.
 	floodData := *large
-	floodData.name, floodData.path = "flood", filepath.Join(dir, "flood.db")
-	if err := copyFile(large.path, floodData.path); err != nil {
+	floodData.name, floodData.db = "flood", filepath.Join(dir, "flood.db")
+	if err := copyFile(large.db, floodData.db); err != nil {
 		return nil, err
 	}
 	fmt.Printf("seeded in %v\n  small: %s\n  large: %s\n\n", time.Since(t).Round(time.Millisecond), small.summary, large.summary)
@@ -218,8 +269,8 @@ func runRounds(ctx context.Context, o options, cases []benchCase) ([][]sample, e
 				return nil, fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
 			}
 			results[i] = append(results[i], s)
-			fmt.Printf("round %d %-20s pid %-7d %6.0f req/s  p50 %-8v p99 %-8v errors %d  CPU %.0f µs/req (%.2f cores)  "+
-				"RSS %.1f MiB  startup %v  other load %.2f cores\n", r+1, c.name, s.pid, s.rps, s.p50.Round(time.Microsecond),
+			fmt.Printf("round %d %-20s %-3s pid %-7d %6.0f req/s  p50 %-8v p99 %-8v errors %d  CPU %.0f µs/req (%.2f cores)  "+
+				"RSS %.1f MiB  startup %v  other load %.2f cores\n", r+1, c.name, o.generatorName(), s.pid, s.rps, s.p50.Round(time.Microsecond),
 				s.p99.Round(time.Microsecond), s.errs, s.cpuPerReq, s.cores, float64(s.rss)/(1<<20), s.startup.Round(time.Millisecond),
 				s.other)
 		}
@@ -230,33 +281,49 @@ func runRounds(ctx context.Context, o options, cases []benchCase) ([][]sample, e
 // runCase starts a fresh server, loads it for warm-up plus the window, samples its CPU at
 // the window's edges and its peak RSS at the end, and stops it.
 func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool) (sample, error) {
-	srv, err := startCase(ctx, c)
+	srv, err := startCase(ctx, o, c)
 	if err != nil {
 		return sample{}, err
 	}
 	defer srv.stop()
 	if first {
-		if err := preflight(ctx, srv.addr, c); err != nil {
+		if err := preflight(ctx, o, srv.addr, c); err != nil {
 			return sample{}, err
 		}
 	}
 
+	cookies, err := browserCookies(ctx, srv.addr, c, c.sessions(o))
+	if err != nil {
+		return sample{}, err
+	}
 	t0 := time.Now()
-	w := window{start: t0.Add(o.warmup), end: t0.Add(o.warmup + o.duration)}
+	warmup, duration := o.warmup, o.duration
+	if o.wrk != "" {
+		warmup, duration = time.Duration(wholeSeconds(warmup))*time.Second, time.Duration(wholeSeconds(duration))*time.Second
+	}
+	w := window{start: t0.Add(warmup), end: t0.Add(warmup + duration)}
 	var load loadResult
 	var fl floodResult
+	var cpu cpuWindow
+	var loadErr, cpuErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { load = pageLoad(ctx, srv.addr, c, o.conns, w) })
+	if o.wrk != "" {
+		wg.Go(func() { load, cpu, loadErr = wrkLoad(ctx, o, srv, c, cookies) })
+	} else {
+		wg.Go(func() { load = pageLoad(ctx, o, srv.addr, c, cookies, w) })
+	}
 	if c.flood {
 		wg.Go(func() { fl = loginFlood(ctx, srv.addr, c.data.usernames, o.flooders, w) })
 	}
-	cpu, cpuErr := measureCPU(ctx, srv.pid, w)
+	if o.wrk == "" {
+		cpu, cpuErr = measureCPU(ctx, srv.pid, w)
+	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return sample{}, ctx.Err()
 	}
-	if cpuErr != nil {
-		return sample{}, fmt.Errorf("reading server CPU: %w", cpuErr)
+	if err := errors.Join(loadErr, cpuErr); err != nil {
+		return sample{}, fmt.Errorf("measuring: %w", err)
 	}
 	rss, err := peakRSS(srv.pid)
 	if err != nil {
@@ -276,16 +343,15 @@ func runCase(ctx context.Context, o options, c benchCase, tck int64, first bool)
 
 // startCase starts the case's server: hello, or gatehouse on the case's database with its
 // sessions freshly marked as seen.
-func startCase(ctx context.Context, c benchCase) (*server, error) {
-	dir := filepath.Dir(c.data.path)
+func startCase(ctx context.Context, o options, c benchCase) (*server, error) {
 	if c.hello {
-		return startServer(ctx, "hello", "/", filepath.Join(dir, "hello"), "--addr", "127.0.0.1:0")
+		return startServer(ctx, "hello", "/", filepath.Join(o.dir, "hello"), "--addr", "127.0.0.1:0")
 	}
-	if err := restamp(ctx, c.data.path); err != nil {
+	if err := restamp(ctx, c.data.db); err != nil {
 		return nil, err
 	}
 	// Every gatehouse gets the same flags, so the flood case differs only by the flood.
-	return startServer(ctx, c.name, "/healthz", filepath.Join(dir, "gatehouse"), "serve", "--db", c.data.path,
+	return startServer(ctx, c.name, "/healthz", filepath.Join(o.dir, "gatehouse"), "serve", "--db", c.data.db,
 		"--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.0/8")
 }
 
@@ -319,10 +385,14 @@ func measureCPU(ctx context.Context, pid int, w window) (cpuWindow, error) {
 func newSample(o options, srv *server, load loadResult, fl floodResult, cpu cpuWindow, tck int64, rss int64) sample {
 	slices.Sort(load.lat)
 	responses := load.ok + load.errs + fl.done
+	elapsed, p50, p99 := o.duration, quantile(load.lat, 0.50), quantile(load.lat, 0.99)
+	if load.elapsed > 0 { // wrk's own run and quantiles
+		elapsed, p50, p99 = load.elapsed, load.p50, load.p99
+	}
 	s := sample{
-		rps:      float64(load.ok) / o.duration.Seconds(),
-		p50:      quantile(load.lat, 0.50),
-		p99:      quantile(load.lat, 0.99),
+		rps:      float64(load.ok) / elapsed.Seconds(),
+		p50:      p50,
+		p99:      p99,
 		errs:     load.errs,
 		rss:      rss,
 		startup:  srv.startup,
@@ -335,9 +405,9 @@ func newSample(o options, srv *server, load loadResult, fl floodResult, cpu cpuW
 		s.cpuPerReq = float64(cpu.server) / float64(tck) * 1e6 / float64(responses)
 		s.clientCPU = float64(cpu.self) / float64(tck) * 1e6 / float64(responses)
 	}
-	s.cores = float64(cpu.server) / float64(tck) / o.duration.Seconds()
+	s.cores = float64(cpu.server) / float64(tck) / elapsed.Seconds()
 	other := cpu.machine - cpu.server - cpu.self
-	s.other = max(0, float64(other)/float64(tck)/o.duration.Seconds())
+	s.other = max(0, float64(other)/float64(tck)/elapsed.Seconds())
 	return s
 }
 
@@ -387,6 +457,20 @@ func printMachine(o options) {
 		}
 	}
 	fmt.Printf("machine: %d CPUs (%s), %s/%s, %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Printf("load: %d connections, %d rounds of %v warm-up + %v measured per case; flood: %d clients\n\n",
+	fmt.Printf("load: %d connections, %d rounds of %v warm-up + %v measured per case; flood: %d clients\n",
 		o.conns, o.rounds, o.warmup, o.duration, o.flooders)
+	sessions := fmt.Sprintf("%d sessions shared by the connections", o.sessions)
+	switch o.sessions {
+	case -1:
+		sessions = "a browser with a session of its own per connection"
+	case 0:
+		sessions = "every seeded session in turn"
+	}
+	if o.wrk != "" {
+		fmt.Printf("page load generator: wrk (%s), %d threads; login flood: Go client; %s\n\n",
+			o.wrk, wrkThreads(o), sessions)
+	} else {
+		fmt.Printf("page load generator: Go client (wrk %s); %s\n\n",
+			map[bool]string{true: "not asked for", false: "not found on PATH"}[o.generator == "go"], sessions)
+	}
 }

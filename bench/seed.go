@@ -12,10 +12,12 @@ import (
 	"gatehouse/db"
 )
 
-// seeded is one database ready to serve, with the tokens of its sessions.
+// seeded is one store ready to serve, with the tokens of its sessions.
 type seeded struct {
-	name      string
-	path      string
+	name string
+	// db names the store as serve's --db flag and db.Open take it: a SQLite file for every
+	// case here. A case on another store seeds and names its own; nothing else changes.
+	db        string
 	tokens    []string // session tokens, in round-robin order (consecutive ones belong to different users)
 	usernames []string // every account name, for the login flood
 	summary   string
@@ -48,7 +50,7 @@ func seedPortal(ctx context.Context, name, path, hash string, size db.BenchSize)
 	if err := errors.Join(err, d.Close()); err != nil {
 		return nil, fmt.Errorf("seed %s: %w", name, err)
 	}
-	s := &seeded{name: name, path: path, tokens: seed.Tokens, usernames: seed.Usernames,
+	s := &seeded{name: name, db: path, tokens: seed.Tokens, usernames: seed.Usernames,
 		summary: fmt.Sprintf("%d users, %d sessions, %d notices (%d current), %d receipts (%d acks, %d dismissals), seeded in %v",
 			size.Users, size.Sessions, size.Notices, size.Current, seed.Acks+seed.Dismissals, seed.Acks, seed.Dismissals,
 			time.Since(start).Round(time.Millisecond))}
@@ -57,7 +59,7 @@ func seedPortal(ctx context.Context, name, path, hash string, size db.BenchSize)
 
 // checkSeed reopens the file through the store and reads it back the way a request would.
 func checkSeed(ctx context.Context, s *seeded, users, sessions int) error {
-	d, err := db.Open(ctx, s.path)
+	d, err := db.Open(ctx, s.db)
 	if err != nil {
 		return err
 	}

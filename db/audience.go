@@ -134,9 +134,9 @@ func writeStoredAudience(ctx context.Context, tx *sql.Tx, t audienceTable, owner
 // inAudience is "user u is in audience a", for an audience not stored (yet): the reach
 // preview of a notice being written.
 func inAudience(a Audience) (string, []any) {
-	everyone := "0"
+	everyone := "1 = 0"
 	if a.Everyone {
-		everyone = "1"
+		everyone = "1 = 1"
 	}
 	args := make([]any, 0, len(a.Roles)+len(a.GroupIDs))
 	for _, r := range a.Roles {
@@ -148,7 +148,14 @@ func inAudience(a Audience) (string, []any) {
 	return reachesSQL("u.role", "u.id", everyone, placeholders(len(a.Roles)), placeholders(len(a.GroupIDs))), args
 }
 
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+// placeholders is a list of n placeholders for IN (…). An empty list is NULL, which no value
+// is IN, since PostgreSQL refuses IN () (SQLite would read it as the same "nothing").
+func placeholders(n int) string {
+	if n == 0 {
+		return "NULL"
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
 
 // ParseScope reads the value naming one role ("role:NAME", a known role) or one group
 // ("group:ID", an id that may exist): the scope of an audience part or of an MFA rule.

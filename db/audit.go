@@ -97,7 +97,7 @@ func (f AuditFilter) where() (string, []any) {
 	add := func(cond string, arg any) { conds = append(conds, cond); args = append(args, arg) }
 	if f.Kind != "" {
 		if strings.HasSuffix(f.Kind, ".*") {
-			add("event LIKE ? ESCAPE '\\'", escapeLike(strings.TrimSuffix(f.Kind, "*"))+"%")
+			add("lower(event) LIKE lower(?) ESCAPE '\\'", escapeLike(strings.TrimSuffix(f.Kind, "*"))+"%")
 		} else {
 			add("event = ?", f.Kind)
 		}
@@ -109,10 +109,10 @@ func (f AuditFilter) where() (string, []any) {
 		}
 	}
 	if f.Actor != "" {
-		add("actor = ? COLLATE NOCASE", f.Actor)
+		add("lower(actor) = lower(?)", f.Actor)
 	}
 	if f.Subject != "" {
-		add("subject LIKE ? ESCAPE '\\'", "%"+escapeLike(f.Subject)+"%")
+		add("lower(subject) LIKE lower(?) ESCAPE '\\'", "%"+escapeLike(f.Subject)+"%")
 	}
 	if f.Outcome != "" {
 		add("outcome = ?", f.Outcome)
@@ -194,7 +194,7 @@ func (d *DB) AddEventCounts(ctx context.Context, hour time.Time, counts map[stri
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO event_counts (kind, hour, n) VALUES (?, ?, ?)
-				ON CONFLICT (kind, hour) DO UPDATE SET n = n + excluded.n`, kind, h, n); err != nil {
+				ON CONFLICT (kind, hour) DO UPDATE SET n = event_counts.n + excluded.n`, kind, h, n); err != nil {
 				return fmt.Errorf("db: event counts: %w", err)
 			}
 		}

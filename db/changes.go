@@ -82,6 +82,15 @@ func (c *Changes) Check(ctx context.Context) (uint64, error) {
 	return g, nil
 }
 
+// Exact reports whether Check is exact: a generation it returns has moved past every
+// commit, by any process, that returned before Check was called. Only then may a copy be
+// trusted at the very next request after a check alone, without reading the store again;
+// a change source says so by an exact method, and one that does not is taken as not exact.
+func (c *Changes) Exact() bool {
+	e, ok := c.src.(interface{ exact() bool })
+	return ok && e.exact()
+}
+
 // committed records a commit made through this store. The store is asked first, when the
 // signal watches it, so that the commit is not announced a second time by the next
 // check; a commit of another process that the same answer covers is announced with it.
@@ -186,6 +195,10 @@ func (s *dataVersion) changed(ctx context.Context) (bool, error) {
 }
 
 func (s *dataVersion) active() bool { return s.known }
+
+// exact: SQLite changes data_version on this connection for every commit to the file
+// made before it is asked, so an answer of "unchanged" is exact.
+func (s *dataVersion) exact() bool { return true }
 
 func (s *dataVersion) connect(ctx context.Context) error {
 	if s.pool == nil {

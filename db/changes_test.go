@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"gatehouse/internal/dbtest"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 // would: its own connections, its own change signal.
 func openSecond(tb testing.TB, d *DB) *DB {
 	tb.Helper()
-	other, err := Open(context.Background(), d.Path())
+	other, err := Open(context.Background(), d.dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestWatchReportsTroubleOnceAndRecovery(t *testing.T) {
 }
 
 func TestChangesRefuseAfterClose(t *testing.T) {
-	d, err := Open(context.Background(), t.TempDir()+"/g.db")
+	d, err := Open(context.Background(), dbtest.DSN(t, migrateAt))
 	if err != nil {
 		t.Fatal(err)
 	}

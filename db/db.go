@@ -1,11 +1,13 @@
-// Package db is Gatehouse's SQLite store: one writer connection, a pool of read-only
-// readers, and embedded migrations applied in order.
+// Package db is Gatehouse's store: an SQLite file (one writer connection, a pool of
+// read-only readers) or a PostgreSQL database (one pool, writers taking turns), behind one
+// API, with embedded migrations for each applied in order.
 package db
 
 import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/binary"
 	"errors"
@@ -38,9 +40,12 @@ var (
 	ErrCountChanged = errors.New("db: the number of affected rows changed since it was shown")
 	// ErrClosed refuses a write after Close, as a process that is stopping may still try.
 	ErrClosed = errors.New("db: store closed")
+	// ErrUnavailable wraps an error that means the database server cannot be reached or
+	// went away: the request may succeed later, and nothing about it is the caller's fault.
+	ErrUnavailable = errors.New("db: database unavailable")
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
 // TimeFormat is how every time is stored: UTC, fixed width, so strings sort as times.
@@ -62,23 +67,35 @@ const ClockSkew = time.Minute
 // FromFuture reports whether t lies more than ClockSkew ahead of now.
 func FromFuture(t, now time.Time) bool { return t.After(now.Add(ClockSkew)) }
 
-// DB is the store. Reads go to read, writes (and read-then-write) through tx on write.
+// DB is the store. Reads go to read, writes (and read-then-write) through tx on write
+// (on PostgreSQL both are one pool).
 type DB struct {
 	write   *sql.DB
 	read    *sql.DB
 	path    string
+	dsn     string
+	dl      *dialect
 	stmts   stmtCache
 	changes *Changes
 	closed  atomic.Bool
+	trips   atomic.Uint64
 }
 
-// Path is the database file the store was opened on.
+// Path is the database file the store was opened on, or for PostgreSQL its URL with any
+// password redacted.
 func (d *DB) Path() string { return d.path }
 
-// Open opens or creates the database at path and applies pending migrations. It is what
-// serve and the commands that change data use.
-func Open(ctx context.Context, path string) (*DB, error) {
-	d, err := open(path, true)
+// IsPostgres reports whether the store is a PostgreSQL database.
+func (d *DB) IsPostgres() bool { return d.dl.id == dialectPostgres }
+
+// RoundTrips counts the requests the store has sent its database: statements run, queries,
+// prepares, begins, commits and rollbacks, on every connection.
+func (d *DB) RoundTrips() uint64 { return d.trips.Load() }
+
+// Open opens or creates the database at dsn (an SQLite path, or a postgres:// URL) and
+// applies pending migrations. It is what serve and the commands that change data use.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	d, err := openAny(ctx, dsn, true)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +109,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // OpenExisting opens a database that must already exist and be at exactly this binary's
 // schema version; it never creates or migrates, so inspecting a file cannot change it.
 func OpenExisting(ctx context.Context, path string) (*DB, error) {
-	if err := checkHeader(path); err != nil {
-		return nil, err
-	}
-	d, err := open(path, false)
+	d, err := openAny(ctx, path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +118,40 @@ func OpenExisting(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// openAny opens dsn without migrating: a PostgreSQL URL, or an SQLite file that must exist
+// and be SQLite unless create is set.
+func openAny(ctx context.Context, dsn string, create bool) (*DB, error) {
+	if IsPostgresURL(dsn) {
+		return openPostgres(ctx, dsn)
+	}
+	if !create {
+		if err := checkHeader(dsn); err != nil {
+			return nil, err
+		}
+	}
+	return open(dsn, create)
+}
+
+// sqliteDriver is the registered SQLite driver, which the store's pools wrap.
+var sqliteDriver = func() driver.Driver {
+	pool, err := sql.Open("sqlite", "")
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	return pool.Driver()
+}()
+
+// openSQLite is a pool on the SQLite database name, counting its calls into trips.
+func openSQLite(name string, trips *atomic.Uint64) *sql.DB {
+	return sql.OpenDB(&roundTripConnector{
+		connect:  func(context.Context) (driver.Conn, error) { return sqliteDriver.Open(name) },
+		drv:      sqliteDriver,
+		classify: func(_ context.Context, err error) error { return err },
+		trips:    trips,
+	})
 }
 
 func open(path string, create bool) (*DB, error) {
@@ -126,24 +174,18 @@ func open(path string, create bool) (*DB, error) {
 		}
 	}
 	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=" + mode + "&" + common
-	w, err := sql.Open("sqlite", name+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("db: open %s: %w", path, err)
-	}
+	d := &DB{path: path, dsn: path, dl: sqliteDialect}
+	w := openSQLite(name+"&_txlock=immediate", &d.trips)
 	w.SetMaxOpenConns(1) // writes queue in Go instead of failing with SQLITE_BUSY
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	readOnly := name + "&_pragma=query_only(1)"
-	r, err := sql.Open("sqlite", readOnly)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("db: open %s: %w", path, err)
-	}
+	r := openSQLite(readOnly, &d.trips)
 	n := max(4, runtime.NumCPU())
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	d := &DB{write: w, read: r, path: path,
-		changes: newChanges(&dataVersion{dsn: readOnly, every: ChangePollInterval})}
+	d.write, d.read = w, r
+	d.changes = newChanges(&dataVersion{dsn: readOnly, every: ChangePollInterval})
 	// Touch the writer now so a missing directory or unreadable file fails here, clearly.
 	if err := w.PingContext(context.Background()); err != nil {
 		d.Close()
@@ -152,10 +194,13 @@ func open(path string, create bool) (*DB, error) {
 	return d, nil
 }
 
-// Close closes both pools and the change signal's connection.
+// Close closes the pools and the change signal's connection.
 func (d *DB) Close() error {
 	d.closed.Store(true)
 	d.stmts.close()
+	if d.read == d.write {
+		return errors.Join(d.changes.close(), d.write.Close())
+	}
 	return errors.Join(d.changes.close(), d.read.Close(), d.write.Close())
 }
 
@@ -163,8 +208,14 @@ func (d *DB) Close() error {
 // that they may be stale.
 func (d *DB) Changes() *Changes { return d.changes }
 
+// pingTimeout bounds Ping, so that a server that does not answer at all is not ready,
+// rather than a probe left waiting.
+const pingTimeout = 5 * time.Second
+
 // Ping reports whether the database answers a read; it backs /readyz.
 func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
 	var one int
 	if err := d.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("db: ping: %w", err)
@@ -172,8 +223,10 @@ func (d *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// tx runs fn in one write transaction (BEGIN IMMEDIATE, from the DSN), committing only if
-// fn returns nil.
+// tx runs fn in one write transaction, committing only if fn returns nil. Write
+// transactions run one at a time, across every process on the database: on SQLite by
+// BEGIN IMMEDIATE (from the DSN), on PostgreSQL by the dialect's write lock. Code that
+// reads and then writes in fn relies on that.
 func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil && d.closed.Load() {
@@ -182,7 +235,7 @@ func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("db: begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := d.inTx(ctx, tx, fn); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -193,14 +246,37 @@ func (d *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
+func (d *DB) inTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) error) error {
+	if d.dl.writeLock != "" {
+		if _, err := tx.ExecContext(ctx, d.dl.writeLock); err != nil {
+			return fmt.Errorf("db: write lock: %w", err)
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if d.dl.announce != "" {
+		if _, err := tx.ExecContext(ctx, d.dl.announce); err != nil {
+			return fmt.Errorf("db: announce change: %w", err)
+		}
+	}
+	return nil
+}
+
 type migration struct {
 	version int
 	name    string
 	sql     string
 }
 
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+// migrations are the dialect's files, from migrations/sqlite or migrations/postgres; both
+// carry the same numbered names.
+func migrations(dl *dialect) ([]migration, error) {
+	dir := "migrations/sqlite"
+	if dl.id == dialectPostgres {
+		dir = "migrations/postgres"
+	}
+	names, err := fs.Glob(migrationFS, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +324,7 @@ func checkHeader(path string) error {
 
 // SchemaVersion is the newest migration this binary carries.
 func SchemaVersion() int {
-	ms, err := migrations()
+	ms, err := migrations(sqliteDialect)
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
@@ -273,9 +349,12 @@ var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
 // migrateTo applies the pending migrations up to and including version target; tests use
 // it to build the database an older binary left.
 func (d *DB) migrateTo(ctx context.Context, target int) error {
-	ms, err := migrations()
+	ms, err := migrations(d.dl)
 	if err != nil {
 		return err
+	}
+	if d.IsPostgres() {
+		return d.migratePostgres(ctx, ms, target)
 	}
 	for _, m := range ms {
 		if m.version > target {
@@ -297,17 +376,8 @@ func (d *DB) migrateTo(ctx context.Context, target int) error {
 			if current >= m.version {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("db: migration %s: %w", m.name, err)
-			}
-			if step := migrationSteps[m.version]; step != nil {
-				if err := step(ctx, tx); err != nil {
-					return fmt.Errorf("%w (migration %s, rolled back)", err, m.name)
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, FormatTime(time.Now())); err != nil {
-				return fmt.Errorf("db: migration %s: %w", m.name, err)
+			if err := applyMigration(ctx, tx, m); err != nil {
+				return err
 			}
 			_, err = tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, m.version))
 			return err
@@ -315,6 +385,23 @@ func (d *DB) migrateTo(ctx context.Context, target int) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// applyMigration runs m's SQL, then its Go step, and records its version, all in tx.
+func applyMigration(ctx context.Context, tx *sql.Tx, m migration) error {
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("db: migration %s: %w", m.name, err)
+	}
+	if step := migrationSteps[m.version]; step != nil {
+		if err := step(ctx, tx); err != nil {
+			return fmt.Errorf("%w (migration %s, rolled back)", err, m.name)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, FormatTime(time.Now())); err != nil {
+		return fmt.Errorf("db: migration %s: %w", m.name, err)
 	}
 	return nil
 }
@@ -334,10 +421,7 @@ func versionOf(ctx context.Context, q querier) (int, error) {
 // OpenToInspect is OpenExisting that also accepts a database an older binary left (serve
 // would migrate it); it reports the file's version. It never changes the file.
 func OpenToInspect(ctx context.Context, path string) (*DB, int, error) {
-	if err := checkHeader(path); err != nil {
-		return nil, 0, err
-	}
-	d, err := open(path, false)
+	d, err := openAny(ctx, path, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -360,14 +444,21 @@ func (e *behindError) Error() string {
 	return fmt.Sprintf("db: database at schema version %d needs migrating to %d (serve migrates on start)", e.have, e.want)
 }
 
-func (d *DB) checkVersion(ctx context.Context) error {
+// hasSchema reports whether the database holds Gatehouse's version table.
+func (d *DB) hasSchema(ctx context.Context) (bool, error) {
 	var n int
-	err := d.read.QueryRowContext(ctx,
-		`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n)
-	if err != nil {
-		return fmt.Errorf("db: read schema: %w", err)
+	if err := d.read.QueryRowContext(ctx, d.dl.hasTable, "schema_migrations").Scan(&n); err != nil {
+		return false, fmt.Errorf("db: read schema: %w", err)
 	}
-	if n == 0 {
+	return n > 0, nil
+}
+
+func (d *DB) checkVersion(ctx context.Context) error {
+	ok, err := d.hasSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return ErrNotInitialised
 	}
 	v, err := versionOf(ctx, d.read)
@@ -387,8 +478,13 @@ func (d *DB) checkVersion(ctx context.Context) error {
 // Version reports the database's schema version.
 func (d *DB) Version(ctx context.Context) (int, error) { return versionOf(ctx, d.read) }
 
-// IntegrityCheck runs PRAGMA integrity_check and returns an error unless it says "ok".
+// IntegrityCheck runs PRAGMA integrity_check and returns an error unless it says "ok". A
+// PostgreSQL server keeps its own storage consistent; there, every table of the schema
+// must be readable.
 func (d *DB) IntegrityCheck(ctx context.Context) error {
+	if d.IsPostgres() {
+		return d.readEveryTable(ctx)
+	}
 	lines, err := queryList(ctx, d, scanOne[string], `PRAGMA integrity_check`)
 	if err != nil {
 		return fmt.Errorf("db: integrity check: %w", err)
@@ -405,6 +501,9 @@ func (d *DB) IntegrityCheck(ctx context.Context) error {
 // and owner-only first (VACUUM INTO accepts an empty file), so the copy, which holds
 // everything the live file does, is never readable by others, not even while it is written.
 func (d *DB) Backup(ctx context.Context, dest string) error {
+	if d.IsPostgres() {
+		return errors.New("db: backup: a PostgreSQL store is backed up with the server's own tools (pg_dump)")
+	}
 	if err := createPrivate(dest); errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("db: backup: %s already exists", dest)
 	} else if err != nil {
@@ -452,21 +551,26 @@ func newRowID() (int64, error) {
 var drawRowID = newRowID
 
 // insertRandomID runs an INSERT whose first parameter is the new row's id, drawing again on
-// the rare collision, and returns the id.
+// the rare collision, and returns the id. A collision inserts nothing rather than failing,
+// since on PostgreSQL a failed statement would end the transaction.
 func insertRandomID(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
 		id, err := drawRowID()
 		if err != nil {
 			return 0, err
 		}
-		_, err = tx.ExecContext(ctx, query, append([]any{id}, args...)...)
-		if isPrimaryKeyViolation(err) && attempt < 3 {
-			continue
-		}
+		res, err := tx.ExecContext(ctx, query+` ON CONFLICT (id) DO NOTHING`, append([]any{id}, args...)...)
 		if err != nil {
 			return 0, err
 		}
-		return id, nil
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, err
+		} else if n == 1 {
+			return id, nil
+		}
+		if attempt == 3 {
+			return 0, fmt.Errorf("db: no free random id after %d draws", attempt)
+		}
 	}
 }
 
@@ -490,6 +594,9 @@ func boolInt(b bool) int {
 // version 0 (nothing to back up).
 func PendingMigrations(ctx context.Context, path string) (current, target int, err error) {
 	target = SchemaVersion()
+	if IsPostgresURL(path) {
+		return pendingOn(ctx, path, target)
+	}
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		return 0, target, nil
@@ -500,18 +607,18 @@ func PendingMigrations(ctx context.Context, path string) (current, target int, e
 	if err := checkHeader(path); err != nil {
 		return 0, target, err
 	}
-	d, err := open(path, false)
+	return pendingOn(ctx, path, target)
+}
+
+func pendingOn(ctx context.Context, dsn string, target int) (current, _ int, err error) {
+	d, err := openAny(ctx, dsn, false)
 	if err != nil {
 		return 0, target, err
 	}
 	defer d.Close()
-	var n int
-	if err := d.read.QueryRowContext(ctx,
-		`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
-		return 0, target, fmt.Errorf("db: read schema: %w", err)
-	}
-	if n == 0 {
-		return 0, target, nil
+	ok, err := d.hasSchema(ctx)
+	if err != nil || !ok {
+		return 0, target, err
 	}
 	current, err = versionOf(ctx, d.read)
 	return current, target, err
@@ -520,10 +627,23 @@ func PendingMigrations(ctx context.Context, path string) (current, target int, e
 // BackupFile copies the database at path to dest with VACUUM INTO, without migrating or
 // checking its version: it is how an upgrade keeps the file as it was before.
 func BackupFile(ctx context.Context, path, dest string) error {
+	if IsPostgresURL(path) {
+		return errors.New("db: backup: a PostgreSQL store is backed up with the server's own tools (pg_dump)")
+	}
 	d, err := open(path, false)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	return d.Backup(ctx, dest)
+}
+
+// Tables lists the tables of the store's schema by name: the data's and schema_migrations
+// (not PostgreSQL's change revision, which is no data).
+func (d *DB) Tables(ctx context.Context) ([]string, error) {
+	names, err := queryList(ctx, d, scanOne[string], d.dl.listTables)
+	if err != nil {
+		return nil, fmt.Errorf("db: list tables: %w", err)
+	}
+	return names, nil
 }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"gatehouse/internal/dbtest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,7 +21,11 @@ import (
 // another program (or an older or newer Gatehouse) would.
 func rawOpen(tb testing.TB, path string) *sql.DB {
 	tb.Helper()
-	raw, err := sql.Open("sqlite", "file:"+path)
+	open := func() (*sql.DB, error) { return sql.Open("sqlite", "file:"+path) }
+	if IsPostgresURL(path) {
+		open = func() (*sql.DB, error) { return OpenSQL(path) }
+	}
+	raw, err := open()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -29,6 +34,7 @@ func rawOpen(tb testing.TB, path string) *sql.DB {
 }
 
 func TestOpenCreatesAndMigrates(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 	d, err := Open(ctx, path)
@@ -44,7 +50,7 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 	}
 
 	want := SchemaVersion()
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := fs.Glob(migrationFS, "migrations/sqlite/*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +75,7 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 }
 
 func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	d := openTest(t)
 	ctx := context.Background()
 
@@ -125,6 +132,7 @@ func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
 }
 
 func TestReopenIsIdempotent(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 	d, err := Open(ctx, path)
@@ -163,6 +171,7 @@ func TestReopenIsIdempotent(t *testing.T) {
 }
 
 func TestOpenHandlesUnusualPaths(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	// Characters that mean something in a URI must reach the file system unchanged.
 	dir := filepath.Join(t.TempDir(), "a dir#with?odd%20chars&mode=ro")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -195,6 +204,7 @@ func TestOpenHandlesUnusualPaths(t *testing.T) {
 }
 
 func TestOpenRejectsEmptyPath(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	if _, err := Open(context.Background(), ""); err == nil {
 		t.Error("Open(\"\") succeeded")
 	}
@@ -202,7 +212,7 @@ func TestOpenRejectsEmptyPath(t *testing.T) {
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	path := dbtest.DSN(t, migrateAt)
 	d, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +252,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 }
 
 func TestOpenExisting(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -382,6 +393,7 @@ func assertNoTables(t *testing.T, path string) {
 }
 
 func TestBackup(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	d := openTest(t)
 	u := mkUser(t, d, "alice")

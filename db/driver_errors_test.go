@@ -13,8 +13,15 @@ import (
 func TestUniqueViolationIsReadFromTheErrorCode(t *testing.T) {
 	ctx := context.Background()
 	d := openTest(t)
-	if _, err := d.write.ExecContext(ctx, `CREATE TRIGGER groups_no_reserved BEFORE INSERT ON groups
-		WHEN NEW.name = 'reserved' BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: groups.name'); END`); err != nil {
+	trigger := `CREATE TRIGGER groups_no_reserved BEFORE INSERT ON groups
+		WHEN NEW.name = 'reserved' BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: groups.name'); END`
+	if d.IsPostgres() {
+		trigger = `CREATE FUNCTION no_reserved() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'duplicate key value violates unique constraint "groups_name_key"'; END $$;
+			CREATE TRIGGER groups_no_reserved BEFORE INSERT ON groups
+			FOR EACH ROW WHEN (NEW.name = 'reserved') EXECUTE FUNCTION no_reserved()`
+	}
+	if _, err := d.write.ExecContext(ctx, trigger); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.CreateGroup(ctx, "ops", event("group.created", t0)); err != nil {

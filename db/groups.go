@@ -30,14 +30,15 @@ func (d *DB) CreateGroup(ctx context.Context, name string, ev Event) (Group, err
 }
 
 func insertGroup(ctx context.Context, tx *sql.Tx, name string, at time.Time) (Group, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?)`, name, FormatTime(at))
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO groups (name, created_at) VALUES (?, ?) RETURNING id`,
+		name, FormatTime(at)).Scan(&id)
 	if isUniqueViolation(err) {
 		return Group{}, ErrDuplicate
 	}
 	if err != nil {
 		return Group{}, fmt.Errorf("db: create group %q: %w", name, err)
 	}
-	id, _ := res.LastInsertId()
 	return Group{ID: id, Name: name, CreatedAt: at}, nil
 }
 
@@ -131,8 +132,8 @@ func (d *DB) AddGroupMember(ctx context.Context, groupID, userID int64, ev Event
 // insertMember puts a user in a group, reporting false when the user is there already or
 // the user or the group does not exist.
 func insertMember(ctx context.Context, tx *sql.Tx, groupID, userID int64) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, user_id)
-		SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ?`, groupID, userID)
+	res, err := tx.ExecContext(ctx, `INSERT INTO group_members (group_id, user_id)
+		SELECT g.id, u.id FROM groups g, users u WHERE g.id = ? AND u.id = ? ON CONFLICT DO NOTHING`, groupID, userID)
 	if err != nil {
 		return false, fmt.Errorf("db: add member %d to %d: %w", userID, groupID, err)
 	}

@@ -5,25 +5,36 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/internal/dbtest"
 )
 
 // t0 is the fixed "now" of every test; times are passed explicitly, never read from a clock.
 var t0 = time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
 
-// openTest opens a migrated store on a fresh file that is closed when the test ends.
+// openTest opens a migrated store on a fresh file (or, in the PostgreSQL pass, a fresh
+// database) that is closed when the test ends.
 func openTest(tb testing.TB) *DB {
 	tb.Helper()
-	d, err := Open(context.Background(), filepath.Join(tb.TempDir(), "gatehouse.db"))
+	d, err := Open(context.Background(), dbtest.DSN(tb, migrateAt))
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
 	tb.Cleanup(func() { d.Close() })
 	return d
+}
+
+// migrateAt creates the schema at dsn, for dbtest's template database.
+func migrateAt(dsn string) error {
+	d, err := Open(context.Background(), dsn)
+	if err != nil {
+		return err
+	}
+	return d.Close()
 }
 
 // event is an audited event at a given time; the kind names what the test expects to find.
@@ -119,7 +130,7 @@ func dump(tb testing.TB, d *DB, query string, args ...any) string {
 // migrations add.
 func tables(tb testing.TB, d *DB) []string {
 	tb.Helper()
-	return column[string](tb, d, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	return column[string](tb, d, d.dl.listTables)
 }
 
 // column returns the one column a query reads, row by row.

@@ -527,14 +527,18 @@ func TestResealSecrets(t *testing.T) {
 			seen = append(seen, string(a))
 			return append([]byte("new:"), sealed...), nil
 		}
-		before := dump(t, d, `SELECT user_id, 'new:' || CAST(secret_enc AS TEXT) FROM mfa_factors
-			UNION ALL SELECT user_id, 'new:' || CAST(secret_enc AS TEXT) FROM mfa_pending`)
+		text := "CAST(secret_enc AS TEXT)"
+		if d.IsPostgres() {
+			text = "convert_from(secret_enc, 'UTF8')"
+		}
+		before := dump(t, d, `SELECT user_id, 'new:' || `+text+` FROM mfa_factors
+			UNION ALL SELECT user_id, 'new:' || `+text+` FROM mfa_pending`)
 		n, err := d.ResealSecrets(ctx, reseal, aad, []byte("new-canary"), event("key.rotated", t0))
 		if err != nil || n != 4 {
 			t.Fatalf("ResealSecrets = %d, %v; want 4", n, err)
 		}
-		after := dump(t, d, `SELECT user_id, CAST(secret_enc AS TEXT) FROM mfa_factors
-			UNION ALL SELECT user_id, CAST(secret_enc AS TEXT) FROM mfa_pending`)
+		after := dump(t, d, `SELECT user_id, `+text+` FROM mfa_factors
+			UNION ALL SELECT user_id, `+text+` FROM mfa_pending`)
 		if after != before {
 			t.Errorf("secrets after reseal:\n%s\nwant:\n%s", after, before)
 		}

@@ -212,16 +212,16 @@ func (d *DB) CreateNotice(ctx context.Context, in NoticeInput, author User, ev E
 
 // insertNotice stores n as it is, with its audience, and returns its id.
 func insertNotice(ctx context.Context, tx *sql.Tx, n Notice) (int64, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO notices (author_id, author_name, title, body, kind, severity,
 		starts_at, ends_at, version, revision, archived_at, created_at, updated_at, email, remind, due_at, renew_every,
-		mailed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		mailed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		n.AuthorID, n.AuthorName, n.Title, n.Body, n.Kind, n.Severity, FormatTime(n.StartsAt), endValue(n.EndsAt),
 		n.Version, n.Revision, nullTime(n.ArchivedAt), FormatTime(n.CreatedAt), FormatTime(n.UpdatedAt),
-		boolInt(n.Email), remindValue(n.Remind), nullTime(n.DueAt), int64(n.RenewEvery/time.Second), nullTime(n.MailedAt))
+		boolInt(n.Email), remindValue(n.Remind), nullTime(n.DueAt), int64(n.RenewEvery/time.Second), nullTime(n.MailedAt)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("db: create notice: %w", err)
 	}
-	id, _ := res.LastInsertId()
 	return id, writeAudience(ctx, tx, id, n.Audience)
 }
 
@@ -454,6 +454,9 @@ func (d *DB) LiveNotices(ctx context.Context, now time.Time) ([]Notice, error) {
 type ReaderState struct {
 	Acked     map[int64]bool // acknowledged now, by the one rule (acknowledgedNow)
 	Dismissed map[int64]bool
+	// Until is when the first of those acknowledgements expires (zero: none does), so the
+	// state read at now holds, as far as time goes, until then.
+	Until time.Time
 }
 
 // MustReadNow reports whether n is a must-read notice the reader has still to acknowledge
@@ -474,9 +477,9 @@ func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64, now t
 	args := append(append([]any{userID}, idArgs...), FormatTime(now), userID)
 	args = append(args, idArgs...)
 	in := placeholders(len(ids))
-	rows, err := d.query(ctx, `SELECT k.notice_id, 0 FROM notice_acks k JOIN notices n ON n.id = k.notice_id
+	rows, err := d.query(ctx, `SELECT k.notice_id, 0, k.expires_at FROM notice_acks k JOIN notices n ON n.id = k.notice_id
 		WHERE k.user_id = ? AND k.notice_id IN (`+in+`) AND `+acknowledgedNow+`
-		UNION ALL SELECT notice_id, 1 FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
+		UNION ALL SELECT notice_id, 1, '' FROM notice_dismissals WHERE user_id = ? AND notice_id IN (`+in+`)`, args...)
 	if err != nil {
 		return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
 	}
@@ -484,13 +487,21 @@ func (d *DB) ReaderStateOf(ctx context.Context, userID int64, ids []int64, now t
 	for rows.Next() {
 		var id int64
 		var dismissed bool
-		if err := rows.Scan(&id, &dismissed); err != nil {
+		var expires string
+		if err := rows.Scan(&id, &dismissed, &expires); err != nil {
 			return ReaderState{}, fmt.Errorf("db: reader state of %d: %w", userID, err)
 		}
 		if dismissed {
 			st.Dismissed[id] = true
-		} else {
-			st.Acked[id] = true
+			continue
+		}
+		st.Acked[id] = true
+		until, err := ParseTime(expires)
+		if err != nil {
+			return ReaderState{}, fmt.Errorf("db: reader state of %d: acknowledgement expiry: %w", userID, err)
+		}
+		if st.Until.IsZero() || until.Before(st.Until) {
+			st.Until = until
 		}
 	}
 	return st, rows.Err()

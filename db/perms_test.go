@@ -4,6 +4,7 @@ package db
 
 import (
 	"context"
+	"gatehouse/internal/dbtest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ func assertMode(tb testing.TB, path string, want fs.FileMode) {
 }
 
 func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	withUmask(t, 0o022)
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 	d, err := Open(context.Background(), path)
@@ -47,6 +49,7 @@ func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
 }
 
 func TestBackupIsOwnerOnlyFromTheStart(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	withUmask(t, 0o022)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -115,11 +115,13 @@ func (d *DB) PromoteSession(ctx context.Context, oldID int64, ns NewSession, ev 
 // sessionWithUser reads a session with everything a page needs about who is asking: the
 // session, the user, their groups (for notice audiences) and whether any MFA rule could
 // apply to them. Callers add the condition on s.
-var sessionWithUser = `SELECT ` + sessionColumns + `, ` + userColumns + `,
-		COALESCE((SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id), ''),
+var sessionWithUser = bothDialects(func(dl *dialect) string {
+	return `SELECT ` + sessionColumns + `, ` + userColumns + `,
+		COALESCE((SELECT ` + dl.commaList("m.group_id") + ` FROM group_members m WHERE m.user_id = u.id), ''),
 		EXISTS (SELECT 1 FROM mfa_rules r WHERE r.role = u.role
 			OR r.group_id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id))
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE `
+})
 
 func scanSessionWithUser(row rowScanner) (Session, User, error) {
 	var s Session
@@ -146,7 +148,7 @@ func scanSessionWithUser(row rowScanner) (Session, User, error) {
 
 // SessionByTokenHash returns the session and its user in one read.
 func (d *DB) SessionByTokenHash(ctx context.Context, hash []byte) (Session, User, error) {
-	s, u, err := scanSessionWithUser(d.queryRow(ctx, sessionWithUser+`s.token_hash = ?`, hash))
+	s, u, err := scanSessionWithUser(d.queryRow(ctx, sessionWithUser[d.dl.id]+`s.token_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, User{}, ErrNotFound
 	}
@@ -171,7 +173,7 @@ const sessionLookupBatch = 128
 // hashes, in no particular order; hashes of no session are skipped. It serves a request
 // that sent several session cookies.
 func (d *DB) SessionsByTokenHashes(ctx context.Context, hashes [][]byte) ([]SessionWithUser, error) {
-	query := sessionWithUser + `s.token_hash IN (` + placeholders(sessionLookupBatch) + `)`
+	query := sessionWithUser[d.dl.id] + `s.token_hash IN (` + placeholders(sessionLookupBatch) + `)`
 	var out []SessionWithUser
 	for batch := range slices.Chunk(hashes, sessionLookupBatch) {
 		args := make([]any, sessionLookupBatch)
@@ -353,7 +355,7 @@ type SessionStats struct {
 func (d *DB) SessionCounts(ctx context.Context) (SessionStats, error) {
 	var s SessionStats
 	err := d.queryRow(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id),
-		COALESCE(SUM(stage = 'mfa'), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
+		COALESCE(SUM(CASE WHEN stage = 'mfa' THEN 1 ELSE 0 END), 0) FROM sessions`).Scan(&s.Total, &s.Users, &s.Partial)
 	if err != nil {
 		return SessionStats{}, fmt.Errorf("db: session counts: %w", err)
 	}
@@ -403,7 +405,7 @@ func (d *DB) RecentSessions(ctx context.Context, f SessionFilter) ([]SessionWith
 		args = append(args, "%"+escapeLike(auth.UsernameKey(f.User))+"%")
 	}
 	if f.Addr != "" {
-		conds = append(conds, `s.client_addr LIKE ? ESCAPE '\'`)
+		conds = append(conds, `lower(s.client_addr) LIKE lower(?) ESCAPE '\'`)
 		args = append(args, escapeLike(f.Addr)+"%")
 	}
 	where := ""

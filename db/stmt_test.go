@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"gatehouse/internal/dbtest"
 	"sync/atomic"
 	"testing"
 
@@ -60,6 +61,7 @@ func (s *countingStmt) Close() error {
 // TestStatementCacheLeavesNothingOpen: queries beyond what the cache keeps run without
 // being kept, and closing the cache closes every statement it prepared.
 func TestStatementCacheLeavesNothingOpen(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	d := openTest(t)
 	var open atomic.Int64

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"gatehouse/internal/dbtest"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,7 @@ func TestCorruptStoredTimeIsAnError(t *testing.T) {
 // TestCorruptGroupIDIsAnError: a membership whose group id is not a number fails the
 // session read instead of silently leaving the user out of that group's audiences.
 func TestCorruptGroupIDIsAnError(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	w := newCorruptWorld(t)
 	raw := rawOpen(t, w.d.Path()) // without foreign_keys, as another program might write
 	if _, err := raw.Exec(`INSERT INTO group_members (group_id, user_id) VALUES ('ops', ?)`, w.amy.ID); err != nil {

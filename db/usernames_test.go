@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"gatehouse/internal/dbtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,7 @@ func v5Throttle(tb testing.TB, path, name string, failures int, last time.Time, 
 // Two accounts that were distinct under the old rule and are one under the new one cannot
 // be merged by a migration: the upgrade stops, says which, and changes nothing.
 func TestUpgradeRefusesUsernamesThatCollide(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	path := filepath.Join(t.TempDir(), "g.db")
 	openAtVersion(t, path, 5)
 	v5User(t, path, "amy")
@@ -153,6 +155,7 @@ func TestUpgradeRefusesUsernamesThatCollide(t *testing.T) {
 }
 
 func TestUpgradeKeysUsernamesAndMergesThrottleRows(t *testing.T) {
+	dbtest.SQLiteOnly(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "g.db")
 	openAtVersion(t, path, 5)

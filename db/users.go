@@ -140,12 +140,16 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 	ts := FormatTime(now)
 	name := auth.NormalizeUsername(nu.Username)
 	email, emailKey := emailValues(nu.Email)
-	res, err := tx.ExecContext(ctx, `INSERT INTO users (username, username_key, display_name, role, password_hash,
-		must_change_password, email, email_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO users (username, username_key, display_name, role, password_hash,
+		must_change_password, email, email_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
 		name, auth.UsernameKey(name), nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword),
-		email, emailKey, ts, ts)
+		email, emailKey, ts, ts).Scan(&id)
 	if isUniqueViolation(err) {
-		if emailKey != nil && emailTaken(ctx, tx, nu.Email, 0) {
+		// PostgreSQL names the index, and has aborted the transaction, so it cannot be asked;
+		// SQLite is asked.
+		if emailKey != nil && (violatedIndex(err) == "users_email_key" || emailTaken(ctx, tx, nu.Email, 0)) {
 			return 0, ErrEmailTaken
 		}
 		return 0, ErrDuplicate
@@ -153,7 +157,7 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 	if err != nil {
 		return 0, fmt.Errorf("db: create user %q: %w", nu.Username, err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // UserByID returns one user or ErrNotFound.

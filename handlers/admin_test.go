@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"gatehouse/internal/dbtest"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -27,17 +27,10 @@ import (
 func dumpAll(tb testing.TB, a *testApp, except ...string) map[string]string {
 	tb.Helper()
 	raw := a.rawDB()
-	rows, err := raw.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	tables, err := a.db.Tables(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		_ = rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
 	out := map[string]string{}
 	for _, table := range tables {
 		skip := false
@@ -318,7 +311,7 @@ func TestCountersReachTheDatabase(t *testing.T) {
 // A process that stops loses the counts of its last half second, as a crash would, and
 // says so without an error: the database closing before the last flush is how stopping goes.
 func TestCountsLeftAtShutdownAreNoError(t *testing.T) {
-	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "g.db"))
+	store, err := db.Open(context.Background(), dbtest.DSN(t, migrateStore))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"gatehouse/db"
 )
 
@@ -62,13 +64,13 @@ const maxBanners = 50
 // bannersFor returns the banners for u at now: current notices in u's audience that u has
 // still to read now (must-read: db.ReaderState.MustReadNow) or has not dismissed (normal);
 // most severe first, then must-read before normal, then newest.
-func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]db.Notice, error) {
-	all, err := h.live.get(ctx, now)
+func (h *Handler) bannersFor(c echo.Context, u db.User, now time.Time) ([]db.Notice, error) {
+	all, err := h.live.get(c.Request().Context(), now)
 	if err != nil {
 		return nil, err
 	}
-	var mine []db.Notice
-	var ids []int64
+	mine := make([]db.Notice, 0, len(all))
+	ids := make([]int64, 0, len(all))
 	for _, n := range all {
 		if n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
 			mine = append(mine, n)
@@ -78,11 +80,11 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 	if len(mine) == 0 {
 		return nil, nil
 	}
-	st, err := h.db.ReaderStateOf(ctx, u.ID, ids, now)
+	st, err := h.readerState(c, u.ID, ids, now)
 	if err != nil {
 		return nil, err
 	}
-	out := mine[:0:0]
+	out := mine[:0] // filtered in place: mine is this request's own
 	for _, n := range mine {
 		if n.MustRead() && !st.MustReadNow(n) || !n.MustRead() && st.Dismissed[n.ID] {
 			continue
@@ -113,8 +115,8 @@ func (h *Handler) bannersFor(ctx context.Context, u db.User, now time.Time) ([]d
 // mustReadOutstanding reports whether u has a current must-read notice in their audience
 // still to acknowledge: one of the banners bannersFor shows, whatever the banner limit.
 // It reads nothing when no such notice is live, which is the usual case.
-func (h *Handler) mustReadOutstanding(ctx context.Context, u db.User, now time.Time) (bool, error) {
-	all, err := h.live.get(ctx, now)
+func (h *Handler) mustReadOutstanding(c echo.Context, u db.User, now time.Time) (bool, error) {
+	all, err := h.live.get(c.Request().Context(), now)
 	if err != nil {
 		return false, err
 	}
@@ -129,7 +131,7 @@ func (h *Handler) mustReadOutstanding(ctx context.Context, u db.User, now time.T
 	if len(ids) == 0 {
 		return false, nil
 	}
-	st, err := h.db.ReaderStateOf(ctx, u.ID, ids, now)
+	st, err := h.readerState(c, u.ID, ids, now)
 	if err != nil {
 		return false, err
 	}

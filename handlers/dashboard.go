@@ -35,7 +35,7 @@ func (h *Handler) dashboard(c echo.Context) error {
 			}
 		}
 	}
-	sessions, codes, err := h.db.AccountCounts(ctx, u.ID)
+	sessions, codes, err := h.accountCountsOf(c, u.ID)
 	if err != nil {
 		return err
 	}

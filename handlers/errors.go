@@ -47,6 +47,13 @@ var (
 	errBusy = &userError{Status: http.StatusTooManyRequests,
 		Message: "The portal is handling many sign-ins right now.",
 		Hint:    "Try again in a few seconds.", Count: countThrottled}
+
+	// errUnavailable answers a request the database server could not serve because it
+	// cannot be reached or went away: a 503 that says so, without the driver's words,
+	// which name servers and addresses. The pool reconnects by itself when it returns.
+	errUnavailable = &userError{Status: http.StatusServiceUnavailable,
+		Message: "The portal cannot reach its database right now.",
+		Hint:    "Nothing you did caused this. Try again in a minute; if it keeps happening, give an administrator the request id below."}
 )
 
 // jsonRefusal is how a JSON route words a refusal.
@@ -59,6 +66,10 @@ type jsonRefusal struct {
 // busyRetryAfter is the Retry-After of errBusy, in seconds: a burst of sign-ins is over
 // in moments.
 const busyRetryAfter = "5"
+
+// unavailableRetryAfter is the Retry-After of errUnavailable, in seconds: a database
+// server restarting is back within moments to a minute.
+const unavailableRetryAfter = "10"
 
 func badRequest(msg string) error {
 	return &userError{Status: http.StatusBadRequest, Message: msg,
@@ -113,8 +124,11 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		return // nobody is there to read a page
 	}
 	ue := refusal(err)
-	if ue == errBusy {
+	switch ue {
+	case errBusy:
 		c.Response().Header().Set("Retry-After", busyRetryAfter)
+	case errUnavailable:
+		c.Response().Header().Set("Retry-After", unavailableRetryAfter)
 	}
 	if ue.Count != "" {
 		h.counts.add(ue.Count)
@@ -139,14 +153,17 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	}
 }
 
-// refusal is what the error page says for err, mapped here once: a userError as it is, the
-// store's not-found as a 404 and the hasher's busy as a 429, an echo error by its status,
-// and anything else as a 500. A status without words of its own gets the plain ones.
+// refusal is what the error page says for err, mapped here once: an unreachable database
+// as a 503 (whatever wraps it), a userError as it is, the store's not-found as a 404 and
+// the hasher's busy as a 429, an echo error by its status, and anything else as a 500. A
+// status without words of its own gets the plain ones.
 func refusal(err error) *userError {
 	var ue *userError
 	var he *echo.HTTPError
 	status := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, db.ErrUnavailable):
+		return errUnavailable
 	case errors.As(err, &ue):
 		if ue.Message != "" {
 			return ue

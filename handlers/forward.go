@@ -229,7 +229,7 @@ func (h *Handler) authVerify(c echo.Context) error {
 		return errForwardHeaders.withCause(err)
 	}
 	in.Original = nextURLOf(orig)
-	app, err := h.db.AppByHost(req.Context(), orig.Host)
+	app, err := h.appByHost(c, orig.Host)
 	switch {
 	case err == nil:
 		in.AppFound, in.App = true, app
@@ -270,7 +270,7 @@ func (h *Handler) fillForwardSession(c echo.Context, in *forwardInput, host stri
 	}
 	in.StepPending = step != ""
 	if in.App.MustReadFirst {
-		if in.MustReadDue, err = h.mustReadOutstanding(c.Request().Context(), r.user, h.now()); err != nil {
+		if in.MustReadDue, err = h.mustReadOutstanding(c, r.user, h.now()); err != nil {
 			return err
 		}
 	}
@@ -286,7 +286,7 @@ func (h *Handler) forwardAnswer(c echo.Context, d forwardDecision, host string) 
 		var groups []string
 		if len(u.GroupIDs) > 0 {
 			var err error
-			if groups, err = h.db.GroupNamesOf(c.Request().Context(), u.ID); err != nil {
+			if groups, err = h.groupNamesOf(c, u.ID); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ package handlers
 import (
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -65,7 +66,11 @@ type Handler struct {
 	counts  *counters
 	metrics *metrics
 	live    *liveNotices
-	mail    *mail.Service
+	// exact keeps what most requests read; nil when the store cannot keep it exact.
+	exact *exactCaches
+	// fixedHeaders are the security headers of every response.
+	fixedHeaders http.Header
+	mail         *mail.Service
 	// passkeys runs the WebAuthn ceremonies; nil when the base URL is an IP address, which
 	// browsers do not accept for passkeys.
 	passkeys *auth.RelyingParty

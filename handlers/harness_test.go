@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"gatehouse/internal/dbtest"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -61,13 +61,34 @@ func newMailApp(tb testing.TB, tweak ...func(*Config)) *testApp {
 	return buildTestApp(tb, true, tweak...)
 }
 
-func buildTestApp(tb testing.TB, withMail bool, tweak ...func(*Config)) *testApp {
+// openStore opens a fresh migrated store, SQLite or (in the PostgreSQL pass) PostgreSQL,
+// closed when the test ends.
+func openStore(tb testing.TB) *db.DB {
 	tb.Helper()
-	store, err := db.Open(context.Background(), filepath.Join(tb.TempDir(), "g.db"))
+	store, err := db.Open(context.Background(), dbtest.DSN(tb, migrateStore))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
+	return store
+}
+
+func migrateStore(dsn string) error {
+	store, err := db.Open(context.Background(), dsn)
+	if err != nil {
+		return err
+	}
+	return store.Close()
+}
+
+func buildTestApp(tb testing.TB, withMail bool, tweak ...func(*Config)) *testApp {
+	tb.Helper()
+	return buildTestAppOn(tb, openStore(tb), withMail, tweak...)
+}
+
+// buildTestAppOn is buildTestApp on a store the test opened.
+func buildTestAppOn(tb testing.TB, store *db.DB, withMail bool, tweak ...func(*Config)) *testApp {
+	tb.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, err := auth.NewKeyring(key)

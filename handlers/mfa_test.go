@@ -176,17 +176,10 @@ func TestEnrollmentAndSecondStep(t *testing.T) {
 func assertNotStored(t *testing.T, a *testApp, values []string) {
 	t.Helper()
 	raw := a.rawDB()
-	tables, err := raw.Query(`SELECT name FROM sqlite_schema WHERE type = 'table'`)
+	names, err := a.db.Tables(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for tables.Next() {
-		var n string
-		_ = tables.Scan(&n)
-		names = append(names, n)
-	}
-	tables.Close()
 	for _, table := range names {
 		rows, err := raw.Query(`SELECT * FROM "` + table + `"`)
 		if err != nil {

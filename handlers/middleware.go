@@ -131,25 +131,39 @@ func (h *Handler) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 // ceremonies); X-XSS-Protection is deliberately absent (deprecated, and harmful in old
 // browsers). Everything but static assets is no-store: pages carry personal data, secrets
 // (QR codes, recovery codes) or session changes.
+//
+// echo applies its middleware anew for every request, so the headers are made once, by
+// newSecurityHeaders, and only copied here.
 func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	csp := contentSecurityPolicy()
-	secure := h.cfg.Secure()
 	return func(c echo.Context) error {
+		// Every response shares the values: each slice is full (len = cap), so a later Add
+		// to the same header copies it instead of writing into it, and Set replaces it.
 		hd := c.Response().Header()
-		hd.Set("Content-Security-Policy", csp)
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "same-origin")
-		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-		if secure {
-			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		for k, v := range h.fixedHeaders {
+			hd[k] = v[:len(v):len(v)]
 		}
 		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
-			hd.Set("Cache-Control", "no-store")
+			hd["Cache-Control"] = noStore
 		}
 		return next(c)
 	}
+}
+
+var noStore = []string{"no-store"}
+
+// newSecurityHeaders are the headers of every response.
+func newSecurityHeaders(secure bool) http.Header {
+	fixed := http.Header{}
+	fixed.Set("Content-Security-Policy", contentSecurityPolicy())
+	fixed.Set("X-Content-Type-Options", "nosniff")
+	fixed.Set("X-Frame-Options", "DENY")
+	fixed.Set("Referrer-Policy", "same-origin")
+	fixed.Set("Cross-Origin-Opener-Policy", "same-origin")
+	fixed.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+	if secure {
+		fixed.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
+	return fixed
 }
 
 // contentSecurityPolicy is the policy every response carries. Forms post to the portal

@@ -181,7 +181,7 @@ func (h *Handler) appDecision(c echo.Context, app db.App, target string) (forwar
 	in := forwardInput{TrustedPeer: true, Session: fullSession, User: u, StepPending: step != "", AppFound: true,
 		App: app, Original: target}
 	if app.MustReadFirst {
-		if in.MustReadDue, err = h.mustReadOutstanding(ctx, u, h.now()); err != nil {
+		if in.MustReadDue, err = h.mustReadOutstanding(c, u, h.now()); err != nil {
 			return forwardDecision{}, err
 		}
 	}

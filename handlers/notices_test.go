@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"database/sql"
 	"encoding/csv"
 	"net/http"
 	"net/url"
@@ -399,11 +398,7 @@ func TestBannerFailureIsShownAndCounted(t *testing.T) {
 		t.Fatal("the alert shows while the banners load")
 	}
 
-	w, err := sql.Open("sqlite", "file:"+a.db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := a.rawWriter()
 	if _, err := w.Exec(`ALTER TABLE notices RENAME TO notices_away`); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -194,7 +195,7 @@ func TestStrictestRuleWinsAndPauseLiftsAtOnce(t *testing.T) {
 
 func snapshotMFA(tb testing.TB, a *testApp) string {
 	tb.Helper()
-	rows, err := a.rawDB().Query(`SELECT user_id, hex(secret_enc), last_step FROM mfa_factors ORDER BY user_id`)
+	rows, err := a.rawDB().Query(`SELECT user_id, secret_enc, last_step FROM mfa_factors ORDER BY user_id`)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -202,9 +203,9 @@ func snapshotMFA(tb testing.TB, a *testApp) string {
 	var sb strings.Builder
 	for rows.Next() {
 		var id, step int64
-		var sec string
+		var sec []byte
 		_ = rows.Scan(&id, &sec, &step)
-		sb.WriteString(strconv.FormatInt(id, 10) + sec + strconv.FormatInt(step, 10))
+		sb.WriteString(strconv.FormatInt(id, 10) + hex.EncodeToString(sec) + strconv.FormatInt(step, 10))
 	}
 	return sb.String()
 }

@@ -91,7 +91,7 @@ func (h *Handler) pageFor(c echo.Context, title string) views.Page {
 // not be loaded, and the failure is logged and counted for the health panel; a client that
 // went away is neither an error nor counted.
 func (h *Handler) loadBanners(c echo.Context, p *views.Page, u db.User) {
-	banners, err := h.bannersFor(c.Request().Context(), u, p.Now)
+	banners, err := h.bannersFor(c, u, p.Now)
 	if err != nil {
 		p.BannersFailed = true
 		h.logFault(c, slog.LevelError, "banners failed", err)

@@ -26,6 +26,8 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		mail:    deps.Mail,
 	}
 	h.live = &liveNotices{db: deps.DB}
+	h.exact = newExactCaches(deps.DB)
+	h.fixedHeaders = newSecurityHeaders(cfg.Secure())
 	h.passkeys = relyingParty(cfg, deps.Log)
 	h.metrics = newMetrics(deps.Metrics, deps.DB, deps.Now)
 	h.counts = newCounters(deps.DB, deps.Log, deps.Now)

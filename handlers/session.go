@@ -170,7 +170,7 @@ func (h *Handler) resolveSession(c echo.Context, values []string) (best db.Sessi
 	if len(hashes) == 0 {
 		return db.Session{}, db.User{}, false, nil
 	}
-	found, err := h.db.SessionsByTokenHashes(ctx, hashes)
+	found, err := h.lookupSessions(c, hashes)
 	if err != nil {
 		return db.Session{}, db.User{}, false, err
 	}

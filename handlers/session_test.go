@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"gatehouse/internal/dbtest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,10 +18,29 @@ import (
 	"gatehouse/db"
 )
 
-// rawDB opens the app's file directly, read-only, to inspect what is really stored.
+// rawDB opens the app's file (read-only) or database directly, to inspect what is really
+// stored.
 func (a *testApp) rawDB() *sql.DB {
 	a.tb.Helper()
+	if dbtest.Postgres() {
+		return a.rawWriter()
+	}
 	raw, err := sql.Open("sqlite", "file:"+a.db.Path()+"?mode=ro")
+	if err != nil {
+		a.tb.Fatal(err)
+	}
+	a.tb.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// rawWriter opens the app's database directly, to change it behind the store's back.
+func (a *testApp) rawWriter() *sql.DB {
+	a.tb.Helper()
+	open := func() (*sql.DB, error) { return sql.Open("sqlite", "file:"+a.db.Path()) }
+	if dbtest.Postgres() {
+		open = func() (*sql.DB, error) { return db.OpenSQL(a.db.Path()) }
+	}
+	raw, err := open()
 	if err != nil {
 		a.tb.Fatal(err)
 	}
@@ -95,16 +115,18 @@ func TestDatabaseHoldsOnlyTokenHash(t *testing.T) {
 	if err := raw.QueryRow(`SELECT COUNT(*) FROM sessions WHERE token_hash = ?`, sum[:]).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("sessions with sha256(token): %d, %v", n, err)
 	}
-	rows, err := raw.Query(`SELECT hex(token_hash), user_id, stage, created_at, last_seen_at, client_addr, user_agent FROM sessions`)
+	rows, err := raw.Query(`SELECT token_hash, user_id, stage, created_at, last_seen_at, client_addr, user_agent FROM sessions`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var cols [7]string
-		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6]); err != nil {
+		var hash []byte
+		if err := rows.Scan(&hash, &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6]); err != nil {
 			t.Fatal(err)
 		}
+		cols[0] = hex.EncodeToString(hash)
 		for _, v := range cols {
 			if strings.Contains(v, token) || strings.EqualFold(v, hex.EncodeToString([]byte(token))) {
 				t.Fatalf("a sessions column holds the raw token: %q", v)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/a-h/templ"
 )
@@ -17,23 +18,52 @@ import (
 // angle brackets or spaces.
 func NoticeBody(body string) templ.Component {
 	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
-		for _, part := range splitBody(body) {
-			var err error
-			switch {
-			case part.Break:
-				_, err = io.WriteString(w, "<br>")
-			case part.URL != "":
-				_, err = io.WriteString(w, `<a href="`+html.EscapeString(part.URL)+`" rel="noopener noreferrer nofollow">`+
-					html.EscapeString(part.Text)+"</a>")
-			default:
-				_, err = io.WriteString(w, html.EscapeString(part.Text))
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := io.WriteString(w, renderedBodies.html(body))
+		return err
 	})
+}
+
+// renderedBodies keeps the HTML of recent notice bodies: the same few banners are on every
+// page, and their HTML depends on the text alone, so each is worked out once.
+var renderedBodies = bodyCache{m: map[string]string{}}
+
+// bodyCacheSize bounds the kept bodies; when full, the cache starts over empty.
+const bodyCacheSize = 256
+
+type bodyCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (bc *bodyCache) html(body string) string {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if h, ok := bc.m[body]; ok {
+		return h
+	}
+	h := bodyHTML(body)
+	if len(bc.m) >= bodyCacheSize {
+		clear(bc.m)
+	}
+	bc.m[body] = h
+	return h
+}
+
+// bodyHTML is the HTML of a notice body.
+func bodyHTML(body string) string {
+	var b strings.Builder
+	for _, part := range splitBody(body) {
+		switch {
+		case part.Break:
+			b.WriteString("<br>")
+		case part.URL != "":
+			b.WriteString(`<a href="` + html.EscapeString(part.URL) + `" rel="noopener noreferrer nofollow">` +
+				html.EscapeString(part.Text) + "</a>")
+		default:
+			b.WriteString(html.EscapeString(part.Text))
+		}
+	}
+	return b.String()
 }
 
 // bodyPart is a piece of a notice body: text, a link, or a line break.

@@ -28,18 +28,17 @@ func cmdCheck(e env, args []string) error {
 	// Looked at before opening, so a -wal or -shm seen belongs to a running serve (or a
 	// crash), not to this check.
 	exposed := filesOthersCanOpen(cfg)
-	shown := redactURL(cfg.DB)
 	store, version, err := db.OpenToInspect(e.ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("cannot open database %s: %w", shown, err)
+		return fmt.Errorf("cannot open database %s: %w", db.Describe(cfg.DB), err)
 	}
 	defer store.Close()
 	if err := store.IntegrityCheck(e.ctx); err != nil {
-		return fmt.Errorf("database %s: %w", shown, err)
+		return fmt.Errorf("database %s: %w", db.Describe(cfg.DB), err)
 	}
 	if version < db.SchemaVersion() {
 		if err := store.UsernameCollisions(e.ctx); err != nil {
-			return fmt.Errorf("database %s cannot be migrated: %w", shown, err)
+			return fmt.Errorf("database %s cannot be migrated: %w", db.Describe(cfg.DB), err)
 		}
 	}
 	_, exists, err := openKeys(e.ctx, store, cfg.KeyFile, false)
@@ -65,7 +64,7 @@ func cmdCheck(e env, args []string) error {
 	if cfg.Mail.Enabled() {
 		mailState = "mail via " + cfg.Mail.Addr + " (" + cfg.Mail.TLS + ")"
 	}
-	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", shown, schema, keyState, mailState, warnings)
+	fmt.Fprintf(e.stdout, "ok: %s at %s, integrity ok, %s, %s%s\n", db.Describe(cfg.DB), schema, keyState, mailState, warnings)
 	return nil
 }
 
@@ -94,7 +93,7 @@ func cmdBackup(e env, args []string) error {
 	if _, err := os.Stat(dest + ".key"); err == nil {
 		return fmt.Errorf("%s.key already exists; choose a new DEST", dest)
 	}
-	if err := backupStore(e.ctx, store, cfg.DB, dest, keys); err != nil {
+	if err := backupStore(e.ctx, store, dest, keys); err != nil {
 		return err
 	}
 	if err := keys.WriteKeyFile(dest + ".key"); err != nil {
@@ -102,7 +101,7 @@ func cmdBackup(e env, args []string) error {
 		return fmt.Errorf("writing %s.key: %w", dest, err)
 	}
 	abs, _ := filepath.Abs(dest)
-	fmt.Fprintf(e.stdout, "backed up %s to %s and its key to %s.key; store the two apart\n", redactURL(cfg.DB), abs, abs)
+	fmt.Fprintf(e.stdout, "backed up %s to %s and its key to %s.key; store the two apart\n", db.Describe(cfg.DB), abs, abs)
 	return nil
 }
 
@@ -110,8 +109,8 @@ func cmdBackup(e env, args []string) error {
 // copied with VACUUM INTO; PostgreSQL has no such copy, so its rows are copied (and
 // verified with the key) into a fresh file. Either way the backup is a SQLite file that
 // restores anywhere, on its own or into PostgreSQL with store copy.
-func backupStore(ctx context.Context, store *db.DB, dsn, dest string, keys *auth.Keyring) error {
-	if !isDatabaseURL(dsn) {
+func backupStore(ctx context.Context, store *db.DB, dest string, keys *auth.Keyring) error {
+	if !store.IsPostgres() {
 		return store.Backup(ctx, dest)
 	}
 	_, err := copyIntoNewSQLite(ctx, store, dest, keys)

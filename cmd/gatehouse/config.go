@@ -55,7 +55,7 @@ type setting struct {
 
 func (s *settings) table() []setting {
 	return []setting{
-		{"db", "GATEHOUSE_DB", "gatehouse.db", "SQLite database file", &s.db},
+		{"db", "GATEHOUSE_DB", "gatehouse.db", "SQLite database file, or a postgres:// URL of a PostgreSQL database (then --key-file is required)", &s.db},
 		{"addr", "GATEHOUSE_ADDR", "127.0.0.1:8080", "address to listen on", &s.addr},
 		{"base-url", "GATEHOUSE_BASE_URL", "http://localhost:8080", "public URL of the portal; https turns on Secure cookies and HSTS", &s.baseURL},
 		{"session-idle", "GATEHOUSE_SESSION_IDLE", "1h", "sign out after this long without activity", &s.idle},
@@ -117,6 +117,11 @@ func (s *settings) config() (Config, error) {
 func (s *settings) storeConfig(c *Config) error {
 	if strings.TrimSpace(c.DB) == "" {
 		return invalid("db", s.db, "must not be empty")
+	}
+	if c.KeyFile == "" && db.IsPostgresURL(c.DB) {
+		// Every instance on the database needs the same key, so it cannot live beside the
+		// database: it is given, and shared, on purpose.
+		return fmt.Errorf("%s is required with a PostgreSQL --db: every instance must use the same key file", settingName("key-file"))
 	}
 	if c.KeyFile == "" {
 		c.KeyFile = c.DB + ".key"

@@ -276,3 +276,22 @@ func TestCookieDomainIsReadLikeBrowsersRead(t *testing.T) {
 		}
 	}
 }
+
+// A PostgreSQL database is shared by instances that must all use one key, so the key file
+// is never guessed beside it: without --key-file the command stops, saying so in one line.
+func TestPostgresURLNeedsAKeyFile(t *testing.T) {
+	for _, url := range []string{"postgres://gate@127.0.0.1:1/gatehouse", "postgresql://gate@127.0.0.1:1/gatehouse"} {
+		_, err := parseConfig(t, nil, "--db", url)
+		if err == nil || !strings.Contains(err.Error(), "--key-file") || !strings.Contains(err.Error(), "required") ||
+			strings.Contains(err.Error(), "\n") {
+			t.Errorf("--db %s without a key file: %v, want one line asking for --key-file", url, err)
+		}
+		c, err := parseConfig(t, nil, "--db", url, "--key-file", "/etc/gatehouse/shared.key")
+		if err != nil || c.KeyFile != "/etc/gatehouse/shared.key" || c.DB != url {
+			t.Errorf("--db %s with a key file: %+v, %v", url, c, err)
+		}
+	}
+	if c, err := parseConfig(t, nil, "--db", "/var/lib/gatehouse/g.db"); err != nil || c.KeyFile != "/var/lib/gatehouse/g.db.key" {
+		t.Errorf("an SQLite path keeps its key beside it: %q, %v", c.KeyFile, err)
+	}
+}

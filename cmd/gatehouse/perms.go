@@ -5,6 +5,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"gatehouse/db"
 )
 
 // exposure is the one rule for the files that hold secrets (the database with its -wal and
@@ -47,7 +49,11 @@ func (o openFiles) fix() string { return "chmod 600 " + strings.Join(o.paths, " 
 // reported together, so one chmod fixes them.
 func filesOthersCanOpen(cfg Config) []openFiles {
 	var out []openFiles
-	for _, group := range [][]string{{cfg.DB, cfg.DB + "-wal", cfg.DB + "-shm"}, {cfg.KeyFile}} {
+	groups := [][]string{{cfg.DB, cfg.DB + "-wal", cfg.DB + "-shm"}, {cfg.KeyFile}}
+	if db.IsPostgresURL(cfg.DB) {
+		groups = groups[1:] // the server keeps the data
+	}
+	for _, group := range groups {
 		var byHow []openFiles
 		for _, path := range group {
 			fi, err := os.Stat(path)

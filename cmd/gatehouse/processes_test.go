@@ -191,3 +191,76 @@ func TestEveryServerSeesEveryChange(t *testing.T) {
 		}
 	})
 }
+
+// A running server keeps the sessions it has looked up in memory. Each command below
+// commits from a process of its own while the session is kept (it has just served
+// several pages), and the very next request must see the change.
+func TestKeptSessionsFollowTheCommandLineAtTheNextRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs real servers")
+	}
+	path := newDatabase(t)
+	store := openDB(t, path)
+	hash := testkit.CheapHash(t, "correct horse battery")
+	for _, nu := range []db.NewUser{{Username: "root", Role: db.RoleAdmin}, {Username: "sam", Role: db.RoleStaff}} {
+		nu.PasswordHash = hash
+		if _, err := store.CreateUser(context.Background(), nu, db.Event{At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startProcess(t, path)
+	sam := newWebClient("http://" + srv.addr)
+	signInAndWarm := func(t *testing.T) {
+		sam.signIn(t, "sam")
+		for range 3 {
+			if code, loc, _ := sam.page(t, "/"); code != http.StatusOK {
+				t.Fatalf("GET / = %d to %q, want the dashboard", code, loc)
+			}
+		}
+	}
+	wantEnded := func(t *testing.T) {
+		if code, loc, _ := sam.page(t, "/"); code != http.StatusSeeOther || loc != "/login?ended=1" {
+			t.Fatalf("the next request: %d to %q, want the sign-in page saying the session ended", code, loc)
+		}
+	}
+	t.Run("sessions revoke", func(t *testing.T) {
+		signInAndWarm(t)
+		gatehouseCommand(t, "", "sessions", "revoke", "--db", path, "--user", "sam")
+		wantEnded(t)
+	})
+	t.Run("user disable", func(t *testing.T) {
+		signInAndWarm(t)
+		gatehouseCommand(t, "", "user", "disable", "--db", path, "sam")
+		wantEnded(t)
+		gatehouseCommand(t, "", "user", "enable", "--db", path, "sam")
+	})
+	t.Run("user set-password", func(t *testing.T) {
+		signInAndWarm(t)
+		gatehouseCommand(t, "correct horse battery\n", "user", "set-password", "--db", path, "--password-stdin", "sam")
+		wantEnded(t)
+	})
+	t.Run("group add-member and remove-member", func(t *testing.T) {
+		gatehouseCommand(t, "", "group", "add", "--db", path, "night shift")
+		out := gatehouseCommand(t, "Bring a torch.\n", "notice", "post", "--db", path, "--as", "root", "--title", "Night",
+			"--body-file", "-", "--kind", "normal", "--severity", "info", "--audience", "group:night shift")
+		id := strings.TrimSpace(out)
+		signInAndWarm(t)
+		if _, shown := sam.banners(t)[id]; shown {
+			t.Fatal("the group's notice shows before sam is in the group")
+		}
+		gatehouseCommand(t, "", "group", "add-member", "--db", path, "night shift", "sam")
+		if _, shown := sam.banners(t)[id]; !shown {
+			t.Fatal("the next request after add-member does not show the group's notice")
+		}
+		gatehouseCommand(t, "", "group", "remove-member", "--db", path, "night shift", "sam")
+		if _, shown := sam.banners(t)[id]; shown {
+			t.Fatal("the next request after remove-member still shows the group's notice")
+		}
+	})
+	// Last: afterwards sam must enroll a second factor before seeing the dashboard.
+	t.Run("user reset-mfa", func(t *testing.T) {
+		signInAndWarm(t)
+		gatehouseCommand(t, "", "user", "reset-mfa", "--db", path, "sam")
+		wantEnded(t)
+	})
+}

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"gatehouse/auth"
 	"gatehouse/db"
@@ -32,7 +30,7 @@ func cmdStoreCopy(e env, args []string) error {
 		return err
 	}
 	if *keyFile == "" {
-		if isDatabaseURL(*from) {
+		if db.IsPostgresURL(*from) {
 			return usageError{"store copy: --key-file is required when --from is a URL"}
 		}
 		*keyFile = *from + ".key"
@@ -43,7 +41,7 @@ func cmdStoreCopy(e env, args []string) error {
 	}
 	src, err := db.OpenExisting(e.ctx, *from)
 	if err != nil {
-		return fmt.Errorf("cannot open the source %s: %w", redactURL(*from), err)
+		return fmt.Errorf("cannot open the source %s: %w", db.Describe(*from), err)
 	}
 	defer src.Close()
 	report, err := copyIntoNewStore(e.ctx, src, *to, key)
@@ -54,8 +52,8 @@ func cmdStoreCopy(e env, args []string) error {
 		return writeJSON(e.stdout, storeCopyJSONOf(report, *from, *to, *keyFile))
 	}
 	fmt.Fprintf(e.stdout, "copied %d rows in %d tables from %s to %s; verified: every table's row count, and the key opens the canary and %d TOTP secrets\n",
-		report.Rows, len(report.Tables), redactURL(*from), redactURL(*to), report.Factors)
-	fmt.Fprintf(e.stdout, "start serve with --db %s --key-file %s\n", redactURL(*to), *keyFile)
+		report.Rows, len(report.Tables), db.Describe(*from), db.Describe(*to), report.Factors)
+	fmt.Fprintf(e.stdout, "start serve with --db %s --key-file %s\n", db.Describe(*to), *keyFile)
 	return nil
 }
 
@@ -65,7 +63,7 @@ func checkCopyEnds(from, to string) error {
 		return usageError{"store copy needs --from SRC and --to DST"}
 	}
 	same := from == to
-	if !isDatabaseURL(from) && !isDatabaseURL(to) {
+	if !db.IsPostgresURL(from) && !db.IsPostgresURL(to) {
 		a, errA := os.Stat(from)
 		b, errB := os.Stat(to)
 		same = same || (errA == nil && errB == nil && os.SameFile(a, b))
@@ -79,12 +77,12 @@ func checkCopyEnds(from, to string) error {
 // copyIntoNewStore copies src into the store at dst: a new SQLite file, or an empty
 // PostgreSQL database, which is migrated first.
 func copyIntoNewStore(ctx context.Context, src *db.DB, dst string, key *auth.Keyring) (db.CopyReport, error) {
-	if !isDatabaseURL(dst) {
+	if !db.IsPostgresURL(dst) {
 		return copyIntoNewSQLite(ctx, src, dst, key)
 	}
 	store, err := db.Open(ctx, dst)
 	if err != nil {
-		return db.CopyReport{}, fmt.Errorf("cannot open the destination %s: %w", redactURL(dst), err)
+		return db.CopyReport{}, fmt.Errorf("cannot open the destination %s: %w", db.Describe(dst), err)
 	}
 	defer store.Close()
 	return db.CopyStore(ctx, src, store, key)
@@ -128,8 +126,8 @@ type storeCopyJSON struct {
 
 func storeCopyJSONOf(r db.CopyReport, from, to, keyFile string) storeCopyJSON {
 	abs := func(p string) string {
-		if isDatabaseURL(p) {
-			return redactURL(p)
+		if db.IsPostgresURL(p) {
+			return db.Describe(p)
 		}
 		a, err := filepath.Abs(p)
 		if err != nil {
@@ -143,27 +141,4 @@ func storeCopyJSONOf(r db.CopyReport, from, to, keyFile string) storeCopyJSON {
 		out.Tables[t.Table] = t.Rows
 	}
 	return out
-}
-
-// isDatabaseURL reports whether --db (or an end of store copy) names a PostgreSQL server
-// rather than a SQLite file.
-func isDatabaseURL(s string) bool {
-	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
-}
-
-// redactURL hides a password in a database URL, whether in its user part or its query, so
-// that output and errors can name the store; anything else is returned as it is.
-func redactURL(s string) string {
-	if !isDatabaseURL(s) {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "the database URL (unparsable)"
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
 }

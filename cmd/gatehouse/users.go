@@ -37,7 +37,7 @@ func openStore(ctx context.Context, s *settings, existing bool) (*db.DB, Config,
 	}
 	store, err := db.OpenExisting(ctx, cfg.DB)
 	if err != nil {
-		return nil, cfg, fmt.Errorf("cannot open database %s: %w", redactURL(cfg.DB), err)
+		return nil, cfg, fmt.Errorf("cannot open database %s: %w", db.Describe(cfg.DB), err)
 	}
 	return store, cfg, nil
 }
@@ -45,6 +45,13 @@ func openStore(ctx context.Context, s *settings, existing bool) (*db.DB, Config,
 // createStore opens the database at path, creating and migrating it. A missing directory
 // is named as such: SQLite would only say "unable to open database file".
 func createStore(ctx context.Context, path string) (*db.DB, error) {
+	if db.IsPostgresURL(path) {
+		store, err := db.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open database %s: %w", db.Describe(path), err)
+		}
+		return store, nil
+	}
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("cannot open database %s: directory %s does not exist (--db)", path, dir)

@@ -1,0 +1,9 @@
+package db
+
+import (
+	"testing"
+
+	"gatehouse/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.RunBoth(m) }

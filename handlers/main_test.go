@@ -1,0 +1,9 @@
+package handlers
+
+import (
+	"testing"
+
+	"gatehouse/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.RunBoth(m) }
