@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gatehouse/auth"
@@ -171,8 +172,27 @@ func insertRows(table, cols string, width, rows int) string {
 }
 
 // afterCopy brings the destination's own bookkeeping in line with rows inserted with
-// explicit ids. SQLite takes the next id from the table itself, so there is nothing to do.
-func (d *DB) afterCopy(ctx context.Context, tx *sql.Tx) error { return nil }
+// explicit ids. SQLite takes the next id from the table itself. PostgreSQL draws ids from
+// each table's identity sequence, which explicit ids do not move: left alone, the next
+// user added would be given id 1, which a copied user holds. Each sequence moves past the
+// largest copied id (a table without one, such as key_canary, has no sequence and is
+// left as it is).
+func (d *DB) afterCopy(ctx context.Context, tx *sql.Tx) error {
+	if !d.IsPostgres() {
+		return nil
+	}
+	for _, t := range storeTables {
+		if !slices.Contains(t.columns, "id") {
+			continue
+		}
+		q := `SELECT setval(pg_get_serial_sequence('` + t.name + `', 'id'), COALESCE((SELECT MAX(id) FROM ` +
+			quoteIdent(t.name) + `), 0) + 1, false)`
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("db: copy: move the id sequence of %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
 
 // verifyCopy reads the committed destination back: every table holds as many rows as the
 // source's snapshot did, and key opens its canary and every TOTP secret. It returns the
