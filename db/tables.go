@@ -10,7 +10,8 @@ type storeTable struct {
 // keys point at them, so rows can be inserted in this order. A migration that adds a table
 // or a column adds it here too: copying a store reads these columns and no others, and
 // TestStoreTablesMatchSchema fails until the list matches the migrated schema.
-// schema_migrations is left out: each store records its own migrations.
+// The bookkeeping tables are left out: each store records its own migrations and its own
+// change revision.
 var storeTables = []storeTable{
 	{"users", []string{"id", "username", "display_name", "role", "password_hash", "must_change_password",
 		"disabled", "created_at", "updated_at", "last_login_at", "must_enroll_mfa", "username_key", "email", "email_key"}},
@@ -50,3 +51,6 @@ var storeTables = []storeTable{
 	{"audit_log", []string{"id", "at", "actor_id", "actor", "event", "subject", "client_addr", "outcome",
 		"detail", "request_id"}},
 }
+
+// bookkeepingTables are the tables of a store's own bookkeeping, which are not copied.
+var bookkeepingTables = []string{"schema_migrations", "change_revision"}
