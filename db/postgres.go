@@ -29,11 +29,16 @@ func Describe(dsn string) string {
 	return dsn
 }
 
-// redactURL is dsn with any password replaced, for logs and messages.
+// redactURL is dsn with any password replaced, for logs and messages: the one in its user
+// part, and the one libpq-style URLs may carry as a password parameter.
 func redactURL(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "postgres://(unparsable address)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

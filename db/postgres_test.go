@@ -203,8 +203,13 @@ func seenWithin(tb testing.TB, moved chan uint64, commit func()) {
 
 // The URL a store shows never holds its password.
 func TestPostgresPathHidesThePassword(t *testing.T) {
-	if got := redactURL("postgres://gate:s3cret@db.internal:5432/gatehouse?sslmode=require"); got != "postgres://gate:xxxxx@db.internal:5432/gatehouse?sslmode=require" {
-		t.Errorf("redacted %q", got)
+	for in, want := range map[string]string{
+		"postgres://gate:s3cret@db.internal:5432/gatehouse?sslmode=require":      "postgres://gate:xxxxx@db.internal:5432/gatehouse?sslmode=require",
+		"postgresql://db.internal/gatehouse?password=s3cret&sslmode=verify-full": "postgresql://db.internal/gatehouse?password=xxxxx&sslmode=verify-full",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
