@@ -72,6 +72,10 @@ func (s *pgListener) changed(ctx context.Context) (bool, error) {
 
 func (s *pgListener) active() bool { return s.known }
 
+// exact: every write transaction moves the revision before it commits, and the answer reads
+// it afresh, so "unchanged" covers every commit that returned before the question.
+func (s *pgListener) exact() bool { return true }
+
 func (s *pgListener) takeLost() error {
 	s.lostMu.Lock()
 	defer s.lostMu.Unlock()
