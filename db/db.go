@@ -366,12 +366,9 @@ func (d *DB) migrateTo(ctx context.Context, target int) error {
 			}
 			// Read the version inside the write transaction so two processes starting at
 			// once cannot both apply the same file.
-			current, err := versionOf(ctx, tx)
+			current, err := migratableVersion(ctx, tx, len(ms))
 			if err != nil {
 				return err
-			}
-			if current > len(ms) {
-				return fmt.Errorf("%w (database at version %d, binary knows %d)", ErrTooNew, current, len(ms))
 			}
 			if current >= m.version {
 				return nil
@@ -416,6 +413,19 @@ func versionOf(ctx context.Context, q querier) (int, error) {
 		return 0, fmt.Errorf("db: schema version: %w", err)
 	}
 	return int(v.Int64), nil
+}
+
+// migratableVersion reads the schema version inside a migration's transaction, refusing a
+// database that a binary knowing more than known versions has migrated.
+func migratableVersion(ctx context.Context, tx *sql.Tx, known int) (int, error) {
+	current, err := versionOf(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if current > known {
+		return 0, fmt.Errorf("%w (database at version %d, binary knows %d)", ErrTooNew, current, known)
+	}
+	return current, nil
 }
 
 // OpenToInspect is OpenExisting that also accepts a database an older binary left (serve

@@ -98,12 +98,9 @@ func (d *DB) migratePostgres(ctx context.Context, ms []migration, target int) er
 		if _, err := tx.ExecContext(ctx, pgBookkeeping); err != nil {
 			return fmt.Errorf("db: migrate: %w", err)
 		}
-		current, err := versionOf(ctx, tx)
+		current, err := migratableVersion(ctx, tx, len(ms))
 		if err != nil {
 			return err
-		}
-		if current > len(ms) {
-			return fmt.Errorf("%w (database at version %d, binary knows %d)", ErrTooNew, current, len(ms))
 		}
 		for _, m := range ms {
 			if m.version <= current || m.version > target {
