@@ -43,11 +43,13 @@ type options struct {
 	sessions  int
 	generator string
 	micro     bool
+	postgres  string // server URL for the PostgreSQL case (see postgresServer)
 	// Set by run: wrk's path when it generates the page load ("" for the Go client), the
 	// script it runs, the temporary directory and the machine's cores.
 	wrk, wrkScript string
 	dir, root      string // the temporary directory, the module's
 	cores          int
+	pg             *pgStore
 }
 
 func main() {
@@ -67,6 +69,8 @@ func main() {
 		"-1 one per connection (a browser each), 0 every seeded session")
 	flag.BoolVar(&o.micro, "micro", true, "run the handlers' in-process benchmarks after the load cases (the allocation and forward-auth targets)")
 	flag.StringVar(&o.generator, "generator", "auto", "page load generator: wrk, go (the Go client), or auto (wrk when on PATH)")
+	flag.StringVar(&o.postgres, "postgres", "", "PostgreSQL server URL for the PostgreSQL dashboard case (default $GATEHOUSE_BENCH_POSTGRES, "+
+		"else $GATEHOUSE_TEST_POSTGRES; without one, as root, a throwaway cluster); the bench makes its own database there and drops it")
 	flag.Parse()
 	if o.rounds < 1 || o.rounds > 20 || o.conns < 1 || o.conns > 1000 || o.flooders < 0 || o.flooders > 1000 ||
 		o.duration <= 0 || o.duration > time.Minute || o.warmup < 0 || o.warmup > time.Minute || o.sessions < -1 ||
@@ -105,6 +109,7 @@ type benchCase struct {
 // Names of the cases the report compares.
 const (
 	floodCase       = "large + login flood"
+	pgLargeCase     = "dashboard large (postgres)"
 	verifySmallCase = "verify small"
 	verifyLargeCase = "verify large"
 )
@@ -144,6 +149,14 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	if err := buildServers(ctx, &o, dir); err != nil {
 		return 0, err
 	}
+	if o.pg, err = openPostgres(ctx, postgresServer(o.postgres)); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if cerr := o.pg.close(); cerr != nil {
+			fmt.Fprintln(os.Stderr, "bench: PostgreSQL clean-up:", cerr)
+		}
+	}()
 	cases, err := seedCases(ctx, o, dir)
 	if err != nil {
 		return 0, err
@@ -154,7 +167,7 @@ func run(ctx context.Context, o options) (missed int, err error) {
 	}
 	micro := map[string]microResult{}
 	if o.micro {
-		if micro, err = runMicro(ctx, o.root); err != nil {
+		if micro, err = runMicro(ctx, o.root, o.pg.server); err != nil {
 			return 0, err
 		}
 	}
@@ -249,6 +262,17 @@ func seedCases(ctx context.Context, o options, dir string) ([]benchCase, error) 
 		{name: verifySmallCase, data: small, verify: true},
 		{name: verifyLargeCase, data: large, verify: true},
 	}
+	if o.pg.url != "" {
+		pg, err := seedPortal(ctx, "large (postgres)", o.pg.url, hash, largeSize)
+		if err != nil {
+			return nil, err
+		}
+		pg.keyFile = filepath.Join(dir, "postgres.key") // serve creates it on its first start
+		fmt.Printf("  large (postgres): %s; multi-row INSERTs of %s, same sizes and draws as large\n\n", pg.summary, redacted(o.pg.url))
+		cases = append(cases, benchCase{name: pgLargeCase, data: pg})
+	} else {
+		fmt.Printf("PostgreSQL case not run: %s\n\n", o.pg.why)
+	}
 	if o.flooders > 0 {
 		cases = append(cases, benchCase{name: floodCase, data: &floodData, flood: true})
 	}
@@ -269,7 +293,7 @@ func runRounds(ctx context.Context, o options, cases []benchCase) ([][]sample, e
 				return nil, fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
 			}
 			results[i] = append(results[i], s)
-			fmt.Printf("round %d %-20s %-3s pid %-7d %6.0f req/s  p50 %-8v p99 %-8v errors %d  CPU %.0f µs/req (%.2f cores)  "+
+			fmt.Printf("round %d %-26s %-3s pid %-7d %6.0f req/s  p50 %-8v p99 %-8v errors %d  CPU %.0f µs/req (%.2f cores)  "+
 				"RSS %.1f MiB  startup %v  other load %.2f cores\n", r+1, c.name, o.generatorName(), s.pid, s.rps, s.p50.Round(time.Microsecond),
 				s.p99.Round(time.Microsecond), s.errs, s.cpuPerReq, s.cores, float64(s.rss)/(1<<20), s.startup.Round(time.Millisecond),
 				s.other)
@@ -350,9 +374,13 @@ func startCase(ctx context.Context, o options, c benchCase) (*server, error) {
 	if err := restamp(ctx, c.data.db); err != nil {
 		return nil, err
 	}
-	// Every gatehouse gets the same flags, so the flood case differs only by the flood.
-	return startServer(ctx, c.name, "/healthz", filepath.Join(o.dir, "gatehouse"), "serve", "--db", c.data.db,
-		"--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.0/8")
+	// Every gatehouse gets the same flags, so the flood case differs only by the flood, and
+	// the PostgreSQL one by its store and the key file every instance there must name.
+	args := []string{"serve", "--db", c.data.db, "--addr", "127.0.0.1:0", "--log-format", "json", "--trusted-proxies", "127.0.0.0/8"}
+	if c.data.keyFile != "" {
+		args = append(args, "--key-file", c.data.keyFile)
+	}
+	return startServer(ctx, c.name, "/healthz", filepath.Join(o.dir, "gatehouse"), args...)
 }
 
 // cpuWindow is CPU time, in clock ticks, spent during the measured window: by the server,

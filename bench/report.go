@@ -136,7 +136,18 @@ func report(o options, cases []benchCase, results [][]sample, micro map[string]m
 	}
 	printTable(o, cases, sums)
 	printRatios(cases, sums)
-	return printTargets(cases, sums, micro)
+	missed := printTargets(cases, sums, micro)
+	return missed + printPostgresTargets(cases, sums, micro)
+}
+
+// printVerdict prints one target's line and returns 1 if it was missed.
+func printVerdict(ok bool, what, detail string) int {
+	if ok {
+		fmt.Printf("  [MET   ] %-56s %s\n", what, detail)
+		return 0
+	}
+	fmt.Printf("  [MISSED] %-56s %s\n", what, detail)
+	return 1
 }
 
 // caseSummary is the summary of the case called name, if it was measured.
@@ -152,13 +163,13 @@ func caseSummary(cases []benchCase, sums []summary, name string) (summary, bool)
 // printTable is the table of medians and what each case's machine was doing besides.
 func printTable(o options, cases []benchCase, sums []summary) {
 	fmt.Printf("\nResults: median of %d rounds (errors: total; peak RSS: highest VmHWM of the fresh process per round)\n\n", o.rounds)
-	fmt.Printf("| %-20s | %9s | %8s | %8s | %6s | %10s | %12s | %10s |\n",
+	fmt.Printf("| %-26s | %9s | %8s | %8s | %6s | %10s | %12s | %10s |\n",
 		"case", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req", "peak RSS MiB", "startup ms")
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 22), strings.Repeat("-", 11), strings.Repeat("-", 10),
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 28), strings.Repeat("-", 11), strings.Repeat("-", 10),
 		strings.Repeat("-", 10), strings.Repeat("-", 8), strings.Repeat("-", 12), strings.Repeat("-", 14), strings.Repeat("-", 12))
 	for i, c := range cases {
 		s := sums[i]
-		fmt.Printf("| %-20s | %9.0f | %8s | %8s | %6d | %10.0f | %12.1f | %10.0f |\n", c.name, s.rps, ms(s.p50), ms(s.p99),
+		fmt.Printf("| %-26s | %9.0f | %8s | %8s | %6d | %10.0f | %12.1f | %10.0f |\n", c.name, s.rps, ms(s.p50), ms(s.p99),
 			s.errs, s.cpu, s.rssMiB, float64(s.startup)/float64(time.Millisecond))
 	}
 	fmt.Println()
@@ -167,9 +178,12 @@ func printTable(o options, cases []benchCase, sums []summary) {
 	fmt.Println("CPU per response, how many cores each server kept busy, and other processes' load, were:")
 	noisy := false
 	for i, c := range cases {
-		fmt.Printf("  %-20s load generator %4.0f µs/resp; server busy %.2f cores; other load %.2f cores\n",
+		fmt.Printf("  %-26s load generator %4.0f µs/resp; server busy %.2f cores; other load %.2f cores\n",
 			c.name, sums[i].clientCPU, sums[i].cores, sums[i].other)
 		noisy = noisy || sums[i].other > 0.2
+	}
+	if _, ok := caseSummary(cases, sums, pgLargeCase); ok {
+		fmt.Println("  (in the PostgreSQL case the other load includes the PostgreSQL server's own processes)")
 	}
 	if noisy {
 		fmt.Println("  WARNING: other processes used more than 0.2 cores during the windows; the numbers are not clean.")
@@ -223,14 +237,7 @@ const (
 func printTargets(cases []benchCase, sums []summary, micro map[string]microResult) int {
 	hello, small, large := sums[0], sums[1], sums[2]
 	missed := 0
-	verdict := func(ok bool, what, detail string) {
-		mark := "MET   "
-		if !ok {
-			mark = "MISSED"
-			missed++
-		}
-		fmt.Printf("  [%s] %-56s %s\n", mark, what, detail)
-	}
+	verdict := func(ok bool, what, detail string) { missed += printVerdict(ok, what, detail) }
 	fmt.Println("\nTargets")
 	minShare := min(ratio(small.rps, hello.rps), ratio(large.rps, hello.rps))
 	verdict(minShare >= minDashboardShare, fmt.Sprintf("dashboard throughput ≥ %.2f× hello", minDashboardShare),
@@ -273,5 +280,48 @@ func printTargets(cases []benchCase, sums []summary, micro map[string]microResul
 		detail = append(detail, fmt.Sprintf("%s %.1f vs %.1f µs", world, v.nsPerOp/1e3, sr.nsPerOp/1e3))
 	}
 	verdict(verifyOK, "/auth/verify ≤ the session step read from the store (go test)", strings.Join(detail, ", "))
+	return missed
+}
+
+// Targets of the PostgreSQL store.
+const (
+	minPostgresShare = 0.5 // dashboard throughput on PostgreSQL over SQLite's, same run and seed
+	maxViewTrips     = 2   // database round trips per dashboard view, caches warm
+)
+
+// printPostgresTargets compares the PostgreSQL dashboard with SQLite's large one, and the
+// round trips per view on each store; a case that did not run misses its target.
+func printPostgresTargets(cases []benchCase, sums []summary, micro map[string]microResult) int {
+	missed := 0
+	check := func(ok bool, what, detail string) { missed += printVerdict(ok, what, detail) }
+	large := sums[2]
+	what := fmt.Sprintf("dashboard on PostgreSQL ≥ %.1f× SQLite throughput", minPostgresShare)
+	if pg, ok := caseSummary(cases, sums, pgLargeCase); ok {
+		check(ratio(pg.rps, large.rps) >= minPostgresShare, what,
+			fmt.Sprintf("large: %.0f vs %.0f req/s (%.2f×); CPU %.0f vs %.0f µs/req; p99 %s vs %s ms", pg.rps, large.rps,
+				ratio(pg.rps, large.rps), pg.cpu, large.cpu, ms(pg.p99), ms(large.p99)))
+	} else {
+		check(false, what, "(not run: no PostgreSQL server)")
+	}
+	if len(micro) == 0 {
+		return missed
+	}
+	fmt.Println("  Round trips: every request the store sends its database (statements, queries, prepares, begins,")
+	fmt.Println("  commits; on SQLite the change check on its own connection too), per dashboard view in go test -bench.")
+	fmt.Println("  Warm: nothing committed meanwhile, the in-memory copies hold and a view costs the change check.")
+	fmt.Println("  Cold (information): the one view just after a commit, which reads every copy again.")
+	for _, store := range []struct{ name, bench string }{{"SQLite", "BenchmarkDashboard"}, {"PostgreSQL", "BenchmarkDashboardPostgres"}} {
+		what := fmt.Sprintf("database round trips per dashboard view ≤ %d (%s)", maxViewTrips, store.name)
+		small, okS := micro[store.bench+"/small"]
+		big, okL := micro[store.bench+"/large"]
+		if !okS || !okL {
+			check(false, what, "(not run: no PostgreSQL server)")
+			continue
+		}
+		warm := max(small.metrics["roundtrips/op"], big.metrics["roundtrips/op"])
+		check(warm <= maxViewTrips, what, fmt.Sprintf("warm: small %.2f, large %.2f; cold: small %.0f, large %.0f",
+			small.metrics["roundtrips/op"], big.metrics["roundtrips/op"], small.metrics["roundtrips/cold-view"],
+			big.metrics["roundtrips/cold-view"]))
+	}
 	return missed
 }

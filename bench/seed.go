@@ -15,9 +15,10 @@ import (
 // seeded is one store ready to serve, with the tokens of its sessions.
 type seeded struct {
 	name string
-	// db names the store as serve's --db flag and db.Open take it: a SQLite file for every
-	// case here. A case on another store seeds and names its own; nothing else changes.
+	// db names the store as serve's --db flag and db.Open take it: a SQLite file, or the
+	// URL of the PostgreSQL case's database, whose serve also needs keyFile.
 	db        string
+	keyFile   string
 	tokens    []string // session tokens, in round-robin order (consecutive ones belong to different users)
 	usernames []string // every account name, for the login flood
 	summary   string
@@ -57,7 +58,7 @@ func seedPortal(ctx context.Context, name, path, hash string, size db.BenchSize)
 	return s, checkSeed(ctx, s, size.Users, size.Sessions)
 }
 
-// checkSeed reopens the file through the store and reads it back the way a request would.
+// checkSeed reopens the store through the store and reads it back the way a request would.
 func checkSeed(ctx context.Context, s *seeded, users, sessions int) error {
 	d, err := db.Open(ctx, s.db)
 	if err != nil {

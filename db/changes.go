@@ -166,6 +166,7 @@ func (c *Changes) close() error {
 type dataVersion struct {
 	dsn    string
 	every  time.Duration
+	trips  *atomic.Uint64 // the store's round-trip count, which each ask adds to
 	pool   *sql.DB
 	conn   *sql.Conn
 	stmt   *sql.Stmt
@@ -184,6 +185,7 @@ func (s *dataVersion) changed(ctx context.Context) (bool, error) {
 		}
 	}
 	var v int64
+	s.trips.Add(1)
 	if err := s.stmt.QueryRowContext(ctx).Scan(&v); err != nil {
 		// The connection may be broken; a new one starts a new baseline.
 		s.disconnect()

@@ -185,7 +185,7 @@ func open(path string, create bool) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	d.write, d.read = w, r
-	d.changes = newChanges(&dataVersion{dsn: readOnly, every: ChangePollInterval})
+	d.changes = newChanges(&dataVersion{dsn: readOnly, every: ChangePollInterval, trips: &d.trips})
 	// Touch the writer now so a missing directory or unreadable file fails here, clearly.
 	if err := w.PingContext(context.Background()); err != nil {
 		d.Close()

@@ -231,4 +231,15 @@ func TestRoundTripsCountEveryRequestToTheDatabase(t *testing.T) {
 	if got := d.RoundTrips() - before; got != 1 {
 		t.Errorf("a prepared list of users took %d round trips, want 1", got)
 	}
+	// The exact change check asks the database too, on SQLite on a connection of its own.
+	if _, err := d.Changes().Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before = d.RoundTrips()
+	if _, err := d.Changes().Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.RoundTrips() - before; got != 1 {
+		t.Errorf("a change check took %d round trips, want 1", got)
+	}
 }

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -149,16 +150,25 @@ func seedUsers(ctx context.Context, tx *sql.Tx, n int, hash string, now time.Tim
 	return users, audiences, nil
 }
 
+// seedSessions writes full sessions in batches (see seedBatchRows), with random ids as
+// insertSession draws them.
 func seedSessions(ctx context.Context, tx *sql.Tx, users []benchUser, n int, now time.Time) ([]string, error) {
+	ts := FormatTime(now)
+	b := newRowBatch(ctx, tx, "sessions", []string{"id", "token_hash", "user_id", "stage", "created_at", "last_seen_at",
+		"client_addr", "user_agent", "cookie_scope"})
 	tokens := make([]string, n)
 	for i := range tokens {
 		tokens[i] = auth.NewToken()
-		if _, err := insertSession(ctx, tx, NewSession{TokenHash: auth.HashToken(tokens[i]), UserID: users[i%len(users)].id,
-			Stage: StageFull, ClientAddr: "127.0.0.1", UserAgent: "gatehouse-bench"}, now); err != nil {
+		id, err := drawRowID()
+		if err != nil {
 			return nil, err
 		}
+		if err := b.add(id, auth.HashToken(tokens[i]), users[i%len(users)].id, StageFull, ts, ts, "127.0.0.1",
+			"gatehouse-bench", ""); err != nil {
+			return nil, fmt.Errorf("db: seed sessions: %w", err)
+		}
 	}
-	return tokens, nil
+	return tokens, b.flush()
 }
 
 const benchBody = "The VPN gateway moves to the new rack tonight.\nExpect two short interruptions between 22:00 and 23:00; " +
@@ -233,22 +243,22 @@ func seedNotices(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSize
 func seedReceipts(ctx context.Context, tx *sql.Tx, rng *rand.Rand, size BenchSize, users []benchUser, notices []Notice,
 	now time.Time, seed *BenchSeed) error {
 	r := newReceiptDraw(rng, users, notices, now)
+	acks := newRowBatch(ctx, tx, "notice_acks", []string{"notice_id", "user_id", "version", "acknowledged_at", "expires_at"})
 	var err error
 	seed.Acks, err = r.draw(true, size.Receipts-size.Dismissals, func(n Notice, u benchUser, at time.Time) error {
 		if n.Version > 1 && rng.IntN(3) == 0 {
 			n.Version--
 		}
-		_, err := insertAck(ctx, tx, n, u.id, at)
-		return err
+		return acks.add(n.ID, u.id, n.Version, FormatTime(at), n.ackExpiry(at))
 	})
-	if err != nil {
+	if err = errors.Join(err, acks.flush()); err != nil {
 		return err
 	}
+	dismissals := newRowBatch(ctx, tx, "notice_dismissals", []string{"notice_id", "user_id", "dismissed_at"})
 	seed.Dismissals, err = r.draw(false, size.Receipts-seed.Acks, func(n Notice, u benchUser, at time.Time) error {
-		_, err := insertDismissal(ctx, tx, n.ID, u.id, at)
-		return err
+		return dismissals.add(n.ID, u.id, FormatTime(at))
 	})
-	if err != nil {
+	if err = errors.Join(err, dismissals.flush()); err != nil {
 		return err
 	}
 	if got := seed.Acks + seed.Dismissals; got != size.Receipts {

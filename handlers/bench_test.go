@@ -11,6 +11,7 @@ import (
 
 	"gatehouse/auth"
 	"gatehouse/db"
+	"gatehouse/internal/dbtest"
 	"gatehouse/internal/testkit"
 )
 
@@ -40,9 +41,15 @@ const benchPassword = "correct horse battery"
 // here is timed.
 func seedBench(b *testing.B, size db.BenchSize, tweak ...func(*Config)) seeded {
 	b.Helper()
+	return seedBenchOn(b, openStore(b), size, tweak...)
+}
+
+// seedBenchOn is seedBench on a store the benchmark opened.
+func seedBenchOn(b *testing.B, store *db.DB, size db.BenchSize, tweak ...func(*Config)) seeded {
+	b.Helper()
 	start := time.Now()
 	ctx := context.Background()
-	a := newTestApp(b, tweak...)
+	a := buildTestAppOn(b, store, false, tweak...)
 	now := a.clock()
 	seed, err := a.db.SeedBench(ctx, size, testkit.CheapHash(b, benchPassword), now)
 	if err != nil {
@@ -71,27 +78,65 @@ func seedBench(b *testing.B, size db.BenchSize, tweak ...func(*Config)) seeded {
 }
 
 // BenchmarkDashboard is one signed-in page view of / — session lookup, banners, the
-// dashboard's own reads and rendering — with few notices and with years of them.
+// dashboard's own reads and rendering — with few notices and with years of them. Besides
+// time and allocations it reports the store's round trips per view with nothing committed
+// meanwhile (the in-memory copies hold; what is left is the change check), and, once, the
+// round trips of a view just after a commit, when every copy is read again.
 func BenchmarkDashboard(b *testing.B) {
 	for _, tc := range benchWorlds {
+		b.Run(tc.name, func(b *testing.B) { benchDashboard(b, seedBench(b, tc.size)) })
+	}
+}
+
+// BenchmarkDashboardPostgres is BenchmarkDashboard on PostgreSQL, in the same run, when
+// GATEHOUSE_TEST_POSTGRES names a server.
+func BenchmarkDashboardPostgres(b *testing.B) {
+	for _, tc := range benchWorlds {
 		b.Run(tc.name, func(b *testing.B) {
-			s := seedBench(b, tc.size)
-			b.ReportAllocs()
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodGet, testBase+"/", nil)
-				req.RemoteAddr = "192.0.2.10:5555"
-				req.Header.Set("Sec-Fetch-Site", "same-origin") // as browsers send it, following a link of the portal
-				for _, ck := range s.cookies {
-					req.AddCookie(ck)
-				}
-				rec := httptest.NewRecorder()
-				s.a.e.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
-					b.Fatalf("GET /: status %d, Location %q; body:\n%.1000s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
-				}
+			store, err := db.Open(context.Background(), dbtest.PostgresDSN(b, migrateStore))
+			if err != nil {
+				b.Fatal(err)
 			}
+			b.Cleanup(func() { store.Close() })
+			benchDashboard(b, seedBenchOn(b, store, tc.size))
 		})
 	}
+}
+
+func benchDashboard(b *testing.B, s seeded) {
+	view := func() {
+		req := httptest.NewRequest(http.MethodGet, testBase+"/", nil)
+		req.RemoteAddr = "192.0.2.10:5555"
+		req.Header.Set("Sec-Fetch-Site", "same-origin") // as browsers send it, following a link of the portal
+		for _, ck := range s.cookies {
+			req.AddCookie(ck)
+		}
+		rec := httptest.NewRecorder()
+		s.a.e.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("GET /: status %d, Location %q; body:\n%.1000s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
+		}
+	}
+	cold := coldViewTrips(b, s, view)
+	b.ReportAllocs()
+	before := s.a.db.RoundTrips()
+	for b.Loop() {
+		view()
+	}
+	b.ReportMetric(float64(s.a.db.RoundTrips()-before)/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(cold), "roundtrips/cold-view")
+}
+
+// coldViewTrips commits a change no page shows (a new group) and counts the round trips
+// of the one view after it, which finds every in-memory copy stale.
+func coldViewTrips(b *testing.B, s seeded, view func()) uint64 {
+	view() // the copies are warm
+	if _, err := s.a.db.CreateGroup(context.Background(), "bench cold cache", db.Event{At: s.a.clock()}); err != nil {
+		b.Fatal(err)
+	}
+	before := s.a.db.RoundTrips()
+	view()
+	return s.a.db.RoundTrips() - before
 }
 
 // bannerSource is the banner path of a page view on its own: the in-memory live notices

@@ -55,6 +55,7 @@ func RunBoth(m *testing.M) {
 		os.Exit(code)
 	}
 	if onceOnly() {
+		dropTemplate() // a benchmark on PostgreSQL (PostgresDSN) may have made one
 		os.Exit(code)
 	}
 	if os.Getenv(ServerEnv) == "" {
@@ -100,6 +101,16 @@ func DSN(tb testing.TB, migrate func(dsn string) error) string {
 	tb.Helper()
 	if !Postgres() {
 		return filepath.Join(tb.TempDir(), "gatehouse.db")
+	}
+	return freshDatabase(tb, migrate)
+}
+
+// PostgresDSN is DSN on PostgreSQL in either pass, for a benchmark that compares the two
+// stores in one run; it skips tb when no server is named.
+func PostgresDSN(tb testing.TB, migrate func(dsn string) error) string {
+	tb.Helper()
+	if os.Getenv(ServerEnv) == "" {
+		tb.Skipf("%s is not set: no PostgreSQL server to run on", ServerEnv)
 	}
 	return freshDatabase(tb, migrate)
 }
