@@ -36,17 +36,6 @@ func isUniqueViolation(err error) bool {
 		pgCode(err) == pgUniqueViolation
 }
 
-// isPrimaryKeyViolation reports whether err is a PRIMARY KEY failure: for a table keyed by
-// an integer id, that id is taken. PostgreSQL names a primary key's constraint <table>_pkey
-// unless told otherwise, and the migrations never tell it otherwise.
-func isPrimaryKeyViolation(err error) bool {
-	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-		return true
-	}
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == pgUniqueViolation && strings.HasSuffix(pe.ConstraintName, "_pkey")
-}
-
 // violatedIndex names the unique index or constraint a PostgreSQL error reports, or is "".
 func violatedIndex(err error) string {
 	var pe *pgconn.PgError

@@ -44,7 +44,7 @@ func TestUniqueViolationIsReadFromTheErrorCode(t *testing.T) {
 		errors.New("UNIQUE constraint failed: users.username_key"),
 		fmt.Errorf("db: wrapped: %w", errors.New("UNIQUE constraint failed: sessions.id")),
 	} {
-		if isUniqueViolation(err) || isPrimaryKeyViolation(err) {
+		if isUniqueViolation(err) {
 			t.Errorf("%q, not from the driver, is taken for a constraint failure", err)
 		}
 	}
