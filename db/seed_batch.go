@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // seedBatchRows is how many rows one multi-row INSERT of the benchmark seed carries: a
@@ -17,17 +16,15 @@ const seedBatchRows = 500
 type rowBatch struct {
 	ctx   context.Context
 	tx    *sql.Tx
-	head  string // INSERT INTO t (cols) VALUES
-	tuple string // (?, ?, …) for one row
+	table string
+	names string // the quoted column list
 	cols  int
 	args  []any
 	rows  int
 }
 
 func newRowBatch(ctx context.Context, tx *sql.Tx, table string, cols []string) *rowBatch {
-	return &rowBatch{ctx: ctx, tx: tx, cols: len(cols),
-		head:  `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `,
-		tuple: `(` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)`}
+	return &rowBatch{ctx: ctx, tx: tx, table: table, names: quoteIdents(cols), cols: len(cols)}
 }
 
 // add queues one row, writing the batch once it is full.
@@ -48,15 +45,7 @@ func (b *rowBatch) flush() error {
 	if b.rows == 0 {
 		return nil
 	}
-	var q strings.Builder
-	q.WriteString(b.head)
-	for i := range b.rows {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString(b.tuple)
-	}
-	res, err := b.tx.ExecContext(b.ctx, q.String(), b.args...)
+	res, err := b.tx.ExecContext(b.ctx, insertRows(b.table, b.names, b.cols, b.rows), b.args...)
 	if err != nil {
 		return fmt.Errorf("db: seed batch: %w", err)
 	}
