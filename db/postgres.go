@@ -52,11 +52,8 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: %s: %w", shown, err)
 	}
-	inner := stdlib.GetConnector(*cfg)
 	d := &DB{path: shown, dsn: dsn, dl: postgresDialect}
-	rewrite := &dollarPlaceholders{}
-	pool := sql.OpenDB(&roundTripConnector{connect: inner.Connect, drv: inner.Driver(),
-		rewrite: rewrite.rewrite, classify: classifyPostgres, classifyRows: true, trips: &d.trips})
+	pool := openPGPool(cfg, &d.trips)
 	n := 2*runtime.NumCPU() + 2
 	pool.SetMaxOpenConns(n)
 	pool.SetMaxIdleConns(n)
@@ -142,9 +139,14 @@ func OpenSQL(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: %s: %w", redactURL(dsn), err)
 	}
+	return openPGPool(cfg, new(atomic.Uint64)), nil
+}
+
+// openPGPool is a pool on the server cfg names that takes the store's SQL (? placeholders),
+// marks errors of an unreachable server as ErrUnavailable, and counts its calls into trips.
+func openPGPool(cfg *pgx.ConnConfig, trips *atomic.Uint64) *sql.DB {
 	inner := stdlib.GetConnector(*cfg)
 	rewrite := &dollarPlaceholders{}
-	var trips atomic.Uint64
 	return sql.OpenDB(&roundTripConnector{connect: inner.Connect, drv: inner.Driver(),
-		rewrite: rewrite.rewrite, classify: classifyPostgres, classifyRows: true, trips: &trips}), nil
+		rewrite: rewrite.rewrite, classify: classifyPostgres, classifyRows: true, trips: trips})
 }
