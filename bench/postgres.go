@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"time"
 
+	"gatehouse/db"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for creating and dropping the bench database
 )
 
@@ -62,7 +64,7 @@ func openPostgres(ctx context.Context, server string) (*pgStore, error) {
 	u.Path = "/" + p.name
 	p.url = u.String()
 	if err := p.admin(ctx, `CREATE DATABASE `+p.name); err != nil {
-		return nil, errors.Join(fmt.Errorf("create the bench database on %s: %w", redacted(p.server), err), p.close())
+		return nil, errors.Join(fmt.Errorf("create the bench database on %s: %w", db.Describe(p.server), err), p.close())
 	}
 	return p, nil
 }
@@ -91,13 +93,6 @@ func (p *pgStore) close() error {
 		p.cluster = nil
 	}
 	return errs
-}
-
-func redacted(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return "(unreadable URL)"
 }
 
 // pgCluster is a PostgreSQL cluster started for this run, as the postgres user (the server
