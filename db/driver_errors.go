@@ -36,15 +36,6 @@ func isUniqueViolation(err error) bool {
 		pgCode(err) == pgUniqueViolation
 }
 
-// violatedIndex names the unique index or constraint a PostgreSQL error reports, or is "".
-func violatedIndex(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.ConstraintName
-	}
-	return ""
-}
-
 func sqliteCode(err error) int {
 	var se *sqlite.Error
 	if errors.As(err, &se) {

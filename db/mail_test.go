@@ -18,6 +18,13 @@ func TestEmailBelongsToOneAccountWhateverItsCase(t *testing.T) {
 	if !errors.Is(err, ErrEmailTaken) {
 		t.Fatalf("a second account with the address: %v, want ErrEmailTaken", err)
 	}
+	_, err = d.CreateUser(ctx, NewUser{Username: "AMY", Role: RoleStaff, PasswordHash: "h", Email: "amy@example.com"}, event("", t0))
+	if !errors.Is(err, ErrEmailTaken) {
+		t.Fatalf("an account whose name and address are both taken: %v, want ErrEmailTaken on either store", err)
+	}
+	if _, err = d.CreateUser(ctx, NewUser{Username: "Amy", Role: RoleStaff, PasswordHash: "h", Email: "other@example.com"}, event("", t0)); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("a taken name with a free address: %v, want ErrDuplicate", err)
+	}
 	bob := mkUser(t, d, "bob")
 	if err := d.SetEmail(ctx, bob.ID, "AMY@example.com", event("user.email_set", t0)); !errors.Is(err, ErrEmailTaken) {
 		t.Fatalf("SetEmail to a taken address: %v", err)

@@ -140,6 +140,11 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 	ts := FormatTime(now)
 	name := auth.NormalizeUsername(nu.Username)
 	email, emailKey := emailValues(nu.Email)
+	// Asked first, inside the write transaction, so that both stores give the same answer
+	// when the name and the address are both taken.
+	if emailKey != nil && emailTaken(ctx, tx, nu.Email, 0) {
+		return 0, ErrEmailTaken
+	}
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO users (username, username_key, display_name, role, password_hash,
 		must_change_password, email, email_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -147,11 +152,6 @@ func insertUser(ctx context.Context, tx *sql.Tx, nu NewUser, now time.Time) (int
 		name, auth.UsernameKey(name), nu.DisplayName, nu.Role, nu.PasswordHash, boolInt(nu.MustChangePassword),
 		email, emailKey, ts, ts).Scan(&id)
 	if isUniqueViolation(err) {
-		// PostgreSQL names the index, and has aborted the transaction, so it cannot be asked;
-		// SQLite is asked.
-		if emailKey != nil && (violatedIndex(err) == "users_email_key" || emailTaken(ctx, tx, nu.Email, 0)) {
-			return 0, ErrEmailTaken
-		}
 		return 0, ErrDuplicate
 	}
 	if err != nil {
