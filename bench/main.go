@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"gatehouse/auth"
+	"gatehouse/db"
 )
 
 type options struct {
@@ -268,7 +269,7 @@ func seedCases(ctx context.Context, o options, dir string) ([]benchCase, error) 
 			return nil, err
 		}
 		pg.keyFile = filepath.Join(dir, "postgres.key") // serve creates it on its first start
-		fmt.Printf("  large (postgres): %s; multi-row INSERTs of %s, same sizes and draws as large\n\n", pg.summary, redacted(o.pg.url))
+		fmt.Printf("  large (postgres): %s; multi-row INSERTs of %s, same sizes and draws as large\n\n", pg.summary, db.Describe(o.pg.url))
 		cases = append(cases, benchCase{name: pgLargeCase, data: pg})
 	} else {
 		fmt.Printf("PostgreSQL case not run: %s\n\n", o.pg.why)
