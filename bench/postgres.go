@@ -5,19 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"time"
 
-	"gatehouse/db"
-
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for creating and dropping the bench database
+
+	"gatehouse/db"
+	"gatehouse/internal/pgserver"
 )
 
 // pgStore is the PostgreSQL server the PostgreSQL case runs on and the database it made
@@ -26,7 +21,7 @@ type pgStore struct {
 	server  string // URL of the server's maintenance database, as given or started
 	url     string // the bench's own database on it
 	name    string
-	cluster *pgCluster // started here, stopped by close
+	cluster *pgserver.Server // started here, removed by close
 	why     string
 }
 
@@ -53,13 +48,14 @@ func openPostgres(ctx context.Context, server string) (*pgStore, error) {
 			p.why = why
 			return p, nil
 		}
-		p.cluster, p.server = c, c.url
-		fmt.Printf("PostgreSQL: a throwaway cluster on %s (fsync off)\n", c.url)
+		p.cluster, p.server = c, c.URL("postgres")
+		fmt.Printf("PostgreSQL: a throwaway cluster on %s (fsync off)\n", p.server)
 	}
 	p.name = fmt.Sprintf("gatehouse_bench_%d_%d", os.Getpid(), time.Now().UnixNano())
 	u, err := url.Parse(p.server)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("PostgreSQL URL: %w", err), p.close())
+		// url.Parse's error quotes the whole URL, password and all, so it is not passed on.
+		return nil, errors.Join(fmt.Errorf("PostgreSQL URL %s: not a URL", db.Describe(p.server)), p.close())
 	}
 	u.Path = "/" + p.name
 	p.url = u.String()
@@ -81,7 +77,7 @@ func (p *pgStore) admin(ctx context.Context, stmt string) error {
 	return err
 }
 
-// close drops the bench database and stops the cluster started here.
+// close drops the bench database and removes the cluster started here.
 func (p *pgStore) close() error {
 	var errs error
 	if p.name != "" {
@@ -89,82 +85,22 @@ func (p *pgStore) close() error {
 		p.name = ""
 	}
 	if p.cluster != nil {
-		errs = errors.Join(errs, p.cluster.stop())
+		errs = errors.Join(errs, p.cluster.Remove())
 		p.cluster = nil
 	}
 	return errs
 }
 
-// pgCluster is a PostgreSQL cluster started for this run, as the postgres user (the server
-// refuses root), in a temporary directory, on a free loopback port.
-type pgCluster struct {
-	bin, dir, url string
-}
-
-// startCluster starts a cluster when running as root with PostgreSQL installed; otherwise
-// it returns nil and why not.
-func startCluster(ctx context.Context) (*pgCluster, string, error) {
-	initdbs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(initdbs) == 0 || os.Geteuid() != 0 {
+// startCluster starts a throwaway cluster when PostgreSQL is installed; otherwise it
+// returns nil and why not. Durability is off: the bench measures the portal, not the disk.
+func startCluster(ctx context.Context) (*pgserver.Server, string, error) {
+	c, err := pgserver.Start(ctx, "synchronous_commit=off", "full_page_writes=off", "max_connections=300")
+	if errors.Is(err, pgserver.ErrNotInstalled) {
 		return nil, "no server named (-postgres, GATEHOUSE_BENCH_POSTGRES or GATEHOUSE_TEST_POSTGRES), and none can be " +
-			"started here (that needs root and /usr/lib/postgresql/*/bin/initdb)", nil
-	}
-	slices.Sort(initdbs)
-	pg, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, "", fmt.Errorf("start PostgreSQL: %w", err)
-	}
-	uid, _ := strconv.Atoi(pg.Uid)
-	gid, _ := strconv.Atoi(pg.Gid)
-	dir, err := os.MkdirTemp("", "gatehouse-bench-pg-")
-	if err == nil {
-		err = os.Chown(dir, uid, gid)
+			"started here (PostgreSQL's initdb is not installed)", nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	c := &pgCluster{bin: filepath.Dir(initdbs[len(initdbs)-1]), dir: dir}
-	port, err := freePort()
-	if err == nil {
-		err = c.run(ctx, "initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	}
-	if err == nil {
-		err = c.run(ctx, "pg_ctl", "-D", c.data(), "-l", filepath.Join(dir, "log"), "-w", "-o",
-			fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off "+
-				"-c full_page_writes=off -c max_connections=300", port, dir), "start")
-	}
-	if err != nil {
-		return nil, "", errors.Join(fmt.Errorf("start PostgreSQL: %w", err), c.stop())
-	}
-	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	return c, "", nil
-}
-
-func (c *pgCluster) data() string { return filepath.Join(c.dir, "data") }
-
-func (c *pgCluster) run(ctx context.Context, tool string, args ...string) error {
-	cmd := exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", filepath.Join(c.bin, tool)}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w\n%s", tool, err, out)
-	}
-	return nil
-}
-
-// stop stops the server if it runs and removes its directory.
-func (c *pgCluster) stop() error {
-	var err error
-	if _, statErr := os.Stat(filepath.Join(c.data(), "postmaster.pid")); statErr == nil {
-		err = c.run(context.Background(), "pg_ctl", "-D", c.data(), "-m", "fast", "-w", "stop")
-	}
-	return errors.Join(err, os.RemoveAll(c.dir))
-}
-
-// freePort is a loopback port nothing listens on at the moment.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

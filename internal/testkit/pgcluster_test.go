@@ -1,10 +1,12 @@
 package testkit
 
 import (
-	"os/exec"
-	"path/filepath"
-	"strconv"
+	"context"
+	"database/sql"
 	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to ask the server whether it answers
 )
 
 // TestPGCluster: a test's own server answers, is down once stopped, and answers again.
@@ -14,7 +16,14 @@ func TestPGCluster(t *testing.T) {
 	}
 	c := StartPGCluster(t)
 	ready := func() bool {
-		return exec.Command(filepath.Join(c.bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port)).Run() == nil
+		conn, err := sql.Open("pgx", c.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return conn.PingContext(ctx) == nil
 	}
 	if !ready() {
 		t.Fatal("the new cluster does not accept connections")
