@@ -133,7 +133,7 @@ func (d *DB) readEveryTable(ctx context.Context) error {
 // for looking at what is stored, as a database shell would.
 func OpenSQL(dsn string) (*sql.DB, error) {
 	if !IsPostgresURL(dsn) {
-		return nil, fmt.Errorf("db: %s is not a postgres:// address", dsn)
+		return nil, errors.New("db: not a postgres:// address")
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
