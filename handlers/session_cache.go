@@ -42,7 +42,7 @@ func newExactCaches(store *db.DB) *exactCaches {
 		apps: newExactCache[string, db.App](), groups: newExactCache[int64, []string]()}
 }
 
-// changesCheckedKey marks a request whose change check has been made.
+// changesCheckedKey holds whether a request's one change check succeeded.
 const changesCheckedKey = "gatehouse.changes_checked"
 
 // checkedGeneration is the generation a request may use kept values at: the store is asked
@@ -52,13 +52,17 @@ func (h *Handler) checkedGeneration(c echo.Context) (generation uint64, ok bool)
 	if h.exact == nil {
 		return 0, false
 	}
-	if _, checked := c.Get(changesCheckedKey).(bool); !checked {
-		if _, err := h.db.Changes().Check(c.Request().Context()); err != nil {
-			// Whether anything changed is unknown, so nothing kept is used; the reads that
-			// follow fail too if the store is down. The watcher logs the signal's trouble.
-			return 0, false
-		}
-		c.Set(changesCheckedKey, true)
+	checked, asked := c.Get(changesCheckedKey).(bool)
+	if !asked {
+		// Whether anything changed is unknown after a failed ask, so nothing kept is used
+		// for the rest of the request, and the store is not asked again by the next cache;
+		// the reads that follow fail too if the store is down. The watcher logs the trouble.
+		_, err := h.db.Changes().Check(c.Request().Context())
+		checked = err == nil
+		c.Set(changesCheckedKey, checked)
+	}
+	if !checked {
+		return 0, false
 	}
 	// Later than the ask, never earlier: a value read at it holds at least as much.
 	return h.db.Changes().Generation(), true
