@@ -168,47 +168,40 @@ func (h *Handler) readerState(c echo.Context, userID int64, ids []int64, now tim
 // accountCounts is what the dashboard counts for a user: sessions and unused recovery codes.
 type accountCounts struct{ sessions, recoveryLeft int }
 
-// accountCountsOf is db.AccountCounts through the cache.
-func (h *Handler) accountCountsOf(c echo.Context, userID int64) (sessions, recoveryLeft int, err error) {
+// readThrough returns the value kept under key at the request's checked generation, or
+// reads it and keeps what read without error. With no caches, or a failed check, it reads.
+func readThrough[K comparable, V any](h *Handler, c echo.Context, cache func(*exactCaches) *exactCache[K, V], key K, read func() (V, error)) (V, error) {
 	generation, ok := h.checkedGeneration(c)
 	if ok {
-		if e, hit := h.exact.counts.get(userID, generation); hit {
-			return e.sessions, e.recoveryLeft, nil
+		if v, hit := cache(h.exact).get(key, generation); hit {
+			return v, nil
 		}
 	}
-	sessions, recoveryLeft, err = h.db.AccountCounts(c.Request().Context(), userID)
+	v, err := read()
 	if err == nil && ok {
-		h.exact.counts.put(userID, generation, accountCounts{sessions, recoveryLeft})
+		cache(h.exact).put(key, generation, v)
 	}
-	return sessions, recoveryLeft, err
+	return v, err
+}
+
+// accountCountsOf is db.AccountCounts through the cache.
+func (h *Handler) accountCountsOf(c echo.Context, userID int64) (sessions, recoveryLeft int, err error) {
+	counts, err := readThrough(h, c, func(x *exactCaches) *exactCache[int64, accountCounts] { return x.counts }, userID,
+		func() (accountCounts, error) {
+			s, r, err := h.db.AccountCounts(c.Request().Context(), userID)
+			return accountCounts{s, r}, err
+		})
+	return counts.sessions, counts.recoveryLeft, err
 }
 
 // appByHost is db.AppByHost through the cache; an unknown host is read every time.
 func (h *Handler) appByHost(c echo.Context, host string) (db.App, error) {
-	generation, ok := h.checkedGeneration(c)
-	if ok {
-		if app, hit := h.exact.apps.get(host, generation); hit {
-			return app, nil
-		}
-	}
-	app, err := h.db.AppByHost(c.Request().Context(), host)
-	if err == nil && ok {
-		h.exact.apps.put(host, generation, app)
-	}
-	return app, err
+	return readThrough(h, c, func(x *exactCaches) *exactCache[string, db.App] { return x.apps }, host,
+		func() (db.App, error) { return h.db.AppByHost(c.Request().Context(), host) })
 }
 
 // groupNamesOf is db.GroupNamesOf through the cache, for the Remote-Groups header.
 func (h *Handler) groupNamesOf(c echo.Context, userID int64) ([]string, error) {
-	generation, ok := h.checkedGeneration(c)
-	if ok {
-		if names, hit := h.exact.groups.get(userID, generation); hit {
-			return names, nil
-		}
-	}
-	names, err := h.db.GroupNamesOf(c.Request().Context(), userID)
-	if err == nil && ok {
-		h.exact.groups.put(userID, generation, names)
-	}
-	return names, err
+	return readThrough(h, c, func(x *exactCaches) *exactCache[int64, []string] { return x.groups }, userID,
+		func() ([]string, error) { return h.db.GroupNamesOf(c.Request().Context(), userID) })
 }
