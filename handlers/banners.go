@@ -69,14 +69,7 @@ func (h *Handler) bannersFor(c echo.Context, u db.User, now time.Time) ([]db.Not
 	if err != nil {
 		return nil, err
 	}
-	mine := make([]db.Notice, 0, len(all))
-	ids := make([]int64, 0, len(all))
-	for _, n := range all {
-		if n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
-			mine = append(mine, n)
-			ids = append(ids, n.ID)
-		}
-	}
+	mine, ids := noticesReaching(all, u, now)
 	if len(mine) == 0 {
 		return nil, nil
 	}
@@ -120,22 +113,29 @@ func (h *Handler) mustReadOutstanding(c echo.Context, u db.User, now time.Time) 
 	if err != nil {
 		return false, err
 	}
-	var mine []db.Notice
-	var ids []int64
-	for _, n := range all {
-		if n.MustRead() && n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
-			mine = append(mine, n)
-			ids = append(ids, n.ID)
-		}
-	}
-	if len(ids) == 0 {
+	mine, ids := noticesReaching(all, u, now)
+	if !slices.ContainsFunc(mine, db.Notice.MustRead) {
 		return false, nil
 	}
+	// The state of all of u's notices, as bannersFor asks, so that the portal's pages and
+	// the forward-auth checks of one reader share one kept state instead of replacing it.
 	st, err := h.readerState(c, u.ID, ids, now)
 	if err != nil {
 		return false, err
 	}
 	return slices.ContainsFunc(mine, st.MustReadNow), nil
+}
+
+// noticesReaching returns the notices of all current at now and in u's audience, and
+// their ids, in a slice of their own.
+func noticesReaching(all []db.Notice, u db.User, now time.Time) (mine []db.Notice, ids []int64) {
+	for _, n := range all {
+		if n.Current(now) && n.Audience.Reaches(u.Role, u.GroupIDs) {
+			mine = append(mine, n)
+			ids = append(ids, n.ID)
+		}
+	}
+	return mine, ids
 }
 
 func severityRank(s string) int {

@@ -42,7 +42,7 @@ func newExactCaches(store *db.DB) *exactCaches {
 		apps: newExactCache[string, db.App](), groups: newExactCache[int64, []string]()}
 }
 
-// changesCheckedKey marks a request whose change check has been made.
+// changesCheckedKey holds whether a request's one change check succeeded.
 const changesCheckedKey = "gatehouse.changes_checked"
 
 // checkedGeneration is the generation a request may use kept values at: the store is asked
@@ -52,13 +52,17 @@ func (h *Handler) checkedGeneration(c echo.Context) (generation uint64, ok bool)
 	if h.exact == nil {
 		return 0, false
 	}
-	if _, checked := c.Get(changesCheckedKey).(bool); !checked {
-		if _, err := h.db.Changes().Check(c.Request().Context()); err != nil {
-			// Whether anything changed is unknown, so nothing kept is used; the reads that
-			// follow fail too if the store is down. The watcher logs the signal's trouble.
-			return 0, false
-		}
-		c.Set(changesCheckedKey, true)
+	checked, asked := c.Get(changesCheckedKey).(bool)
+	if !asked {
+		// Whether anything changed is unknown after a failed ask, so nothing kept is used
+		// for the rest of the request, and the store is not asked again by the next cache;
+		// the reads that follow fail too if the store is down. The watcher logs the trouble.
+		_, err := h.db.Changes().Check(c.Request().Context())
+		checked = err == nil
+		c.Set(changesCheckedKey, checked)
+	}
+	if !checked {
+		return 0, false
 	}
 	// Later than the ask, never earlier: a value read at it holds at least as much.
 	return h.db.Changes().Generation(), true
@@ -164,47 +168,40 @@ func (h *Handler) readerState(c echo.Context, userID int64, ids []int64, now tim
 // accountCounts is what the dashboard counts for a user: sessions and unused recovery codes.
 type accountCounts struct{ sessions, recoveryLeft int }
 
-// accountCountsOf is db.AccountCounts through the cache.
-func (h *Handler) accountCountsOf(c echo.Context, userID int64) (sessions, recoveryLeft int, err error) {
+// readThrough returns the value kept under key at the request's checked generation, or
+// reads it and keeps what read without error. With no caches, or a failed check, it reads.
+func readThrough[K comparable, V any](h *Handler, c echo.Context, cache func(*exactCaches) *exactCache[K, V], key K, read func() (V, error)) (V, error) {
 	generation, ok := h.checkedGeneration(c)
 	if ok {
-		if e, hit := h.exact.counts.get(userID, generation); hit {
-			return e.sessions, e.recoveryLeft, nil
+		if v, hit := cache(h.exact).get(key, generation); hit {
+			return v, nil
 		}
 	}
-	sessions, recoveryLeft, err = h.db.AccountCounts(c.Request().Context(), userID)
+	v, err := read()
 	if err == nil && ok {
-		h.exact.counts.put(userID, generation, accountCounts{sessions, recoveryLeft})
+		cache(h.exact).put(key, generation, v)
 	}
-	return sessions, recoveryLeft, err
+	return v, err
+}
+
+// accountCountsOf is db.AccountCounts through the cache.
+func (h *Handler) accountCountsOf(c echo.Context, userID int64) (sessions, recoveryLeft int, err error) {
+	counts, err := readThrough(h, c, func(x *exactCaches) *exactCache[int64, accountCounts] { return x.counts }, userID,
+		func() (accountCounts, error) {
+			s, r, err := h.db.AccountCounts(c.Request().Context(), userID)
+			return accountCounts{s, r}, err
+		})
+	return counts.sessions, counts.recoveryLeft, err
 }
 
 // appByHost is db.AppByHost through the cache; an unknown host is read every time.
 func (h *Handler) appByHost(c echo.Context, host string) (db.App, error) {
-	generation, ok := h.checkedGeneration(c)
-	if ok {
-		if app, hit := h.exact.apps.get(host, generation); hit {
-			return app, nil
-		}
-	}
-	app, err := h.db.AppByHost(c.Request().Context(), host)
-	if err == nil && ok {
-		h.exact.apps.put(host, generation, app)
-	}
-	return app, err
+	return readThrough(h, c, func(x *exactCaches) *exactCache[string, db.App] { return x.apps }, host,
+		func() (db.App, error) { return h.db.AppByHost(c.Request().Context(), host) })
 }
 
 // groupNamesOf is db.GroupNamesOf through the cache, for the Remote-Groups header.
 func (h *Handler) groupNamesOf(c echo.Context, userID int64) ([]string, error) {
-	generation, ok := h.checkedGeneration(c)
-	if ok {
-		if names, hit := h.exact.groups.get(userID, generation); hit {
-			return names, nil
-		}
-	}
-	names, err := h.db.GroupNamesOf(c.Request().Context(), userID)
-	if err == nil && ok {
-		h.exact.groups.put(userID, generation, names)
-	}
-	return names, err
+	return readThrough(h, c, func(x *exactCaches) *exactCache[int64, []string] { return x.groups }, userID,
+		func() ([]string, error) { return h.db.GroupNamesOf(c.Request().Context(), userID) })
 }
